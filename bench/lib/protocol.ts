@@ -1,0 +1,54 @@
+/**
+ * Messages between the orchestrator and its child processes (over Node's IPC pipe, never the
+ * network), shared by both sides so they cannot drift apart.
+ */
+
+/** What the load generator is told to do. */
+export interface LoadSpec {
+  socketPath: string;
+  /** JSON-RPC method put in every request (the echo server answers any method alike). */
+  method: string;
+  connections: number;
+  warmupMs: number;
+  measureMs: number;
+  /** A response slower than this fails the run instead of hanging it. */
+  requestTimeoutMs: number;
+  /** Processes whose CPU time is sampled at the edges of the measured window, by role. */
+  watchPids: Record<string, number>;
+}
+
+export interface LatencySummaryMs {
+  min: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+/** What the load generator reports for one measured window. */
+export interface LoadResult {
+  /** Successful responses completed inside the window. */
+  requests: number;
+  /** Responses carrying a JSON-RPC `error`, inside the window. */
+  errors: number;
+  windowMs: number;
+  requestsPerSecond: number;
+  /** Latency of the successful requests completed inside the window; null if none did. */
+  latencyMs: LatencySummaryMs | null;
+  /** Fewest and most requests one connection completed: shows whether the server is fair. */
+  perConnectionRequests: { min: number; max: number };
+  /**
+   * Share of one CPU each watched process used during the window (100 = one core busy), plus
+   * `client` (the load generator), `machine` (all processes) and `other` (machine minus ours).
+   */
+  cpuPercent: Record<string, number | null>;
+}
+
+export type ChildMessage =
+  | { type: 'ready' }
+  | { type: 'result'; result: LoadResult }
+  | { type: 'failed'; reason: string };
+
+export type ParentMessage = { type: 'run'; spec: LoadSpec };

@@ -1,0 +1,153 @@
+/**
+ * Suite `rpc-roundtrip`: request→response latency and throughput of the bridge's JSON-RPC
+ * socket (`health`, `status`), against a bare echo server measured in the same run on the
+ * same machine. Every server and the load generator run in separate processes.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnBridge } from '../test/support/bridge-process';
+import { call } from '../test/support/socket-clients';
+import { PROJECT_ROOT, forkHelper, nextMessage, send, stopChild } from './lib/child';
+import { onCleanup } from './lib/cleanup';
+import { machineInfo } from './lib/machine';
+import type { LoadResult } from './lib/protocol';
+import type { BenchSettings, Suite } from './lib/suite';
+import { writeRoundtripReport, type RoundtripRun, type Target } from './rpc-roundtrip-report';
+
+/** What one row of the table measures: a server, the method sent to it and where it listens. */
+interface Scenario {
+  target: Target;
+  method: string;
+  socketPath: string;
+  watchPids: Record<string, number>;
+}
+
+export const rpcRoundtrip: Suite = {
+  name: 'rpc-roundtrip',
+  async run(settings: BenchSettings): Promise<string[]> {
+    // Taken before anything starts, so the load average says how busy the machine already was.
+    const machine = machineInfo(PROJECT_ROOT);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'armorclaw-bench-'));
+    const removeDir = onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+
+    const echoSocket = path.join(dir, 'echo.sock');
+    const echo = forkHelper('echo-server.ts', [echoSocket]);
+    const stopEcho = onCleanup(() => stopChild(echo));
+    await expectMessage(echo, 'ready', 15_000, 'the echo server');
+
+    const bridgeDir = path.join(dir, 'bridge');
+    mkdirSync(bridgeDir);
+    console.log('starting the bridge (embedded Temporal dev server)...');
+    const bridge = await spawnBridge({ dir: bridgeDir });
+    const stopBridge = onCleanup(async () => void (await bridge.stop()));
+    const temporalPid = readPid(path.join(bridge.stateDir, 'temporal', 'dev-server.pid'));
+    const healthAtStart = await expectResult(bridge.socketPath, 'health');
+    await expectResult(bridge.socketPath, 'status');
+
+    const bridgePids: Record<string, number> = { server: bridge.child.pid! };
+    if (temporalPid) bridgePids.temporal = temporalPid;
+    const scenarios: Scenario[] = [
+      // The echo server answers any method alike; send it the same bytes as a health call.
+      { target: 'echo', method: 'health', socketPath: echoSocket, watchPids: { server: echo.pid! } },
+      { target: 'bridge', method: 'health', socketPath: bridge.socketPath, watchPids: bridgePids },
+      { target: 'bridge', method: 'status', socketPath: bridge.socketPath, watchPids: bridgePids },
+    ];
+
+    const runs: RoundtripRun[] = [];
+    for (const scenario of scenarios) {
+      for (const connections of settings.connectionCounts) {
+        const result = await measure(scenario, connections, settings);
+        const run: RoundtripRun = { target: scenario.target, method: scenario.method, connections, ...result };
+        runs.push(run);
+        console.log(progressLine(run));
+      }
+    }
+
+    await stopBridge();
+    await stopEcho();
+    await removeDir();
+    return writeRoundtripReport(settings.outDir, {
+      suite: 'rpc-roundtrip',
+      machine,
+      settings: {
+        warmupSeconds: settings.warmupMs / 1e3,
+        measureSeconds: settings.measureMs / 1e3,
+        connectionCounts: settings.connectionCounts,
+      },
+      bridgeHealthAtStart: healthAtStart,
+      runs,
+    });
+  },
+};
+
+/** One closed-loop load run, in a fresh load-generator process. */
+async function measure(scenario: Scenario, connections: number, settings: BenchSettings): Promise<LoadResult> {
+  const client = forkHelper('load-client.ts');
+  const stopClient = onCleanup(() => stopChild(client));
+  try {
+    await expectMessage(client, 'ready', 15_000, 'the load generator');
+    const requestTimeoutMs = 10_000;
+    send(client, {
+      type: 'run',
+      spec: {
+        socketPath: scenario.socketPath,
+        method: scenario.method,
+        connections,
+        warmupMs: settings.warmupMs,
+        measureMs: settings.measureMs,
+        requestTimeoutMs,
+        watchPids: scenario.watchPids,
+      },
+    });
+    const budgetMs = settings.warmupMs + settings.measureMs + requestTimeoutMs + 5_000;
+    const message = await nextMessage(client, budgetMs, 'the load generator');
+    if (message.type === 'failed') {
+      throw new Error(`${scenario.target} ${scenario.method} x${connections}: ${message.reason}`);
+    }
+    if (message.type !== 'result') throw new Error(`unexpected message from the load generator: ${message.type}`);
+    return message.result;
+  } finally {
+    await stopClient();
+  }
+}
+
+async function expectMessage(
+  child: Parameters<typeof nextMessage>[0],
+  type: 'ready',
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const message = await nextMessage(child, timeoutMs, what);
+  if (message.type !== type) throw new Error(`${what} sent ${message.type}, expected ${type}`);
+}
+
+/** One call before measuring: a bridge answering errors would make fast, meaningless numbers. */
+async function expectResult(socketPath: string, method: string): Promise<unknown> {
+  const response = await call(socketPath, method);
+  if (response.error) throw new Error(`the bridge answered ${method} with ${JSON.stringify(response.error)}`);
+  if (method === 'health' && response.result?.status !== 'healthy') {
+    throw new Error(`the bridge is not healthy before the bench: ${JSON.stringify(response.result)}`);
+  }
+  return response.result;
+}
+
+function readPid(file: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function progressLine(run: RoundtripRun): string {
+  const cpu = Object.entries(run.cpuPercent)
+    .map(([role, pct]) => `${role} ${pct === null ? '?' : pct.toFixed(0)}%`)
+    .join(', ');
+  return (
+    `  ${run.target.padEnd(6)} ${run.method.padEnd(6)} x${String(run.connections).padEnd(3)} ` +
+    (run.latencyMs ? `p50 ${run.latencyMs.p50.toFixed(3)} ms  p99 ${run.latencyMs.p99.toFixed(3)} ms  ` : 'no request completed  ') +
+    `${Math.round(run.requestsPerSecond)} req/s  errors ${run.errors}  (cpu: ${cpu})`
+  );
+}

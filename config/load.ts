@@ -1,0 +1,245 @@
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { settingByKey, settings, type DefaultContext, type Setting } from './settings';
+
+/** The bridge's validated configuration. */
+export interface BridgeConfig {
+  /** The file the configuration was read from, if any. */
+  configFile?: string;
+  stateDir: string;
+  hostId: string;
+  log: { level: string };
+  socket: {
+    path: string;
+    maxMessageBytes: number;
+    idleTimeoutMs: number;
+    maxConnections: number;
+  };
+  keystore: { masterKey?: string; masterKeyFile: string };
+  temporal: {
+    address?: string;
+    namespace: string;
+    taskQueue: string;
+    uiUrl?: string;
+    devServer: { port: number; uiPort: number; cliPath?: string };
+  };
+  configs: { maxBytes: number };
+}
+
+/** A configuration problem, naming the key and where its value came from. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Overrides ARMORCLAW_CONFIG and the search path. */
+  configFile?: string;
+  uid?: number;
+}
+
+/** Where a config file is looked for when ARMORCLAW_CONFIG is unset, first match wins. */
+export function configSearchPath(env: NodeJS.ProcessEnv): string[] {
+  const xdg = env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
+  return [
+    path.resolve('armorclaw.toml'),
+    path.join(xdg, 'armorclaw', 'config.toml'),
+    '/etc/armorclaw/config.toml',
+  ];
+}
+
+type Value = string | number | boolean;
+
+/** Loads the TOML file (if any) and the environment, validates both, applies defaults. */
+export function loadConfig(options: LoadOptions = {}): BridgeConfig {
+  const env = options.env ?? process.env;
+  const uid = options.uid ?? process.getuid?.() ?? 1000;
+  const problems: string[] = [];
+
+  const explicit = options.configFile ?? env.ARMORCLAW_CONFIG;
+  let configFile: string | undefined;
+  let fileValues: Record<string, unknown> = {};
+  if (explicit) {
+    if (!existsSync(explicit)) {
+      throw new ConfigError([`ARMORCLAW_CONFIG: file ${explicit} does not exist`]);
+    }
+    configFile = explicit;
+  } else {
+    configFile = configSearchPath(env).find((p) => existsSync(p));
+  }
+  if (configFile) {
+    try {
+      fileValues = flatten(parseToml(readFileSync(configFile, 'utf8')));
+    } catch (err) {
+      throw new ConfigError([`${configFile}: not valid TOML: ${(err as Error).message}`]);
+    }
+    for (const key of Object.keys(fileValues)) {
+      const setting = settingByKey.get(key);
+      if (!setting) problems.push(`${key} (in ${configFile}): unknown setting`);
+      else if (setting.secret) {
+        problems.push(`${key} (in ${configFile}): secrets are read from ${setting.env} only`);
+      }
+    }
+  }
+
+  const raw = new Map<string, Value>();
+  for (const setting of settings) {
+    const envValue = setting.env ? env[setting.env] : undefined;
+    if (envValue !== undefined && envValue !== '') {
+      const v = coerce(setting, envValue, `${setting.key} (env ${setting.env})`, problems);
+      if (v !== undefined) raw.set(setting.key, v);
+    } else if (setting.key in fileValues && !setting.secret) {
+      const v = coerce(
+        setting,
+        fileValues[setting.key],
+        `${setting.key} (in ${configFile})`,
+        problems,
+      );
+      if (v !== undefined) raw.set(setting.key, v);
+    }
+  }
+
+  const ctx: DefaultContext = { uid, env, stateDir: '' };
+  const value = (key: string): Value | undefined => {
+    if (raw.has(key)) return raw.get(key);
+    const d = settingByKey.get(key)?.default;
+    return typeof d === 'function' ? d(ctx) : d;
+  };
+  ctx.stateDir = path.resolve(String(value('state_dir')));
+
+  const masterKey = raw.get('keystore.master_key') as string | undefined;
+  if (masterKey !== undefined && decodeMasterKey(masterKey) === null) {
+    problems.push(
+      'keystore.master_key (env ARMORCLAW_MASTER_KEY): must be 32 bytes as 64 hex characters or base64',
+    );
+  }
+  const address = value('temporal.address') as string | undefined;
+  if (address !== undefined && !/^[^\s:]+:\d{1,5}$/.test(address)) {
+    problems.push(`temporal.address (env TEMPORAL_ADDRESS): expected host:port, got "${address}"`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const str = (key: string) => value(key) as string;
+  const int = (key: string) => value(key) as number;
+  const optPath = (key: string) => {
+    const v = value(key) as string | undefined;
+    return v === undefined ? undefined : path.resolve(v);
+  };
+  return {
+    configFile,
+    stateDir: ctx.stateDir,
+    hostId: str('host_id'),
+    log: { level: str('log.level') },
+    socket: {
+      path: path.resolve(str('socket.path')),
+      maxMessageBytes: int('socket.max_message_bytes'),
+      idleTimeoutMs: int('socket.idle_timeout_ms'),
+      maxConnections: int('socket.max_connections'),
+    },
+    keystore: {
+      masterKey,
+      masterKeyFile: path.resolve(str('keystore.master_key_file')),
+    },
+    temporal: {
+      address,
+      namespace: str('temporal.namespace'),
+      taskQueue: str('temporal.task_queue'),
+      uiUrl: value('temporal.ui_url') as string | undefined,
+      devServer: {
+        port: int('temporal.dev_server.port'),
+        uiPort: int('temporal.dev_server.ui_port'),
+        cliPath: optPath('temporal.dev_server.cli_path'),
+      },
+    },
+    configs: { maxBytes: int('configs.max_bytes') },
+  };
+}
+
+/** A master key given as 64 hex characters or as base64 of 32 bytes, or null if it is neither. */
+export function decodeMasterKey(text: string): Buffer | null {
+  const t = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return Buffer.from(t, 'hex');
+  if (/^[A-Za-z0-9+/]{43}=$/.test(t) || /^[A-Za-z0-9_-]{43}$/.test(t)) {
+    const b = Buffer.from(t, t.includes('=') || /[+/]/.test(t) ? 'base64' : 'base64url');
+    return b.length === 32 ? b : null;
+  }
+  return null;
+}
+
+function flatten(obj: Record<string, unknown>, prefix = ''): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date)) {
+      // A table that is itself a setting's name would be a type error; let coerce report it.
+      if (settingByKey.has(key)) out[key] = v;
+      else Object.assign(out, flatten(v as Record<string, unknown>, key));
+    } else {
+      out[key] = v;
+    }
+  }
+  return out;
+}
+
+function coerce(
+  setting: Setting,
+  input: unknown,
+  where: string,
+  problems: string[],
+): Value | undefined {
+  const fromEnv = typeof input === 'string';
+  switch (setting.type) {
+    case 'integer': {
+      const n = fromEnv && /^-?\d+$/.test(input.trim()) ? Number(input) : input;
+      if (typeof n !== 'number' && typeof n !== 'bigint') {
+        problems.push(`${where}: expected an integer, got ${describe(input)}`);
+        return undefined;
+      }
+      const num = Number(n);
+      if (!Number.isSafeInteger(num)) {
+        problems.push(`${where}: expected an integer, got ${describe(input)}`);
+        return undefined;
+      }
+      if (setting.min !== undefined && num < setting.min) {
+        problems.push(`${where}: must be at least ${setting.min}, got ${num}`);
+        return undefined;
+      }
+      if (setting.max !== undefined && num > setting.max) {
+        problems.push(`${where}: must be at most ${setting.max}, got ${num}`);
+        return undefined;
+      }
+      return num;
+    }
+    case 'boolean': {
+      if (typeof input === 'boolean') return input;
+      if (fromEnv && /^(true|1|yes|on)$/i.test(input)) return true;
+      if (fromEnv && /^(false|0|no|off)$/i.test(input)) return false;
+      problems.push(`${where}: expected true or false, got ${describe(input)}`);
+      return undefined;
+    }
+    case 'string':
+    case 'path': {
+      if (typeof input !== 'string' || input.trim() === '') {
+        problems.push(`${where}: expected a non-empty string, got ${describe(input)}`);
+        return undefined;
+      }
+      if (setting.oneOf && !setting.oneOf.includes(input)) {
+        problems.push(`${where}: must be one of ${setting.oneOf.join(', ')}, got "${input}"`);
+        return undefined;
+      }
+      return input;
+    }
+  }
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return `"${v}"`;
+  if (Array.isArray(v)) return 'an array';
+  if (v !== null && typeof v === 'object') return 'a table';
+  return String(v);
+}

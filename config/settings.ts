@@ -1,0 +1,177 @@
+/**
+ * Every setting of the bridge, in one place: its TOML key, its environment variable, its type,
+ * its default and what it is for. The loader, the validation messages and the generated
+ * `docs/config.sample.toml` all come from this table.
+ */
+import os from 'node:os';
+import path from 'node:path';
+
+export type SettingType = 'string' | 'integer' | 'boolean' | 'path';
+
+export interface DefaultContext {
+  uid: number;
+  env: NodeJS.ProcessEnv;
+  /** The state directory once it is resolved (for defaults that live inside it). */
+  stateDir: string;
+}
+
+export interface Setting {
+  key: string;
+  env?: string;
+  type: SettingType;
+  doc: string;
+  /** A fixed default, a computed one, or undefined when the setting is optional. */
+  default?: string | number | boolean | ((ctx: DefaultContext) => string | number | boolean);
+  min?: number;
+  max?: number;
+  /** Allowed values for a string setting. */
+  oneOf?: readonly string[];
+  /** Never printed and never read from the TOML file (it might be committed or world-readable). */
+  secret?: boolean;
+}
+
+const isRoot = (ctx: DefaultContext) => ctx.uid === 0;
+
+function defaultSocket(ctx: DefaultContext): string {
+  if (isRoot(ctx)) return '/run/armorclaw/bridge.sock';
+  const runtime = ctx.env.XDG_RUNTIME_DIR;
+  if (runtime) return path.join(runtime, 'armorclaw', 'bridge.sock');
+  return path.join(os.tmpdir(), `armorclaw-${ctx.uid}`, 'bridge.sock');
+}
+
+function defaultStateDir(ctx: DefaultContext): string {
+  if (isRoot(ctx)) return '/var/lib/armorclaw';
+  const base = ctx.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+  return path.join(base, 'armorclaw');
+}
+
+export const settings: readonly Setting[] = [
+  {
+    key: 'state_dir',
+    env: 'ARMORCLAW_STATE_DIR',
+    type: 'path',
+    default: defaultStateDir,
+    doc: 'Directory for the keystore, config attachments, the embedded Temporal database and the master key file (created 0700). Default: /var/lib/armorclaw as root, else $XDG_STATE_HOME/armorclaw.',
+  },
+  {
+    key: 'host_id',
+    env: 'ARMORCLAW_HOST_ID',
+    type: 'string',
+    default: () => os.hostname(),
+    doc: 'Name of this host; Docker and media activities run on the task queue armorclaw-host-<host_id>.',
+  },
+  {
+    key: 'log.level',
+    env: 'ARMORCLAW_LOG_LEVEL',
+    type: 'string',
+    default: 'info',
+    oneOf: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+    doc: 'Log level.',
+  },
+  {
+    key: 'socket.path',
+    env: 'ARMORCLAW_SOCKET',
+    type: 'path',
+    default: defaultSocket,
+    doc: 'The JSON-RPC Unix socket (mode 0660). Default: /run/armorclaw/bridge.sock as root, else $XDG_RUNTIME_DIR/armorclaw/bridge.sock.',
+  },
+  {
+    key: 'socket.max_message_bytes',
+    env: 'ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES',
+    type: 'integer',
+    default: 1024 * 1024,
+    min: 1024,
+    max: 64 * 1024 * 1024,
+    doc: 'Largest request accepted; a larger one is answered with -32600 and the connection is closed.',
+  },
+  {
+    key: 'socket.idle_timeout_ms',
+    env: 'ARMORCLAW_SOCKET_IDLE_TIMEOUT_MS',
+    type: 'integer',
+    default: 120_000,
+    min: 100,
+    doc: 'A connection with no traffic and no request in flight for this long is closed.',
+  },
+  {
+    key: 'socket.max_connections',
+    env: 'ARMORCLAW_SOCKET_MAX_CONNECTIONS',
+    type: 'integer',
+    default: 1024,
+    min: 1,
+    doc: 'Most client connections served at once; more are refused.',
+  },
+  {
+    key: 'keystore.master_key',
+    env: 'ARMORCLAW_MASTER_KEY',
+    type: 'string',
+    secret: true,
+    doc: '32-byte master key, as 64 hex characters or base64. Environment only. When unset, a key file is used (created on first start, mode 0600).',
+  },
+  {
+    key: 'keystore.master_key_file',
+    env: 'ARMORCLAW_MASTER_KEY_FILE',
+    type: 'path',
+    default: (ctx) => path.join(ctx.stateDir, 'master.key'),
+    doc: 'Key file used when ARMORCLAW_MASTER_KEY is unset. Default: <state_dir>/master.key.',
+  },
+  {
+    key: 'temporal.address',
+    env: 'TEMPORAL_ADDRESS',
+    type: 'string',
+    doc: 'host:port of an existing Temporal frontend. When unset the bridge runs an embedded `temporal server start-dev` with its SQLite file in the state directory.',
+  },
+  {
+    key: 'temporal.namespace',
+    env: 'TEMPORAL_NAMESPACE',
+    type: 'string',
+    default: 'default',
+    doc: 'Temporal namespace.',
+  },
+  {
+    key: 'temporal.task_queue',
+    env: 'ARMORCLAW_TASK_QUEUE',
+    type: 'string',
+    default: 'armorclaw',
+    doc: 'Shared task queue for workflows and stateless activities.',
+  },
+  {
+    key: 'temporal.dev_server.port',
+    env: 'ARMORCLAW_TEMPORAL_PORT',
+    type: 'integer',
+    default: 7233,
+    min: 1,
+    max: 65535,
+    doc: 'gRPC port of the embedded Temporal dev server (127.0.0.1).',
+  },
+  {
+    key: 'temporal.dev_server.ui_port',
+    env: 'ARMORCLAW_TEMPORAL_UI_PORT',
+    type: 'integer',
+    default: 8233,
+    min: 1,
+    max: 65535,
+    doc: 'Port of the embedded Temporal Web UI (127.0.0.1).',
+  },
+  {
+    key: 'temporal.dev_server.cli_path',
+    env: 'ARMORCLAW_TEMPORAL_CLI',
+    type: 'path',
+    doc: 'The `temporal` CLI binary. Default: .tools/venv/bin/temporal in the project, else `temporal` on PATH.',
+  },
+  {
+    key: 'temporal.ui_url',
+    env: 'ARMORCLAW_TEMPORAL_UI_URL',
+    type: 'string',
+    doc: 'Where operators find the Temporal Web UI when TEMPORAL_ADDRESS is set (printed at start).',
+  },
+  {
+    key: 'configs.max_bytes',
+    env: 'ARMORCLAW_CONFIG_MAX_BYTES',
+    type: 'integer',
+    default: 1024 * 1024,
+    min: 1,
+    doc: 'Largest config attachment (decoded).',
+  },
+];
+
+export const settingByKey = new Map(settings.map((s) => [s.key, s]));

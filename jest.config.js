@@ -1,0 +1,21 @@
+// Test tiers (see docs/testing.md). Each tier is a jest project so one can be run alone:
+// `npx jest --selectProjects unit`.
+const transform = {
+  '^.+\\.(t|j)sx?$': [
+    '@swc/jest',
+    { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } },
+  ],
+};
+
+const project = (name, extra = {}) => ({
+  displayName: name,
+  testEnvironment: 'node',
+  transform,
+  testMatch: [`<rootDir>/test/${name}/**/*.test.ts`],
+  ...extra,
+});
+
+module.exports = {
+  projects: [project('unit'), project('workflows'), project('replay'), project('integration')],
+  testTimeout: 60_000,
+};

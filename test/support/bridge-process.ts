@@ -1,0 +1,128 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { freePort } from './ports';
+
+export const PROJECT_ROOT = path.join(__dirname, '..', '..');
+
+/** node's argv prefix that runs a TypeScript file of the project from any working directory. */
+export const TSX_ARGS = ['--import', pathToFileURL(require.resolve('tsx')).href];
+
+export interface BridgeProcess {
+  child: ChildProcess;
+  dir: string;
+  socketPath: string;
+  stateDir: string;
+  uiPort: number;
+  temporalPort: number;
+  env: NodeJS.ProcessEnv;
+  /** Everything the bridge printed so far. */
+  output(): string;
+  /** SIGTERM and wait for exit; returns the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Waits for the process to exit by itself. */
+  exited: Promise<number | null>;
+}
+
+export interface SpawnOptions {
+  /** Reuse an existing directory (state survives across bridges). */
+  dir?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Do not wait for the socket (for start failures). */
+  noWait?: boolean;
+  temporalPort?: number;
+  uiPort?: number;
+}
+
+/**
+ * Runs the real bridge (`worker/main.ts`, the same entry `npm start` uses) as a child process
+ * with its state, socket and ports private to the test.
+ */
+export async function spawnBridge(opts: SpawnOptions = {}): Promise<BridgeProcess> {
+  const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), 'armorclaw-it-'));
+  const socketPath = path.join(dir, 'run', 'bridge.sock');
+  const stateDir = path.join(dir, 'state');
+  const temporalPort = opts.temporalPort ?? (await freePort());
+  const uiPort = opts.uiPort ?? (await freePort());
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ARMORCLAW_SOCKET: socketPath,
+    ARMORCLAW_STATE_DIR: stateDir,
+    ARMORCLAW_TEMPORAL_PORT: String(temporalPort),
+    ARMORCLAW_TEMPORAL_UI_PORT: String(uiPort),
+    ARMORCLAW_CONFIG: '',
+    ARMORCLAW_LOG_LEVEL: 'info',
+    ...opts.env,
+  };
+  const child = spawn(
+    process.execPath,
+    [...TSX_ARGS, path.join(PROJECT_ROOT, 'worker', 'main.ts')],
+    {
+      cwd: dir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  const bridge: BridgeProcess = {
+    child,
+    dir,
+    socketPath,
+    stateDir,
+    uiPort,
+    temporalPort,
+    env,
+    output: () => out,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  if (!opts.noWait) {
+    try {
+      await waitForSocket(socketPath, exited, 60_000);
+    } catch (err) {
+      await bridge.stop('SIGKILL');
+      throw new Error(`${(err as Error).message}\n--- bridge output ---\n${out}`);
+    }
+  }
+  return bridge;
+}
+
+async function waitForSocket(
+  socketPath: string,
+  exited: Promise<unknown>,
+  timeoutMs: number,
+): Promise<void> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (gone) throw new Error('the bridge exited before its socket answered');
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(socketPath);
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the bridge socket ${socketPath} did not answer within ${timeoutMs} ms`);
+}
+
+/** Removes a test directory. */
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,140 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError, decodeMasterKey, loadConfig } from '../../config/load';
+import { renderSampleConfig } from '../../config/sample';
+import { settings } from '../../config/settings';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'armorclaw-config-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const HEX_KEY = 'ab'.repeat(32);
+
+/** Loads with only the given environment (no stray ARMORCLAW_* of the machine). */
+const load = (env: NodeJS.ProcessEnv, uid = 1000, configFile?: string) =>
+  loadConfig({ env: { HOME: dir, ...env }, uid, configFile });
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('defaults', () => {
+  test('as root: the spec socket and /var/lib/armorclaw', () => {
+    const c = load({}, 0);
+    expect(c.socket.path).toBe('/run/armorclaw/bridge.sock');
+    expect(c.stateDir).toBe('/var/lib/armorclaw');
+    expect(c.keystore.masterKeyFile).toBe('/var/lib/armorclaw/master.key');
+    expect(c.socket.maxMessageBytes).toBe(1024 * 1024);
+    expect(c.temporal).toMatchObject({ namespace: 'default', address: undefined });
+    expect(c.temporal.devServer).toMatchObject({ port: 7233, uiPort: 8233 });
+  });
+
+  test('as a user: under $XDG_RUNTIME_DIR and $XDG_STATE_HOME', () => {
+    const c = load({ XDG_RUNTIME_DIR: '/run/user/1000', XDG_STATE_HOME: path.join(dir, 'st') });
+    expect(c.socket.path).toBe('/run/user/1000/armorclaw/bridge.sock');
+    expect(c.stateDir).toBe(path.join(dir, 'st', 'armorclaw'));
+  });
+});
+
+describe('environment overrides', () => {
+  test('every documented variable is honoured', () => {
+    const c = load({
+      ARMORCLAW_SOCKET: path.join(dir, 's.sock'),
+      ARMORCLAW_STATE_DIR: path.join(dir, 'state'),
+      ARMORCLAW_MASTER_KEY: HEX_KEY,
+      TEMPORAL_ADDRESS: 'temporal.example:7233',
+      TEMPORAL_NAMESPACE: 'armorclaw',
+      ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES: '2048',
+    });
+    expect(c.socket.path).toBe(path.join(dir, 's.sock'));
+    expect(c.stateDir).toBe(path.join(dir, 'state'));
+    expect(c.keystore.masterKey).toBe(HEX_KEY);
+    expect(c.temporal.address).toBe('temporal.example:7233');
+    expect(c.temporal.namespace).toBe('armorclaw');
+    expect(c.socket.maxMessageBytes).toBe(2048);
+  });
+
+  test('the environment beats the file', () => {
+    const file = path.join(dir, 'c.toml');
+    writeFileSync(file, '[temporal]\nnamespace = "from-file"\n[socket]\nidle_timeout_ms = 5000\n');
+    const c = load({ TEMPORAL_NAMESPACE: 'from-env' }, 1000, file);
+    expect(c.temporal.namespace).toBe('from-env');
+    expect(c.socket.idleTimeoutMs).toBe(5000);
+    expect(c.configFile).toBe(file);
+  });
+});
+
+describe('validation names the key and where it came from', () => {
+  test.each([
+    [{ ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES: 'big' }, 'socket.max_message_bytes (env ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES): expected an integer'],
+    [{ ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES: '10' }, 'must be at least 1024'],
+    [{ ARMORCLAW_TEMPORAL_UI_PORT: '70000' }, 'temporal.dev_server.ui_port (env ARMORCLAW_TEMPORAL_UI_PORT): must be at most 65535'],
+    [{ ARMORCLAW_LOG_LEVEL: 'loud' }, 'log.level (env ARMORCLAW_LOG_LEVEL): must be one of'],
+    [{ TEMPORAL_ADDRESS: 'localhost' }, 'temporal.address (env TEMPORAL_ADDRESS): expected host:port'],
+    [{ ARMORCLAW_MASTER_KEY: 'abc' }, 'keystore.master_key (env ARMORCLAW_MASTER_KEY): must be 32 bytes'],
+  ])('%o', (env, message) => {
+    const problems = problemsOf(() => load(env as NodeJS.ProcessEnv));
+    expect(problems.join('\n')).toContain(message);
+  });
+
+  test('a bad master key is never echoed', () => {
+    const secret = 'not-a-valid-key-but-still-secret';
+    expect(problemsOf(() => load({ ARMORCLAW_MASTER_KEY: secret })).join('\n')).not.toContain(secret);
+  });
+
+  test('file problems: unknown keys, wrong types, a secret in the file, broken TOML', () => {
+    const file = path.join(dir, 'c.toml');
+    writeFileSync(
+      file,
+      'state_dirr = "/x"\n[socket]\nmax_message_bytes = "1MB"\n[keystore]\nmaster_key = "' + HEX_KEY + '"\n',
+    );
+    const problems = problemsOf(() => load({}, 1000, file)).join('\n');
+    expect(problems).toContain(`state_dirr (in ${file}): unknown setting`);
+    expect(problems).toContain(`socket.max_message_bytes (in ${file}): expected an integer, got "1MB"`);
+    expect(problems).toContain(`keystore.master_key (in ${file}): secrets are read from ARMORCLAW_MASTER_KEY only`);
+    expect(problems).not.toContain(HEX_KEY);
+
+    writeFileSync(file, '[socket\n');
+    expect(problemsOf(() => load({}, 1000, file))[0]).toMatch(/not valid TOML/);
+  });
+
+  test('ARMORCLAW_CONFIG naming a missing file is an error', () => {
+    expect(problemsOf(() => load({ ARMORCLAW_CONFIG: path.join(dir, 'nope.toml') }))[0]).toMatch(
+      /ARMORCLAW_CONFIG: file .* does not exist/,
+    );
+  });
+});
+
+describe('master key encodings', () => {
+  test('hex and base64 of 32 bytes decode; anything else does not', () => {
+    const bytes = Buffer.alloc(32, 7);
+    expect(decodeMasterKey(bytes.toString('hex'))).toEqual(bytes);
+    expect(decodeMasterKey(bytes.toString('base64'))).toEqual(bytes);
+    expect(decodeMasterKey(bytes.toString('base64url'))).toEqual(bytes);
+    expect(decodeMasterKey(Buffer.alloc(31).toString('hex'))).toBeNull();
+    expect(decodeMasterKey(Buffer.alloc(33).toString('base64'))).toBeNull();
+    expect(decodeMasterKey('z'.repeat(64))).toBeNull();
+  });
+});
+
+describe('the generated sample', () => {
+  test('names every setting and its environment variable, and loads as valid TOML', () => {
+    const sample = renderSampleConfig();
+    for (const s of settings) {
+      expect(sample).toContain(s.key.split('.').pop()!);
+      if (s.env) expect(sample).toContain(`env: ${s.env}`);
+    }
+    const file = path.join(dir, 'sample.toml');
+    writeFileSync(file, sample);
+    expect(() => load({}, 1000, file)).not.toThrow();
+  });
+});

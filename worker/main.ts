@@ -1,0 +1,163 @@
+import { chmod, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { ConfigError, loadConfig, type BridgeConfig } from '../config/load';
+import { RpcDispatcher } from '../rpc/dispatcher';
+import { registerConfigMethods } from '../rpc/methods/configs';
+import { registerCoreMethods } from '../rpc/methods/core';
+import { registerKeyMethods } from '../rpc/methods/keys';
+import { RpcSocketServer, assertSocketPathFree } from '../rpc/socket-server';
+import { ConfigStore } from '../services/config-store';
+import { Keystore, keystorePath, loadOrCreateMasterKey } from '../services/keystore';
+import { ArmorclawContainerId, ArmorclawKind } from '../workflows/search-attributes';
+import { createLogger } from './logger';
+import { connectTemporal, probeTemporal, type TemporalHandle } from './temporal';
+
+export const BRIDGE_VERSION: string = require('../package.json').version;
+
+export interface RunningBridge {
+  config: BridgeConfig;
+  socketPath: string;
+  temporal: TemporalHandle;
+  /** Stops accepting requests, finishes those in flight, stops what the bridge started. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: builds every dependency, starts Temporal (or connects to it) and the
+ * RPC socket. Exported so integration tests run the real bridge in-process.
+ */
+export async function start(
+  config: BridgeConfig,
+  log: Logger = createLogger(config.log.level),
+): Promise<RunningBridge> {
+  await assertSocketPathFree(config.socket.path);
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  await chmod(config.stateDir, 0o700);
+
+  const masterKey = loadOrCreateMasterKey({
+    fromEnv: config.keystore.masterKey,
+    keyFile: config.keystore.masterKeyFile,
+  });
+  const keystore = Keystore.open({ dbPath: keystorePath(config.stateDir), masterKey });
+  masterKey.fill(0);
+  const configStore = new ConfigStore({
+    dir: path.join(config.stateDir, 'configs'),
+    maxBytes: config.configs.maxBytes,
+  });
+
+  const cleanups: Array<() => Promise<void> | void> = [() => keystore.close()];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse())
+      await Promise.resolve(fn()).catch((err) => log.error({ err }, 'cleanup failed'));
+  };
+  try {
+    const temporal = await connectTemporal(config, log.child({ component: 'temporal' }));
+    cleanups.push(() => temporal.close());
+
+    const dispatcher = new RpcDispatcher(log.child({ component: 'rpc' }));
+    registerCoreMethods(dispatcher, {
+      version: BRIDGE_VERSION,
+      socketPath: config.socket.path,
+      listRunningContainerIds: () =>
+        temporal.connection.withDeadline(Date.now() + 3_000, () =>
+          listRunningContainerIds(temporal),
+        ),
+      checks: {
+        temporal: () => probeTemporal(temporal.connection),
+        keystore: async () => keystore.check(),
+        configs: () => configStore.check(),
+      },
+    });
+    registerKeyMethods(dispatcher, keystore);
+    registerConfigMethods(dispatcher, configStore);
+
+    const rpc = new RpcSocketServer(
+      dispatcher,
+      {
+        socketPath: config.socket.path,
+        maxMessageBytes: config.socket.maxMessageBytes,
+        idleTimeoutMs: config.socket.idleTimeoutMs,
+        maxConnections: config.socket.maxConnections,
+        maxInFlightPerConnection: 64,
+      },
+      log.child({ component: 'socket' }),
+    );
+    await rpc.listen();
+    cleanups.push(() => rpc.close());
+
+    log.info(
+      {
+        socket: config.socket.path,
+        temporalUi: temporal.uiUrl,
+        temporal: temporal.address,
+        namespace: temporal.namespace,
+      },
+      `ArmorClaw bridge ${BRIDGE_VERSION} ready: socket ${config.socket.path}` +
+        (temporal.uiUrl ? `, Temporal Web UI ${temporal.uiUrl}` : ''),
+    );
+    let stopped: Promise<void> | undefined;
+    return {
+      config,
+      socketPath: config.socket.path,
+      temporal,
+      stop: () => (stopped ??= cleanup()),
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/** Running container runs, from Temporal's visibility store. */
+async function listRunningContainerIds(temporal: TemporalHandle): Promise<string[]> {
+  const ids: string[] = [];
+  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running'`;
+  for await (const wf of temporal.client.workflow.list({ query })) {
+    const id = wf.typedSearchAttributes.get(ArmorclawContainerId);
+    if (id) ids.push(id);
+  }
+  return ids;
+}
+
+async function main(): Promise<void> {
+  let config: BridgeConfig;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`armorclaw: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.log.level);
+  let bridge: RunningBridge;
+  try {
+    bridge = await start(config, log);
+  } catch (err) {
+    log.fatal({ err }, `the bridge could not start: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  let signals = 0;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    log.info({ signal }, 'shutting down');
+    bridge.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+if (require.main === module) {
+  void main();
+}
