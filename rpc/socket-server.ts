@@ -186,7 +186,18 @@ class Connection {
     }
   }
 
-  async drainAndEnd(): Promise<void> {
+  /**
+   * For shutdown: bytes a client sent before the signal may still sit in the kernel buffer, so
+   * keep reading until the connection has been quiet for `quietMs`, answer everything, then end.
+   */
+  async drainAndEnd(quietMs = 50): Promise<void> {
+    let lastData = Date.now();
+    const onData = () => (lastData = Date.now());
+    this.socket.on('data', onData);
+    while (Date.now() - lastData < quietMs && !this.socket.destroyed) {
+      await delay(quietMs);
+    }
+    this.socket.off('data', onData);
     this.socket.pause();
     await this.tail;
     await new Promise<void>((resolve) => {

@@ -2,6 +2,7 @@
  * The JSON-RPC socket of the real bridge, driven by byte-level clients that behave like `nc`,
  * `socat`, the spec's Python snippet and pipelining clients; and fed bad input.
  */
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { removeDir, spawnBridge, type BridgeProcess } from '../support/bridge-process';
 import { PersistentClient, call, ncRequest, parseLines } from '../support/socket-clients';
@@ -211,5 +212,64 @@ describe('bad input gets the spec code and the bridge keeps serving', () => {
       expect(r.error).toBeUndefined();
     });
     expect((await call(bridge.socketPath, 'status')).result.state).toBe('running');
+  });
+});
+
+describe('the real tools the spec shows', () => {
+  const run = (cmd: string, args: string[], input: string) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve, reject) => {
+      const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      child.on('error', reject);
+      child.on('exit', (code) => resolve({ code, out, err }));
+      child.stdin.end(input);
+    });
+
+  test('echo … | nc -N -U', async () => {
+    const { code, out } = await run('nc', ['-N', '-U', bridge.socketPath], req(1, 'status') + '\n');
+    expect(code).toBe(0);
+    expect(parseLines(out)).toEqual([
+      expect.objectContaining({ id: 1, result: expect.objectContaining({ state: 'running' }) }),
+    ]);
+  });
+
+  test("the spec's multi-line attach_config example through socat", async () => {
+    const payload = `{
+  "jsonrpc":"2.0",
+  "id":1,
+  "method":"attach_config",
+  "params":{
+    "name":"agent.env",
+    "content":"MODEL=gpt-4\\nMAX_TOKENS=4096",
+    "encoding":"raw",
+    "type":"env"
+  }
+}
+`;
+    const { code, out } = await run('socat', ['-', `UNIX-CONNECT:${bridge.socketPath}`], payload);
+    expect(code).toBe(0);
+    const [res] = parseLines(out) as any[];
+    expect(res.result).toMatchObject({ name: 'agent.env', size: 27, type: 'env', encoding: 'raw' });
+  });
+
+  test("the spec's Python client, verbatim (sendall with no newline, one recv)", async () => {
+    const script = `
+import socket
+import json
+
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(${JSON.stringify(bridge.socketPath)})
+request = {"jsonrpc": "2.0", "id": 1, "method": "status"}
+sock.sendall(json.dumps(request).encode())
+response = json.loads(sock.recv(4096).decode())
+print(json.dumps(response))
+`;
+    const { code, out, err } = await run('python3', ['-c', script], '');
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(JSON.parse(out).result).toMatchObject({ state: 'running', containers: 0 });
   });
 });
