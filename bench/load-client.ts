@@ -16,6 +16,8 @@ interface Window {
   stopping: boolean;
   samples: SampleBuffer;
   errors: number;
+  unexpectedStatus: number;
+  unexpectedSample?: unknown;
 }
 
 /** One persistent connection with at most one request in flight. */
@@ -31,7 +33,7 @@ class ClosedLoopConnection {
 
   constructor(
     private readonly socket: net.Socket,
-    private readonly method: string,
+    private readonly spec: Pick<LoadSpec, 'method' | 'expectResultStatus'>,
     private readonly window: Window,
   ) {
     this.finished = new Promise((resolve) => (this.finish = resolve));
@@ -44,10 +46,10 @@ class ClosedLoopConnection {
     });
   }
 
-  static open(socketPath: string, method: string, window: Window): Promise<ClosedLoopConnection> {
+  static open(spec: LoadSpec, window: Window): Promise<ClosedLoopConnection> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect(socketPath);
-      socket.once('connect', () => resolve(new ClosedLoopConnection(socket, method, window)));
+      const socket = net.connect(spec.socketPath);
+      socket.once('connect', () => resolve(new ClosedLoopConnection(socket, spec, window)));
       socket.once('error', reject);
     });
   }
@@ -55,7 +57,7 @@ class ClosedLoopConnection {
   send(): void {
     const id = this.nextId++;
     this.sentAt = process.hrtime.bigint();
-    this.socket.write(`{"jsonrpc":"2.0","id":${id},"method":"${this.method}"}\n`);
+    this.socket.write(`{"jsonrpc":"2.0","id":${id},"method":"${this.spec.method}"}\n`);
   }
 
   private onData(chunk: string): void {
@@ -68,7 +70,7 @@ class ClosedLoopConnection {
     this.pending = this.pending.slice(newline + 1);
     if (this.pending.trim() !== '') return this.fail('more than one response for one request');
 
-    let response: { id?: unknown; result?: unknown; error?: unknown };
+    let response: { id?: unknown; result?: { status?: unknown }; error?: unknown };
     try {
       response = JSON.parse(line);
     } catch {
@@ -82,6 +84,11 @@ class ClosedLoopConnection {
       else {
         this.window.samples.push(latencyNs);
         this.completed++;
+        const expected = this.spec.expectResultStatus;
+        if (expected !== undefined && response.result?.status !== expected) {
+          this.window.unexpectedStatus++;
+          this.window.unexpectedSample ??= response.result;
+        }
       }
     }
     if (this.window.stopping) this.socket.end();
@@ -108,9 +115,9 @@ function cpuSnapshot(pids: Record<string, number>): Record<string, number | null
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   prepareCpuSampling();
-  const window: Window = { recording: false, stopping: false, samples: new SampleBuffer(), errors: 0 };
+  const window: Window = { recording: false, stopping: false, samples: new SampleBuffer(), errors: 0, unexpectedStatus: 0 };
   const connections = await Promise.all(
-    Array.from({ length: spec.connections }, () => ClosedLoopConnection.open(spec.socketPath, spec.method, window)),
+    Array.from({ length: spec.connections }, () => ClosedLoopConnection.open(spec, window)),
   );
   // A request that takes longer than the timeout ends the run rather than hanging it.
   const watchdog = setInterval(() => {
@@ -155,6 +162,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   return {
     requests: window.samples.length,
     errors: window.errors,
+    unexpectedStatus: window.unexpectedStatus,
+    unexpectedSample: window.unexpectedSample,
     windowMs,
     requestsPerSecond: window.samples.length / (windowMs / 1e3),
     latencyMs: summariseLatencyNs(window.samples.values()),

@@ -82,7 +82,7 @@ export function writeRoundtripReport(outDir: string, data: RoundtripData): strin
 const ms = (v: number | undefined) =>
   v === undefined ? '–' : v < 1 ? v.toFixed(3) : v < 100 ? v.toFixed(2) : v.toFixed(0);
 const rps = (v: number) => Math.round(v).toLocaleString('en-US');
-const ratio = (v: number | null) => (v === null ? '–' : `${v.toFixed(2)}×`);
+const ratio = (v: number | null) => (v === null ? '–' : `${v < 0.1 ? v.toPrecision(2) : v.toFixed(2)}×`);
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? '–' : `${Math.round(v)}`);
 const label = (r: { target: Target; method: string }) => (r.target === 'echo' ? 'echo' : `bridge ${r.method}`);
 
@@ -144,11 +144,22 @@ function markdown(data: RoundtripData, comparisons: Comparison[]): string {
     const c = comparisons.find((x) => x.method === r.method && x.connections === r.connections && r.target === 'bridge');
     lines.push(
       `| ${r.target} | ${r.target === 'echo' ? '(any)' : r.method} | ${r.connections} | ${ms(r.latencyMs?.p50)} | ${ms(r.latencyMs?.p99)} | ` +
-        `${rps(r.requestsPerSecond)} | ${c ? ratio(c.p50Ratio) : '–'} | ${c ? ratio(c.requestsPerSecondRatio) : '–'} | ${r.errors} | ` +
+        `${rps(r.requestsPerSecond)} | ${c ? ratio(c.p50Ratio) : '–'} | ${c ? ratio(c.requestsPerSecondRatio) : '–'} | ${r.errors}${r.unexpectedStatus > 0 ? ` (+${r.unexpectedStatus} unhealthy)` : ''} | ` +
         `${pct(r.cpuPercent.server)} | ${pct(r.cpuPercent.temporal)} | ${pct(r.cpuPercent.client)} | ${pct(r.cpuPercent.other)} |`,
     );
   }
   lines.push('');
+  const unhealthy = data.runs.filter((r) => r.unexpectedStatus > 0);
+  if (unhealthy.length > 0) {
+    lines.push(
+      `"unhealthy": \`health\` answered with status other than "healthy" (a check failed or timed out) in ` +
+        unhealthy.map((r) => `${r.connections}-connection row (${r.unexpectedStatus}×)`).join(', ') +
+        '; such answers count as requests but say the bridge was degraded. First one seen: `' +
+        JSON.stringify(unhealthy[0]!.unexpectedSample) +
+        '`.',
+      '',
+    );
+  }
   lines.push('![req/s and p50 latency per connection count](rpc-roundtrip.svg)', '');
   lines.push(
     'CPU % is the share of one core each process used during the measured window (100 = one core busy); ' +

@@ -20,6 +20,7 @@ interface Scenario {
   target: Target;
   method: string;
   socketPath: string;
+  expectResultStatus?: string;
   watchPids: Record<string, number>;
 }
 
@@ -50,7 +51,7 @@ export const rpcRoundtrip: Suite = {
     const scenarios: Scenario[] = [
       // The echo server answers any method alike; send it the same bytes as a health call.
       { target: 'echo', method: 'health', socketPath: echoSocket, watchPids: { server: echo.pid! } },
-      { target: 'bridge', method: 'health', socketPath: bridge.socketPath, watchPids: bridgePids },
+      { target: 'bridge', method: 'health', socketPath: bridge.socketPath, watchPids: bridgePids, expectResultStatus: 'healthy' },
       { target: 'bridge', method: 'status', socketPath: bridge.socketPath, watchPids: bridgePids },
     ];
 
@@ -98,6 +99,7 @@ async function measure(scenario: Scenario, connections: number, settings: BenchS
         measureMs: settings.measureMs,
         requestTimeoutMs,
         watchPids: scenario.watchPids,
+        expectResultStatus: scenario.expectResultStatus,
       },
     });
     const budgetMs = settings.warmupMs + settings.measureMs + requestTimeoutMs + 5_000;
@@ -148,6 +150,8 @@ function progressLine(run: RoundtripRun): string {
   return (
     `  ${run.target.padEnd(6)} ${run.method.padEnd(6)} x${String(run.connections).padEnd(3)} ` +
     (run.latencyMs ? `p50 ${run.latencyMs.p50.toFixed(3)} ms  p99 ${run.latencyMs.p99.toFixed(3)} ms  ` : 'no request completed  ') +
-    `${Math.round(run.requestsPerSecond)} req/s  errors ${run.errors}  (cpu: ${cpu})`
+    `${Math.round(run.requestsPerSecond)} req/s  errors ${run.errors}` +
+    (run.unexpectedStatus > 0 ? `  unhealthy ${run.unexpectedStatus}` : '') +
+    `  (cpu: ${cpu})`
   );
 }

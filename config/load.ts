@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
+import { parseDuration } from '../services/duration';
 import { settingByKey, settings, type DefaultContext, type Setting } from './settings';
 
 /** The bridge's validated configuration. */
@@ -26,6 +27,20 @@ export interface BridgeConfig {
     devServer: { port: number; uiPort: number; cliPath?: string };
   };
   configs: { maxBytes: number };
+  docker: { socket: string };
+  containers: {
+    defaultImage: string;
+    defaultTtlMs: number;
+    maxTtlMs: number;
+    secretsDeadlineMs: number;
+    healthCheckIntervalMs: number;
+    network: string;
+    memoryBytes: number;
+    pidsLimit: number;
+    agentUid: number;
+    secretsDir: string;
+    heartbeatIntervalMs: number;
+  };
 }
 
 /** A configuration problem, naming the key and where its value came from. */
@@ -107,8 +122,11 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
   const ctx: DefaultContext = { uid, env, stateDir: '' };
   const value = (key: string): Value | undefined => {
     if (raw.has(key)) return raw.get(key);
-    const d = settingByKey.get(key)?.default;
-    return typeof d === 'function' ? d(ctx) : d;
+    const setting = settingByKey.get(key);
+    const d = typeof setting?.default === 'function' ? setting.default(ctx) : setting?.default;
+    return setting?.type === 'duration' && typeof d === 'string'
+      ? (parseDuration(d) ?? undefined)
+      : d;
   };
   ctx.stateDir = path.resolve(String(value('state_dir')));
 
@@ -121,6 +139,13 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
   const address = value('temporal.address') as string | undefined;
   if (address !== undefined && !/^[^\s:]+:\d{1,5}$/.test(address)) {
     problems.push(`temporal.address (env TEMPORAL_ADDRESS): expected host:port, got "${address}"`);
+  }
+  const ms = (key: string) => value(key) as number;
+  if (ms('containers.secrets_deadline') > 10_000) {
+    problems.push('containers.secrets_deadline: must be at most 10s (secrets live at most 10 s)');
+  }
+  if (ms('containers.default_ttl') > ms('containers.max_ttl')) {
+    problems.push('containers.default_ttl: must not exceed containers.max_ttl');
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -157,6 +182,20 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
       },
     },
     configs: { maxBytes: int('configs.max_bytes') },
+    docker: { socket: path.resolve(str('docker.socket')) },
+    containers: {
+      defaultImage: str('containers.default_image'),
+      defaultTtlMs: ms('containers.default_ttl'),
+      maxTtlMs: ms('containers.max_ttl'),
+      secretsDeadlineMs: ms('containers.secrets_deadline'),
+      healthCheckIntervalMs: ms('containers.health_check_interval'),
+      network: str('containers.network'),
+      memoryBytes: int('containers.memory_bytes'),
+      pidsLimit: int('containers.pids_limit'),
+      agentUid: int('containers.agent_uid'),
+      secretsDir: path.resolve(str('containers.secrets_dir')),
+      heartbeatIntervalMs: ms('containers.heartbeat_interval'),
+    },
   };
 }
 
@@ -214,6 +253,16 @@ function coerce(
         return undefined;
       }
       return num;
+    }
+    case 'duration': {
+      const parsed = typeof input === 'string' ? parseDuration(input) : null;
+      if (parsed === null) {
+        problems.push(
+          `${where}: expected a duration such as "20s", "30m" or "1h", got ${describe(input)}`,
+        );
+        return undefined;
+      }
+      return parsed;
     }
     case 'boolean': {
       if (typeof input === 'boolean') return input;

@@ -3,10 +3,11 @@
  * its default and what it is for. The loader, the validation messages and the generated
  * `docs/config.sample.toml` all come from this table.
  */
+import { statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export type SettingType = 'string' | 'integer' | 'boolean' | 'path';
+export type SettingType = 'string' | 'integer' | 'boolean' | 'path' | 'duration';
 
 export interface DefaultContext {
   uid: number;
@@ -38,6 +39,22 @@ function defaultSocket(ctx: DefaultContext): string {
   if (runtime) return path.join(runtime, 'armorclaw', 'bridge.sock');
   return path.join(os.tmpdir(), `armorclaw-${ctx.uid}`, 'bridge.sock');
 }
+
+/** Secrets files must live on tmpfs: /run when it is one, else /dev/shm. */
+function defaultSecretsDir(ctx: DefaultContext): string {
+  if (isRoot(ctx) && isTmpfs('/run')) return '/run/armorclaw/secrets';
+  return path.join('/dev/shm', `armorclaw-${ctx.uid}`, 'secrets');
+}
+
+function isTmpfs(dir: string): boolean {
+  try {
+    return statfsSync(dir).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+export const TMPFS_MAGIC = 0x01021994;
 
 function defaultStateDir(ctx: DefaultContext): string {
   if (isRoot(ctx)) return '/var/lib/armorclaw';
@@ -163,6 +180,93 @@ export const settings: readonly Setting[] = [
     env: 'ARMORCLAW_TEMPORAL_UI_URL',
     type: 'string',
     doc: 'Where operators find the Temporal Web UI when TEMPORAL_ADDRESS is set (printed at start).',
+  },
+  {
+    key: 'docker.socket',
+    env: 'ARMORCLAW_DOCKER_SOCKET',
+    type: 'path',
+    default: '/var/run/docker.sock',
+    doc: 'The Docker engine socket (never mounted into agent containers).',
+  },
+  {
+    key: 'containers.default_image',
+    env: 'ARMORCLAW_AGENT_IMAGE',
+    type: 'string',
+    default: 'armorclaw/agent:v1',
+    doc: 'Image used when `start` names none.',
+  },
+  {
+    key: 'containers.default_ttl',
+    env: 'ARMORCLAW_CONTAINER_TTL',
+    type: 'duration',
+    default: '1h',
+    doc: 'TTL of a container run when `start` gives none ("20s", "30m", "1h").',
+  },
+  {
+    key: 'containers.max_ttl',
+    env: 'ARMORCLAW_CONTAINER_MAX_TTL',
+    type: 'duration',
+    default: '24h',
+    doc: 'Longest TTL a `start` may ask for; longer asks are refused with -32602.',
+  },
+  {
+    key: 'containers.secrets_deadline',
+    env: 'ARMORCLAW_SECRETS_DEADLINE',
+    type: 'duration',
+    default: '10s',
+    doc: 'The secrets file is removed this long after the container starts at the latest (sooner when the agent acknowledges it). At most 10s.',
+  },
+  {
+    key: 'containers.health_check_interval',
+    env: 'ARMORCLAW_HEALTH_CHECK_INTERVAL',
+    type: 'duration',
+    default: '30s',
+    doc: 'Period of the inspect that backs up Docker events as the guarantee that a dead container is noticed.',
+  },
+  {
+    key: 'containers.network',
+    env: 'ARMORCLAW_CONTAINER_NETWORK',
+    type: 'string',
+    default: 'none',
+    doc: 'Docker network of agent containers: "none" (no egress) unless you configure one.',
+  },
+  {
+    key: 'containers.memory_bytes',
+    env: 'ARMORCLAW_CONTAINER_MEMORY_BYTES',
+    type: 'integer',
+    default: 512 * 1024 * 1024,
+    min: 16 * 1024 * 1024,
+    doc: 'Memory limit of each agent container.',
+  },
+  {
+    key: 'containers.pids_limit',
+    env: 'ARMORCLAW_CONTAINER_PIDS_LIMIT',
+    type: 'integer',
+    default: 128,
+    min: 8,
+    doc: 'Process limit of each agent container.',
+  },
+  {
+    key: 'containers.agent_uid',
+    env: 'ARMORCLAW_AGENT_UID',
+    type: 'integer',
+    default: 10001,
+    min: 1,
+    doc: 'uid (and gid) agents run as; it owns the secrets file (0400).',
+  },
+  {
+    key: 'containers.secrets_dir',
+    env: 'ARMORCLAW_SECRETS_DIR',
+    type: 'path',
+    default: defaultSecretsDir,
+    doc: 'tmpfs directory for per-container secrets files. Default: /run/armorclaw/secrets when /run is tmpfs, else under /dev/shm. A directory not on tmpfs is refused.',
+  },
+  {
+    key: 'containers.heartbeat_interval',
+    env: 'ARMORCLAW_AGENT_HEARTBEAT_INTERVAL',
+    type: 'duration',
+    default: '5s',
+    doc: 'How often agents heartbeat over their socket.',
   },
   {
     key: 'configs.max_bytes',

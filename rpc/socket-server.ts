@@ -1,4 +1,4 @@
-import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -13,6 +13,11 @@ export interface SocketServerOptions {
   maxConnections: number;
   /** Requests answered concurrently per connection before reading from it pauses. */
   maxInFlightPerConnection: number;
+  /**
+   * Group that may connect besides the owner (the agent's gid for a per-container socket); it
+   * gets the directory (0750) and the socket (0660). Applied only when running as root.
+   */
+  groupId?: number;
 }
 
 /** Thrown when another live bridge already answers on the socket path. */
@@ -62,6 +67,10 @@ export class RpcSocketServer {
     server.on('error', (err) => this.log.error({ err }, 'socket server error'));
     // Owner and group only (API spec, "Security Considerations").
     await chmod(socketPath, 0o660);
+    if (this.options.groupId !== undefined && process.getuid?.() === 0) {
+      await chown(path.dirname(socketPath), 0, this.options.groupId);
+      await chown(socketPath, 0, this.options.groupId);
+    }
     this.server = server;
   }
 

@@ -62,4 +62,5 @@ if [[ ! -f "$py_stamp" || "$(cat "$py_stamp")" != "$want_py" || ! -x "$VENV/bin/
   echo "$want_py" >"$py_stamp"
 fi
 
+if (( WITH_TEST )); then bash scripts/docker.sh; fi
 log "ready"

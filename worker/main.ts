@@ -9,7 +9,18 @@ import { registerKeyMethods } from '../rpc/methods/keys';
 import { RpcSocketServer, assertSocketPathFree } from '../rpc/socket-server';
 import { ConfigStore } from '../services/config-store';
 import { Keystore, keystorePath, loadOrCreateMasterKey } from '../services/keystore';
-import { ArmorclawContainerId, ArmorclawKind } from '../workflows/search-attributes';
+import Docker from 'dockerode';
+import { createHostActivities, createSharedActivities } from '../activities/index';
+import { ContainerSocketHub } from '../rpc/container-socket';
+import { registerContainerMethods } from '../rpc/methods/containers';
+import { AuditLog, auditLogPath } from '../services/audit-log';
+import {
+  ArmorclawContainerId,
+  ArmorclawKind,
+  ArmorclawState,
+} from '../workflows/search-attributes';
+import { DockerEventWatcher } from './docker-events';
+import { startWorkers } from './workers';
 import { createLogger } from './logger';
 import { connectTemporal, probeTemporal, type TemporalHandle } from './temporal';
 
@@ -46,7 +57,12 @@ export async function start(
     maxBytes: config.configs.maxBytes,
   });
 
-  const cleanups: Array<() => Promise<void> | void> = [() => keystore.close()];
+  const auditLog = AuditLog.open({ path: auditLogPath(config.stateDir) });
+  const docker = new Docker({ socketPath: config.docker.socket });
+  const cleanups: Array<() => Promise<void> | void> = [
+    () => keystore.close(),
+    () => auditLog.close(),
+  ];
   const cleanup = async () => {
     for (const fn of cleanups.reverse())
       await Promise.resolve(fn()).catch((err) => log.error({ err }, 'cleanup failed'));
@@ -54,6 +70,56 @@ export async function start(
   try {
     const temporal = await connectTemporal(config, log.child({ component: 'temporal' }));
     cleanups.push(() => temporal.close());
+
+    const sockets = new ContainerSocketHub({
+      bridgeSocketPath: config.socket.path,
+      agentGid: config.containers.agentUid,
+      client: temporal.client,
+      audit: (entry) => {
+        try {
+          auditLog.append(entry);
+        } catch (err) {
+          log.warn({ err }, 'audit write failed');
+        }
+      },
+      log: log.child({ component: 'container-socket' }),
+    });
+    cleanups.push(() => sockets.closeAll());
+    // Runs outlive the process: serve the sockets of the runs that are still live.
+    for (const name of await listLiveContainerNames(temporal)) await sockets.open(name);
+
+    const workers = await startWorkers({
+      address: temporal.address,
+      namespace: temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      hostId: config.hostId,
+      hostActivities: createHostActivities({
+        docker,
+        keystore,
+        auditLog,
+        sockets,
+        policy: {
+          network: config.containers.network,
+          memoryBytes: config.containers.memoryBytes,
+          pidsLimit: config.containers.pidsLimit,
+          agentUid: config.containers.agentUid,
+          secretsDir: config.containers.secretsDir,
+          heartbeatIntervalMs: config.containers.heartbeatIntervalMs,
+        },
+        log,
+      }),
+      sharedActivities: createSharedActivities({ auditLog }),
+      log: log.child({ component: 'worker' }),
+    });
+    cleanups.push(() => workers.stop());
+
+    const dockerEvents = new DockerEventWatcher(
+      docker,
+      temporal.client,
+      log.child({ component: 'docker-events' }),
+    );
+    await dockerEvents.start();
+    cleanups.push(() => dockerEvents.stop());
 
     const dispatcher = new RpcDispatcher(log.child({ component: 'rpc' }));
     registerCoreMethods(dispatcher, {
@@ -67,7 +133,25 @@ export async function start(
         temporal: () => probeTemporal(temporal.connection),
         keystore: async () => keystore.check(),
         configs: () => configStore.check(),
+        docker: async () => {
+          await docker.ping();
+        },
       },
+    });
+    registerContainerMethods(dispatcher, {
+      client: temporal.client,
+      keystore,
+      taskQueue: config.temporal.taskQueue,
+      hostId: config.hostId,
+      defaults: {
+        image: config.containers.defaultImage,
+        ttlMs: config.containers.defaultTtlMs,
+        maxTtlMs: config.containers.maxTtlMs,
+        secretsDeadlineMs: config.containers.secretsDeadlineMs,
+        healthCheckIntervalMs: config.containers.healthCheckIntervalMs,
+        network: config.containers.network,
+      },
+      log: log.child({ component: 'containers' }),
     });
     registerKeyMethods(dispatcher, keystore);
     registerConfigMethods(dispatcher, configStore);
@@ -109,15 +193,26 @@ export async function start(
   }
 }
 
-/** Running container runs, from Temporal's visibility store. */
+/** Containers of Active runs, from Temporal's visibility store. */
 async function listRunningContainerIds(temporal: TemporalHandle): Promise<string[]> {
   const ids: string[] = [];
-  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running'`;
+  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running' AND ${ArmorclawState.name} = 'Active'`;
   for await (const wf of temporal.client.workflow.list({ query })) {
     const id = wf.typedSearchAttributes.get(ArmorclawContainerId);
     if (id) ids.push(id);
   }
   return ids;
+}
+
+/** Names of container runs whose workflow is still open (any state), for their sockets. */
+async function listLiveContainerNames(temporal: TemporalHandle): Promise<string[]> {
+  const names: string[] = [];
+  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running'`;
+  for await (const wf of temporal.client.workflow.list({ query })) {
+    if (wf.workflowId.startsWith('container-'))
+      names.push(wf.workflowId.slice('container-'.length));
+  }
+  return names;
 }
 
 async function main(): Promise<void> {

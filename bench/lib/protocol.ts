@@ -11,6 +11,11 @@ export interface LoadSpec {
   connections: number;
   warmupMs: number;
   measureMs: number;
+  /**
+   * When set, a result whose `status` differs (e.g. `health` answering "unhealthy") is
+   * counted in `unexpectedStatus`: a fast answer that says the server is degraded.
+   */
+  expectResultStatus?: string;
   /** A response slower than this fails the run instead of hanging it. */
   requestTimeoutMs: number;
   /** Processes whose CPU time is sampled at the edges of the measured window, by role. */
@@ -33,6 +38,10 @@ export interface LoadResult {
   requests: number;
   /** Responses carrying a JSON-RPC `error`, inside the window. */
   errors: number;
+  /** Successful responses whose result `status` was not `expectResultStatus` (also in `requests`). */
+  unexpectedStatus: number;
+  /** The first such result, to show why (e.g. which health check failed). */
+  unexpectedSample?: unknown;
   windowMs: number;
   requestsPerSecond: number;
   /** Latency of the successful requests completed inside the window; null if none did. */

@@ -88,7 +88,8 @@ export function barChartPanel(chart: BarChart, x: number, y: number, width: numb
     const x1 = ref.group === undefined ? plotX : plotX + ref.group * groupW + 4;
     const x2 = ref.group === undefined ? plotX + plotW : plotX + (ref.group + 1) * groupW - 4;
     out.push(`<line x1="${x1.toFixed(1)}" y1="${ry.toFixed(1)}" x2="${x2.toFixed(1)}" y2="${ry.toFixed(1)}" stroke="#c00" stroke-width="1.5" stroke-dasharray="6 4"/>`);
-    out.push(text(x2 - 2, ry - 4, ref.label, 'font-size="10" text-anchor="end" fill="#c00"'));
+    // A white halo keeps the label legible where it crosses a bar.
+    out.push(text(x2 - 2, ry - 4, ref.label, 'font-size="10" text-anchor="end" fill="#c00" stroke="#fff" stroke-width="3" paint-order="stroke"'));
   }
   return out.join('\n');
 }

@@ -1,0 +1,52 @@
+/**
+ * The container-run activities as the workflow sees them: names, arguments and results only
+ * (workflows import this file's types, never the implementations). No argument or result carries
+ * a secret: the activity that needs a token reads it from the keystore itself.
+ */
+
+export interface StartContainerArgs {
+  containerName: string;
+  workflowId: string;
+  image: string;
+  agentType: string;
+  keyId: string;
+  hostId: string;
+  network: string;
+  roomId?: string;
+}
+
+export interface StartContainerResult {
+  containerId: string;
+  /** Host path of the per-container JSON-RPC socket (the spec's `endpoint`). */
+  endpoint: string;
+}
+
+export interface ContainerInspection {
+  exists: boolean;
+  running: boolean;
+  exitCode: number;
+  oomKilled: boolean;
+}
+
+export interface AuditArgs {
+  event_type: string;
+  dedupe_key: string;
+  session_id?: string;
+  container_id?: string;
+  room_id?: string;
+  details?: Record<string, unknown>;
+}
+
+/** Run on the host's task queue: they touch Docker, the secrets tmpfs and the container socket. */
+export interface HostContainerActivities {
+  writeSecretsFile(args: { containerName: string; keyId: string }): Promise<void>;
+  startContainer(args: StartContainerArgs): Promise<StartContainerResult>;
+  removeSecretsFile(args: { containerName: string }): Promise<void>;
+  inspectContainer(args: { containerName: string }): Promise<ContainerInspection>;
+  teardownContainer(args: { containerName: string }): Promise<void>;
+}
+
+/** Run on the shared task queue. */
+export interface SharedActivities {
+  recordAudit(args: AuditArgs): Promise<void>;
+}

@@ -1,0 +1,173 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import type { ContainerSocketHub } from '../rpc/container-socket';
+import { ContainerFailureType } from '../workflows/definitions';
+import type {
+  ContainerInspection,
+  StartContainerArgs,
+  StartContainerResult,
+} from './container-types';
+import { secretsDirFor } from './secrets';
+
+export interface ContainerPolicy {
+  network: string;
+  memoryBytes: number;
+  pidsLimit: number;
+  agentUid: number;
+  secretsDir: string;
+  heartbeatIntervalMs: number;
+}
+
+export interface DockerActivitiesDeps {
+  docker: Docker;
+  sockets: ContainerSocketHub;
+  policy: ContainerPolicy;
+  removeSecretsFile(args: { containerName: string }): Promise<void>;
+  log: Logger;
+}
+
+/** Label that marks containers this bridge manages (Docker events are filtered by it). */
+export const MANAGED_LABEL = 'armorclaw.managed';
+
+const statusCode = (err: unknown): number | undefined =>
+  (err as { statusCode?: number } | null)?.statusCode;
+
+/** The hardened container spec (issue 3, item 3). Nothing in it is secret. */
+export function containerSpec(
+  args: StartContainerArgs,
+  socketDir: string,
+  policy: ContainerPolicy,
+): Docker.ContainerCreateOptions {
+  const uid = policy.agentUid;
+  return {
+    name: args.containerName,
+    Image: args.image,
+    User: `${uid}:${uid}`,
+    Env: [
+      `ARMORCLAW_CONTAINER_NAME=${args.containerName}`,
+      `ARMORCLAW_HEARTBEAT_MS=${policy.heartbeatIntervalMs}`,
+    ],
+    Labels: {
+      [MANAGED_LABEL]: 'true',
+      'armorclaw.workflow-id': args.workflowId,
+      'armorclaw.agent-type': args.agentType,
+      'armorclaw.key-id': args.keyId,
+      'armorclaw.host': args.hostId,
+    },
+    NetworkDisabled: args.network === 'none',
+    HostConfig: {
+      ReadonlyRootfs: true,
+      CapDrop: ['ALL'],
+      // Docker's default seccomp profile applies unless unconfined; we never unconfine it.
+      SecurityOpt: ['no-new-privileges:true'],
+      PidsLimit: policy.pidsLimit,
+      Memory: policy.memoryBytes,
+      MemorySwap: policy.memoryBytes,
+      Tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' },
+      Init: true,
+      NetworkMode: args.network,
+      PortBindings: {},
+      PublishAllPorts: false,
+      Privileged: false,
+      RestartPolicy: { Name: 'no' },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+      // Directories, not files: the bridge recreates the socket on restart (architecture rule 8).
+      Binds: [
+        `${secretsDirFor(policy.secretsDir, args.containerName)}:/run/secrets:ro`,
+        `${socketDir}:/run/armorclaw:rw`,
+      ],
+    },
+  };
+}
+
+/** Docker work for container runs, on the host's task queue. Every function is idempotent. */
+export function createDockerActivities(deps: DockerActivitiesDeps) {
+  const { docker, sockets, policy, log } = deps;
+
+  async function inspectByName(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      return await docker.getContainer(name).inspect();
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async function startContainer(args: StartContainerArgs): Promise<StartContainerResult> {
+    const paths = await sockets.open(args.containerName);
+    const existing = await inspectByName(args.containerName);
+    if (existing?.State.Running) {
+      // A retry after the start succeeded but before its result was recorded.
+      return { containerId: existing.Id, endpoint: paths.endpoint };
+    }
+    if (existing) {
+      await docker
+        .getContainer(existing.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
+    }
+    try {
+      await docker.getImage(args.image).inspect();
+    } catch (err) {
+      if (statusCode(err) === 404) {
+        throw ApplicationFailure.nonRetryable(
+          `image ${args.image} not found`,
+          ContainerFailureType.ImageNotFound,
+        );
+      }
+      throw err;
+    }
+    let container: Docker.Container;
+    try {
+      container = await docker.createContainer(containerSpec(args, paths.dir, policy));
+    } catch (err) {
+      if (statusCode(err) === 409) {
+        const raced = await inspectByName(args.containerName);
+        if (raced) container = docker.getContainer(raced.Id);
+        else throw err;
+      } else if (statusCode(err) === 400) {
+        throw ApplicationFailure.nonRetryable(
+          `container spec refused: ${(err as Error).message}`,
+          ContainerFailureType.InvalidSpec,
+        );
+      } else throw err;
+    }
+    await container.start().catch((err) => {
+      if (statusCode(err) !== 304) throw err; // 304: already started
+    });
+    log.info({ containerName: args.containerName, containerId: container.id }, 'container started');
+    return { containerId: container.id, endpoint: paths.endpoint };
+  }
+
+  async function inspectContainer(args: { containerName: string }): Promise<ContainerInspection> {
+    const info = await inspectByName(args.containerName);
+    if (!info) return { exists: false, running: false, exitCode: -1, oomKilled: false };
+    return {
+      exists: true,
+      running: info.State.Running,
+      exitCode: info.State.ExitCode,
+      oomKilled: info.State.OOMKilled,
+    };
+  }
+
+  async function teardownContainer(args: { containerName: string }): Promise<void> {
+    const info = await inspectByName(args.containerName);
+    if (info) {
+      const c = docker.getContainer(info.Id);
+      if (info.State.Running) {
+        await c.stop({ t: 5 }).catch((err) => {
+          if (![304, 404].includes(statusCode(err) ?? 0)) throw err;
+        });
+      }
+      await c.remove({ force: true, v: true }).catch((err) => {
+        if (statusCode(err) !== 404) throw err;
+      });
+    }
+    await deps.removeSecretsFile({ containerName: args.containerName });
+    await sockets.close(args.containerName);
+    log.info({ containerName: args.containerName }, 'container torn down');
+  }
+
+  return { startContainer, inspectContainer, teardownContainer };
+}

@@ -1,0 +1,41 @@
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import type { ContainerSocketHub } from '../rpc/container-socket';
+import type { AuditLog } from '../services/audit-log';
+import type { Keystore } from '../services/keystore';
+import { createAuditActivities } from './audit';
+import type { HostContainerActivities, SharedActivities } from './container-types';
+import { createDockerActivities, type ContainerPolicy } from './docker';
+import { createSecretsActivities } from './secrets';
+
+export interface ActivityDeps {
+  docker: Docker;
+  keystore: Keystore;
+  auditLog: AuditLog;
+  sockets: ContainerSocketHub;
+  policy: ContainerPolicy;
+  log: Logger;
+}
+
+/** Activities for the host's task queue (Docker, secrets tmpfs, container sockets). */
+export function createHostActivities(deps: ActivityDeps): HostContainerActivities {
+  const secrets = createSecretsActivities({
+    keystore: deps.keystore,
+    secretsDir: deps.policy.secretsDir,
+    agentUid: deps.policy.agentUid,
+    log: deps.log.child({ component: 'secrets' }),
+  });
+  const docker = createDockerActivities({
+    docker: deps.docker,
+    sockets: deps.sockets,
+    policy: deps.policy,
+    removeSecretsFile: secrets.removeSecretsFile,
+    log: deps.log.child({ component: 'docker' }),
+  });
+  return { ...secrets, ...docker };
+}
+
+/** Activities for the shared task queue. */
+export function createSharedActivities(deps: Pick<ActivityDeps, 'auditLog'>): SharedActivities {
+  return createAuditActivities(deps);
+}

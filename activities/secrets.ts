@@ -1,0 +1,105 @@
+import { constants, statfsSync } from 'node:fs';
+import { chown, mkdir, open, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Logger } from 'pino';
+import { TMPFS_MAGIC } from '../config/settings';
+import { KeystoreError, type Keystore } from '../services/keystore';
+import { ContainerFailureType } from '../workflows/definitions';
+
+export interface SecretsFilesDeps {
+  keystore: Keystore;
+  /** tmpfs directory holding one sub-directory per container. */
+  secretsDir: string;
+  agentUid: number;
+  log: Logger;
+}
+
+export const SECRETS_FILE_NAME = 'credentials.json';
+
+/** The per-container directory that is bind-mounted read-only at /run/secrets. */
+export const secretsDirFor = (secretsDir: string, containerName: string): string =>
+  path.join(secretsDir, containerName);
+
+/**
+ * Writes and removes the short-lived secrets files. The token is read from the keystore here,
+ * inside the activity, so it never appears in a workflow input, activity argument or result.
+ */
+export function createSecretsActivities(deps: SecretsFilesDeps) {
+  const { keystore, secretsDir, agentUid, log } = deps;
+
+  async function writeSecretsFile(args: { containerName: string; keyId: string }): Promise<void> {
+    await ensureTmpfsDir(secretsDir);
+    let record;
+    try {
+      record = keystore.get(args.keyId);
+    } catch (err) {
+      if (err instanceof KeystoreError && err.code === 'not_found') {
+        throw ApplicationFailure.nonRetryable(
+          `credential ${args.keyId} not found`,
+          ContainerFailureType.KeyNotFound,
+        );
+      }
+      if (err instanceof KeystoreError && err.code === 'expired') {
+        throw ApplicationFailure.nonRetryable(
+          `credential ${args.keyId} has expired`,
+          ContainerFailureType.KeyExpired,
+        );
+      }
+      if (err instanceof KeystoreError) {
+        throw ApplicationFailure.nonRetryable(
+          `credential ${args.keyId} could not be read`,
+          ContainerFailureType.StartFailed,
+        );
+      }
+      throw err;
+    }
+    const dir = secretsDirFor(secretsDir, args.containerName);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { mode: 0o700 });
+    const file = path.join(dir, SECRETS_FILE_NAME);
+    const body = Buffer.from(
+      JSON.stringify({ key_id: record.id, provider: record.provider, token: record.token }),
+    );
+    const handle = await open(
+      file,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
+      0o400,
+    );
+    try {
+      await handle.writeFile(body);
+      await handle.sync();
+    } finally {
+      body.fill(0);
+      await handle.close();
+    }
+    if (process.getuid?.() === 0) {
+      await chown(file, agentUid, agentUid);
+      await chown(dir, agentUid, agentUid);
+    }
+    log.info({ containerName: args.containerName, keyId: args.keyId }, 'secrets file written');
+  }
+
+  async function removeSecretsFile(args: { containerName: string }): Promise<void> {
+    const dir = secretsDirFor(secretsDir, args.containerName);
+    const existed = await stat(dir).then(
+      () => true,
+      () => false,
+    );
+    await rm(dir, { recursive: true, force: true });
+    if (existed) log.info({ containerName: args.containerName }, 'secrets file removed');
+  }
+
+  return { writeSecretsFile, removeSecretsFile };
+}
+
+/** Secrets must never touch a disk: refuse a secrets directory that is not on tmpfs. */
+async function ensureTmpfsDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o711 });
+  if (statfsSync(dir).type !== TMPFS_MAGIC) {
+    throw ApplicationFailure.nonRetryable(
+      `the secrets directory ${dir} is not on tmpfs; set ARMORCLAW_SECRETS_DIR to a tmpfs path`,
+      ContainerFailureType.InvalidSpec,
+    );
+  }
+}

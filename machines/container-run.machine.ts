@@ -1,0 +1,137 @@
+import { assign, setup } from 'xstate';
+import type { EndReason } from './lifecycle';
+
+/**
+ * A container run: Pending while its secrets file is written and the container starts; Active
+ * while it runs; then Ended (stopped, exited cleanly, budget), Failed (start failed, died,
+ * unhealthy) or Expired (TTL). The machine decides; `containerRunWorkflow` acts on its actions:
+ *
+ * - `removeSecrets`: delete the secrets file (on the agent's ack, or at the deadline);
+ * - `cleanup`: on every terminal state, stop and remove the container, remove the secrets file,
+ *   write the audit entry;
+ * - delayed events (`ttl`, `secretsDeadline`) arrive as `xstate.raise` actions with a delay and
+ *   are cancelled with `xstate.cancel`; the workflow turns them into Temporal timers.
+ */
+
+export interface ContainerRunInput {
+  ttlMs: number;
+  /** At most this long after the container starts, the secrets file is removed. */
+  secretsDeadlineMs: number;
+}
+
+export interface ContainerRunContext extends ContainerRunInput {
+  containerId?: string;
+  secretsRemoved: boolean;
+  endReason?: EndReason;
+  /** Human-readable detail of the end (exit code, error message). Never a secret. */
+  endDetail?: string;
+  exitCode?: number;
+}
+
+export type ContainerRunEvent =
+  | { type: 'STARTED'; containerId: string }
+  | { type: 'START_FAILED'; message: string }
+  | { type: 'STOP_REQUESTED'; reason?: string }
+  | { type: 'SECRETS_ACKED' }
+  | { type: 'CONTAINER_EXITED'; exitCode: number; oomKilled: boolean }
+  | { type: 'HEALTH_FAILED'; message: string }
+  | { type: 'BUDGET_EXCEEDED' };
+
+export const containerRunMachine = setup({
+  types: {
+    input: {} as ContainerRunInput,
+    context: {} as ContainerRunContext,
+    events: {} as ContainerRunEvent,
+  },
+  actions: {
+    // Performed by the workflow; here they are names in the transition's action list.
+    removeSecrets: () => undefined,
+    cleanup: () => undefined,
+    markSecretsRemoved: assign({ secretsRemoved: true }),
+  },
+  guards: {
+    secretsPresent: ({ context }) => !context.secretsRemoved,
+    cleanExit: ({ event }) =>
+      event.type === 'CONTAINER_EXITED' && event.exitCode === 0 && !event.oomKilled,
+    oomKilled: ({ event }) => event.type === 'CONTAINER_EXITED' && event.oomKilled,
+  },
+  delays: {
+    ttl: ({ context }) => context.ttlMs,
+    secretsDeadline: ({ context }) => context.secretsDeadlineMs,
+  },
+}).createMachine({
+  id: 'containerRun',
+  initial: 'Pending',
+  context: ({ input }) => ({ ...input, secretsRemoved: false }),
+  states: {
+    Pending: {
+      on: {
+        STARTED: {
+          target: 'Active',
+          actions: assign({ containerId: ({ event }) => event.containerId }),
+        },
+        START_FAILED: {
+          target: 'Failed',
+          actions: assign({ endReason: 'start_failed', endDetail: ({ event }) => event.message }),
+        },
+        STOP_REQUESTED: {
+          target: 'Ended',
+          actions: assign({ endReason: 'stop_requested' as EndReason }),
+        },
+      },
+    },
+    Active: {
+      after: {
+        ttl: { target: 'Expired', actions: assign({ endReason: 'ttl_expired' as EndReason }) },
+        secretsDeadline: {
+          guard: 'secretsPresent',
+          actions: ['removeSecrets', 'markSecretsRemoved'],
+        },
+      },
+      on: {
+        SECRETS_ACKED: {
+          guard: 'secretsPresent',
+          actions: ['removeSecrets', 'markSecretsRemoved'],
+        },
+        STOP_REQUESTED: {
+          target: 'Ended',
+          actions: assign({ endReason: 'stop_requested' as EndReason }),
+        },
+        BUDGET_EXCEEDED: {
+          target: 'Ended',
+          actions: assign({ endReason: 'budget_exceeded' as EndReason }),
+        },
+        HEALTH_FAILED: {
+          target: 'Failed',
+          actions: assign({
+            endReason: 'health_check_failed',
+            endDetail: ({ event }) => event.message,
+          }),
+        },
+        CONTAINER_EXITED: [
+          {
+            guard: 'cleanExit',
+            target: 'Ended',
+            actions: assign({ endReason: 'container_exited', exitCode: 0 }),
+          },
+          {
+            guard: 'oomKilled',
+            target: 'Failed',
+            actions: assign({ endReason: 'oom_killed', exitCode: ({ event }) => event.exitCode }),
+          },
+          {
+            target: 'Failed',
+            actions: assign({
+              endReason: 'container_exited',
+              exitCode: ({ event }) => event.exitCode,
+              endDetail: ({ event }) => `exit code ${event.exitCode}`,
+            }),
+          },
+        ],
+      },
+    },
+    Ended: { type: 'final', entry: 'cleanup' },
+    Failed: { type: 'final', entry: 'cleanup' },
+    Expired: { type: 'final', entry: 'cleanup' },
+  },
+});

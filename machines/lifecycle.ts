@@ -1,0 +1,22 @@
+/**
+ * The lifecycle every durable session shares (container runs now, voice calls later):
+ * `Pending → Active → Ended | Failed | Expired`. Pure types and helpers; no XState actor, no
+ * clock, no I/O, so workflows can import it.
+ */
+
+export const LIFECYCLE_STATES = ['Pending', 'Active', 'Ended', 'Failed', 'Expired'] as const;
+export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
+
+export const TERMINAL_STATES: readonly LifecycleState[] = ['Ended', 'Failed', 'Expired'];
+
+export const isTerminal = (state: LifecycleState): boolean => TERMINAL_STATES.includes(state);
+
+/** Why a session left Active (or never reached it). Stable strings: they go to audit and RPC. */
+export type EndReason =
+  | 'stop_requested'
+  | 'start_failed'
+  | 'container_exited'
+  | 'oom_killed'
+  | 'health_check_failed'
+  | 'ttl_expired'
+  | 'budget_exceeded';

@@ -1,0 +1,221 @@
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
+import { ApplicationFailure, WorkflowIdReusePolicy } from '@temporalio/common';
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import { parseDuration } from '../../services/duration';
+import { KeystoreError, type Keystore } from '../../services/keystore';
+import {
+  ContainerFailureType,
+  containerWorkflowId,
+  stopUpdate,
+  waitActiveUpdate,
+  type ContainerRunInput,
+} from '../../workflows/definitions';
+import {
+  ArmorclawAgentType,
+  ArmorclawContainerId,
+  ArmorclawHost,
+  ArmorclawKeyId,
+  ArmorclawKind,
+  ArmorclawState,
+} from '../../workflows/search-attributes';
+import type { RpcDispatcher } from '../dispatcher';
+import { ErrorCode, RpcError, internalError, invalidParams } from '../errors';
+import { parseParams } from '../params';
+
+export interface ContainerMethodsDeps {
+  client: Client;
+  keystore: Keystore;
+  taskQueue: string;
+  hostId: string;
+  defaults: {
+    image: string;
+    ttlMs: number;
+    maxTtlMs: number;
+    secretsDeadlineMs: number;
+    healthCheckIntervalMs: number;
+    network: string;
+  };
+  log: Logger;
+  /** Clock in ms (tests pin it to force name collisions). */
+  now?: () => number;
+}
+
+const AGENT_TYPE = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
+// Docker image references: registry/name:tag or @digest, no spaces or shell characters.
+const IMAGE_REF =
+  /^[a-z0-9][a-z0-9._/-]{0,254}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
+
+const startParams = z.strictObject({
+  key_id: z.string(),
+  agent_type: z.string().optional(),
+  image: z.string().optional(),
+  ttl: z.string().optional(),
+  room_id: z.string().max(255).optional(),
+});
+const stopParams = z.strictObject({ container_id: z.string() });
+
+/** The spec's container methods: `start` returns when the run is Active, `stop` when it has Ended. */
+export function registerContainerMethods(
+  dispatcher: RpcDispatcher,
+  deps: ContainerMethodsDeps,
+): void {
+  const now = deps.now ?? Date.now;
+
+  dispatcher.addMethod('start', async (params) => {
+    const p = parseParams(startParams, params);
+    const agentType = p.agent_type ?? 'openclaw';
+    if (!AGENT_TYPE.test(agentType)) {
+      throw invalidParams('Invalid params: agent_type must match [a-z0-9][a-z0-9_.-]{0,31}');
+    }
+    const image = p.image ?? deps.defaults.image;
+    if (!IMAGE_REF.test(image))
+      throw invalidParams('Invalid params: image is not a valid image reference');
+    let ttlMs = deps.defaults.ttlMs;
+    if (p.ttl !== undefined) {
+      const parsed = parseDuration(p.ttl);
+      if (parsed === null)
+        throw invalidParams('Invalid params: ttl must be a duration such as "20s", "30m" or "1h"');
+      if (parsed > deps.defaults.maxTtlMs) {
+        throw invalidParams(
+          `Invalid params: ttl exceeds the maximum of ${deps.defaults.maxTtlMs / 1000} s`,
+        );
+      }
+      ttlMs = parsed;
+    }
+    checkCredential(deps.keystore, p.key_id);
+
+    const base = `armorclaw-${agentType}-${Math.floor(now() / 1000)}`;
+    for (let attempt = 1; attempt <= 100; attempt++) {
+      const containerName = attempt === 1 ? base : `${base}-${attempt}`;
+      const input: ContainerRunInput = {
+        containerName,
+        keyId: p.key_id,
+        agentType,
+        image,
+        hostId: deps.hostId,
+        ttlMs,
+        secretsDeadlineMs: deps.defaults.secretsDeadlineMs,
+        healthCheckIntervalMs: deps.defaults.healthCheckIntervalMs,
+        network: deps.defaults.network,
+        roomId: p.room_id,
+      };
+      let handle;
+      try {
+        handle = await deps.client.workflow.start('containerRunWorkflow', {
+          taskQueue: deps.taskQueue,
+          workflowId: containerWorkflowId(containerName),
+          args: [input],
+          // Names are unique forever: a finished run's name is never reused.
+          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          typedSearchAttributes: [
+            { key: ArmorclawKind, value: 'container' },
+            { key: ArmorclawState, value: 'Pending' },
+            { key: ArmorclawAgentType, value: agentType },
+            { key: ArmorclawKeyId, value: p.key_id },
+            { key: ArmorclawHost, value: deps.hostId },
+          ],
+        });
+      } catch (err) {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) continue;
+        throw err;
+      }
+      try {
+        return await handle.executeUpdate(waitActiveUpdate);
+      } catch (err) {
+        throw startFailure(err);
+      }
+    }
+    throw internalError('Container creation failed: no free container name');
+  });
+
+  dispatcher.addMethod('stop', async (params) => {
+    const { container_id } = parseParams(stopParams, params);
+    if (
+      container_id === '' ||
+      container_id.length > 128 ||
+      !/^[A-Za-z0-9_.-]+$/.test(container_id)
+    ) {
+      throw invalidParams('Invalid params: container_id must be a container id or name');
+    }
+    const workflowId = await findRunningContainer(deps.client, container_id);
+    if (!workflowId)
+      throw new RpcError(ErrorCode.ContainerStopped, `Container not found: ${container_id}`);
+    try {
+      return await deps.client.workflow
+        .getHandle(workflowId)
+        .executeUpdate(stopUpdate, { args: [{ reason: 'rpc_stop' }] });
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError || isClosedWorkflowError(err)) {
+        throw new RpcError(ErrorCode.ContainerStopped, `Container not found: ${container_id}`);
+      }
+      throw err;
+    }
+  });
+}
+
+function checkCredential(keystore: Keystore, keyId: string): void {
+  try {
+    keystore.get(keyId);
+  } catch (err) {
+    if (err instanceof KeystoreError && (err.code === 'not_found' || err.code === 'invalid')) {
+      throw invalidParams(`Invalid params: credential ${keyId} not found`);
+    }
+    if (err instanceof KeystoreError && err.code === 'expired') {
+      throw invalidParams(`Invalid params: credential ${keyId} has expired`);
+    }
+    throw err;
+  }
+}
+
+function startFailure(err: unknown): RpcError {
+  const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+  if (cause instanceof ApplicationFailure) {
+    switch (cause.type) {
+      case ContainerFailureType.KeyNotFound:
+      case ContainerFailureType.KeyExpired:
+        return invalidParams(`Invalid params: ${cause.message}`);
+      case ContainerFailureType.ImageNotFound:
+      case ContainerFailureType.InvalidSpec:
+      case ContainerFailureType.StartFailed:
+        return internalError(`Container creation failed: ${cause.message}`);
+      default:
+        return internalError('Container creation failed');
+    }
+  }
+  return internalError('Container creation failed');
+}
+
+const isClosedWorkflowError = (err: unknown): boolean =>
+  err instanceof Error && /workflow execution already completed|not found/i.test(err.message);
+
+/**
+ * The workflow id of the live run whose container id (or a prefix of at least 12 characters, as
+ * `docker ps` shows) or name is `idOrName`; read from Temporal, not process memory.
+ */
+export async function findRunningContainer(
+  client: Client,
+  idOrName: string,
+): Promise<string | undefined> {
+  if (idOrName.startsWith('armorclaw-')) {
+    try {
+      const desc = await client.workflow.getHandle(containerWorkflowId(idOrName)).describe();
+      return desc.status.name === 'RUNNING' ? desc.workflowId : undefined;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    }
+  }
+  if (!/^[a-f0-9]{12,64}$/.test(idOrName)) return undefined;
+  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running'`;
+  for await (const wf of client.workflow.list({ query })) {
+    const id = wf.typedSearchAttributes.get(ArmorclawContainerId);
+    if (id && id.startsWith(idOrName)) return wf.workflowId;
+  }
+  return undefined;
+}

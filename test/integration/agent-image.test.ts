@@ -1,0 +1,428 @@
+/**
+ * The reference agent image (`armorclaw/agent:v1`, built by scripts/build-agent-image.sh) on a
+ * real Docker engine, run with the hardening the bridge uses. The test plays the bridge: it
+ * serves JSON-RPC on `sock/bridge.sock`, a socket in a directory bind-mounted into the container.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { AGENT_IMAGE, DOCKER, docker, ensureAgentImage } from '../support/docker';
+
+const AGENT_UID = 10001;
+const HEARTBEAT_MS = 200;
+
+interface Received {
+  conn: number;
+  msg: any;
+  at: number;
+}
+
+/** A minimal bridge side of the per-container socket: newline-delimited JSON-RPC 2.0. */
+class FakeBridge {
+  readonly received: Received[] = [];
+  private server: net.Server | null = null;
+  private readonly sockets: net.Socket[] = [];
+  private connCount = 0;
+  private nextId = 1;
+  private readonly pending = new Map<number, (msg: any) => void>();
+  /** Bad lines: anything the agent sent that is not one JSON object per line. */
+  readonly framingErrors: string[] = [];
+
+  constructor(readonly socketPath: string) {}
+
+  async listen(): Promise<void> {
+    const server = net.createServer((socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.socketPath, () => resolve());
+    });
+    chmodSync(this.socketPath, 0o666);
+    this.server = server;
+  }
+
+  /** Closes the listener and every connection and removes the socket file, like a dying bridge. */
+  async close(): Promise<void> {
+    for (const s of this.sockets.splice(0)) s.destroy();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    try {
+      unlinkSync(this.socketPath);
+    } catch {
+      // already gone
+    }
+  }
+
+  get connections(): number {
+    return this.connCount;
+  }
+
+  /** Calls a method on the agent over its most recent connection. */
+  call(method: string, params?: unknown, timeoutMs = 3000): Promise<any> {
+    const socket = this.sockets[this.sockets.length - 1];
+    if (!socket) return Promise.reject(new Error('no agent connected'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`${method}: no answer`));
+      }, timeoutMs);
+      this.pending.set(id, (msg) => {
+        clearTimeout(timer);
+        resolve(msg);
+      });
+      socket.write(`${JSON.stringify({ jsonrpc: '2.0', id, method, params })}\n`);
+    });
+  }
+
+  /** Requests (or notifications) the agent sent, optionally of one method. */
+  requests(method?: string): Received[] {
+    return this.received.filter((r) => 'method' in r.msg && (!method || r.msg.method === method));
+  }
+
+  private accept(socket: net.Socket): void {
+    const conn = ++this.connCount;
+    this.sockets.push(socket);
+    socket.setEncoding('utf8');
+    let buf = '';
+    socket.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let msg: any;
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          this.framingErrors.push(line);
+          continue;
+        }
+        if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+          this.framingErrors.push(line);
+          continue;
+        }
+        this.received.push({ conn, msg, at: Date.now() });
+        if ('method' in msg) {
+          if (msg.id !== undefined) {
+            socket.write(
+              `${JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { ok: true } })}\n`,
+            );
+          }
+        } else if (typeof msg.id === 'number') {
+          this.pending.get(msg.id)?.(msg);
+          this.pending.delete(msg.id);
+        }
+      }
+    });
+    socket.on('error', () => undefined);
+  }
+}
+
+async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | false,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function sh(command: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('bash', ['-c', command], { maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+interface AgentHome {
+  /** Bind-mounted read-only at /run/secrets: 0400 credentials owned by the agent's uid, or none. */
+  secrets: string;
+  /** Bind-mounted at /run/armorclaw: the directory of the agent's bridge socket. */
+  sock: string;
+  bridge: FakeBridge;
+}
+
+/** One agent's secrets directory and socket directory, with a bridge listening. */
+async function makeHome(root: string, what: string, credentials?: object): Promise<AgentHome> {
+  const home = path.join(root, what);
+  mkdirSync(home);
+  const secrets = path.join(home, 'secrets');
+  mkdirSync(secrets);
+  if (credentials) {
+    const file = path.join(secrets, 'credentials.json');
+    writeFileSync(file, JSON.stringify(credentials), { mode: 0o400 });
+    chownSync(file, AGENT_UID, AGENT_UID);
+  }
+  chownSync(secrets, AGENT_UID, AGENT_UID);
+  chmodSync(secrets, 0o500);
+  const sock = path.join(home, 'sock');
+  mkdirSync(sock);
+  chownSync(sock, AGENT_UID, AGENT_UID);
+  chmodSync(sock, 0o770);
+  const bridge = new FakeBridge(path.join(sock, 'bridge.sock'));
+  await bridge.listen();
+  return { secrets, sock, bridge };
+}
+
+/** The hardened `docker run` the bridge will use. */
+function runArgs(opts: {
+  name: string;
+  home: AgentHome;
+  detach: boolean;
+  env?: Record<string, string>;
+}): string[] {
+  const env = { ARMORCLAW_HEARTBEAT_MS: String(HEARTBEAT_MS), ...opts.env };
+  return [
+    'run',
+    ...(opts.detach ? ['-d'] : []),
+    '--rm',
+    '--name',
+    opts.name,
+    '--read-only',
+    '--cap-drop',
+    'ALL',
+    '--security-opt',
+    'no-new-privileges',
+    '--network',
+    'none',
+    '--init',
+    '--pids-limit',
+    '64',
+    '--memory',
+    '256m',
+    '--tmpfs',
+    '/tmp:rw,noexec,nosuid,size=16m',
+    '--user',
+    `${AGENT_UID}:${AGENT_UID}`,
+    '-v',
+    `${opts.home.secrets}:/run/secrets:ro`,
+    '-v',
+    `${opts.home.sock}:/run/armorclaw`,
+    ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+    AGENT_IMAGE,
+  ];
+}
+
+describe('reference agent image (real Docker)', () => {
+  const suffix = randomBytes(4).toString('hex');
+  const token = `sk-test-${randomBytes(24).toString('hex')}`;
+  const credentials = (keyId: string) => ({ key_id: keyId, provider: 'openai', token });
+  const keyId = `key-${suffix}`;
+  const names: string[] = [];
+  const homes: AgentHome[] = [];
+  let root: string;
+  let main: AgentHome;
+  let bridge: FakeBridge;
+  let containerId: string;
+
+  const name = (what: string) => {
+    const n = `armorclaw-agent-it-${what}-${suffix}`;
+    names.push(n);
+    return n;
+  };
+  const home = async (what: string, creds?: object) => {
+    const h = await makeHome(root, what, creds);
+    homes.push(h);
+    return h;
+  };
+
+  beforeAll(async () => {
+    await ensureAgentImage();
+    // tmpfs, like the bridge's secrets directory: the token never reaches a disk.
+    root = mkdtempSync('/dev/shm/armorclaw-agent-it-');
+    chmodSync(root, 0o711);
+    main = await home('main', credentials(keyId));
+    bridge = main.bridge;
+  });
+
+  afterAll(async () => {
+    if (names.length) await docker(['rm', '-f', ...names]);
+    for (const h of homes) await h.bridge.close();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  test('acks the secrets with its key id, says ready, heartbeats', async () => {
+    const run = await docker(runArgs({ name: name('main'), home: main, detach: true }));
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    containerId = run.stdout.trim();
+
+    const ack = await waitFor('secrets.ack', () => bridge.requests('secrets.ack')[0]);
+    expect(ack.msg).toMatchObject({ jsonrpc: '2.0', params: { key_id: keyId } });
+    expect(ack.msg.id).toBeDefined();
+    await waitFor('notify ready', () =>
+      bridge.requests('notify').find((r) => r.msg.params?.message === 'ready'),
+    );
+    const beats = await waitFor('3 heartbeats', () => {
+      const hb = bridge.requests('heartbeat');
+      return hb.length >= 3 && hb;
+    });
+    const seqs = beats.map((b) => b.msg.params.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(new Set(seqs).size).toBe(seqs.length);
+    expect(typeof beats[0]!.msg.params.uptime_ms).toBe('number');
+    // The ack comes first, ready before the first heartbeat.
+    const order = bridge.requests().map((r) => r.msg.method);
+    expect(order[0]).toBe('secrets.ack');
+    expect(order.indexOf('notify')).toBeLessThan(order.indexOf('heartbeat'));
+    expect(bridge.framingErrors).toEqual([]);
+  });
+
+  test('answers calls from the bridge: agent.echo, ping, unknown methods', async () => {
+    const echo = await bridge.call('agent.echo', { text: 'hello from the bridge ✓' });
+    expect(echo).toEqual({
+      jsonrpc: '2.0',
+      id: echo.id,
+      result: { text: 'hello from the bridge ✓' },
+    });
+    const ping = await bridge.call('ping');
+    expect(ping.result).toEqual({ pong: true });
+    const unknown = await bridge.call('no.such.method', {});
+    expect(unknown.error.code).toBe(-32601);
+    const bad = await bridge.call('agent.echo', { text: 42 });
+    expect(bad.error.code).toBe(-32602);
+  });
+
+  test('the token is nowhere in docker logs or docker inspect', async () => {
+    const logs = await docker(['logs', containerId]);
+    expect(logs.code).toBe(0);
+    const output = logs.stdout + logs.stderr;
+    expect(output).toContain('[agent] ready');
+    expect(output).not.toContain(token.slice(8));
+    // One-line status messages only.
+    for (const line of output.trim().split('\n')) expect(line).toMatch(/^\[agent\] /);
+
+    const inspect = await docker(['inspect', containerId]);
+    expect(inspect.code).toBe(0);
+    expect(inspect.stdout).not.toContain(token.slice(8));
+    const [info] = JSON.parse(inspect.stdout);
+    for (const field of [info.Config.Env, info.Config.Cmd, info.Config.Labels, info.Args]) {
+      expect(JSON.stringify(field ?? null)).not.toContain(token.slice(8));
+    }
+    expect(info.Config.User).toBe(`${AGENT_UID}:${AGENT_UID}`);
+    expect(info.HostConfig).toMatchObject({
+      ReadonlyRootfs: true,
+      CapDrop: ['ALL'],
+      NetworkMode: 'none',
+      Init: true,
+      SecurityOpt: ['no-new-privileges'],
+    });
+  });
+
+  test('reconnects when the bridge recreates its socket at the same path', async () => {
+    const before = bridge.requests('heartbeat');
+    const lastSeq = before[before.length - 1]!.msg.params.seq;
+    const connsBefore = bridge.connections;
+    await bridge.close();
+    await new Promise((r) => setTimeout(r, 500)); // the agent meets ENOENT and backs off
+    await bridge.listen();
+    const t0 = Date.now();
+    const beat = await waitFor(
+      'a heartbeat on the new socket',
+      () =>
+        bridge
+          .requests('heartbeat')
+          .find((r) => r.conn > connsBefore && r.msg.params.seq > lastSeq),
+      5000,
+    );
+    expect(beat.at - t0).toBeLessThan(2500); // backoff is capped at 2 s
+    // Secrets are acknowledged once per run, not per connection.
+    expect(bridge.requests('secrets.ack')).toHaveLength(1);
+    const echo = await bridge.call('agent.echo', { text: 'again' });
+    expect(echo.result).toEqual({ text: 'again' });
+  });
+
+  test('docker stop: notify stopping, exit 0, in under 2 s', async () => {
+    const exitCode = sh(`${DOCKER} wait ${containerId}`);
+    await new Promise((r) => setTimeout(r, 100)); // let `docker wait` attach
+    const t0 = Date.now();
+    const stop = await docker(['stop', '-t', '10', containerId]);
+    const took = Date.now() - t0;
+    expect(stop.code).toBe(0);
+    expect(took).toBeLessThan(2000);
+    expect((await exitCode).stdout.trim()).toBe('0');
+    expect(
+      bridge.requests('notify').find((r) => r.msg.params?.message === 'stopping'),
+    ).toBeDefined();
+  });
+
+  test('without a secrets file: error notify, exit 3', async () => {
+    const empty = await home('nosecrets');
+    const run = await docker(runArgs({ name: name('nosecrets'), home: empty, detach: false }));
+    expect(run.code).toBe(3);
+    const error = empty.bridge.requests('notify').find((r) => r.msg.params?.kind === 'error');
+    expect(error?.msg.params.message).toMatch(/secrets/);
+    expect(run.stdout).toContain('ENOENT');
+    expect(empty.bridge.requests('secrets.ack')).toEqual([]);
+  });
+
+  test('modes for tests: no-ack never acks; crash-after-ms exits 1', async () => {
+    const noAckHome = await home('noack', credentials(`noack-${suffix}`));
+    const crashHome = await home('crash', credentials(`crash-${suffix}`));
+    const noAckName = name('noack');
+    const [noAck, crash] = await Promise.all([
+      docker(
+        runArgs({
+          name: noAckName,
+          home: noAckHome,
+          detach: true,
+          env: { ARMORCLAW_AGENT_MODE: 'no-ack' },
+        }),
+      ),
+      docker(
+        runArgs({
+          name: name('crash'),
+          home: crashHome,
+          detach: false,
+          env: { ARMORCLAW_AGENT_MODE: 'crash-after-ms:700' },
+        }),
+      ),
+    ]);
+    expect(noAck.code).toBe(0);
+    expect(crash.code).toBe(1);
+    expect(crashHome.bridge.requests('secrets.ack')).toHaveLength(1);
+
+    await waitFor('no-ack heartbeats', () => noAckHome.bridge.requests('heartbeat').length >= 3);
+    expect(
+      noAckHome.bridge.requests('notify').find((r) => r.msg.params?.message === 'ready'),
+    ).toBeDefined();
+    expect(noAckHome.bridge.requests('secrets.ack')).toEqual([]);
+    await docker(['rm', '-f', noAckName]);
+  });
+
+  test('the image holds no shell', async () => {
+    const run = await docker(['run', '--rm', '--entrypoint', '/bin/sh', AGENT_IMAGE, '-c', 'true']);
+    expect(run.code).not.toBe(0);
+    const created = await docker(['create', AGENT_IMAGE]);
+    expect(created.code).toBe(0);
+    const id = created.stdout.trim();
+    try {
+      const listing = await sh(`${DOCKER} export ${id} | tar -t`);
+      expect(listing.code).toBe(0);
+      const files = listing.stdout.split('\n').filter(Boolean);
+      expect(files).toContain('usr/local/bin/node');
+      expect(files).toContain('opt/agent/main.js');
+      const shells = files.filter((f) => /(^|\/)(sh|bash|dash|ash|busybox)$/.test(f));
+      expect(shells).toEqual([]);
+    } finally {
+      await docker(['rm', '-f', id]);
+    }
+  });
+});

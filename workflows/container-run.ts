@@ -1,0 +1,322 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  ActivityFailure,
+  allHandlersFinished,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { initialTransition, transition, type SnapshotFrom } from 'xstate';
+import { containerRunMachine, type ContainerRunEvent } from '../machines/container-run.machine';
+import { isTerminal, type LifecycleState } from '../machines/lifecycle';
+import type { HostContainerActivities, SharedActivities } from '../activities/container-types';
+import {
+  agentNotifySignal,
+  budgetExceededSignal,
+  ContainerFailureType,
+  containerExitedSignal,
+  containerStatusQuery,
+  hostTaskQueue,
+  secretsAckedSignal,
+  stopUpdate,
+  waitActiveUpdate,
+  type AgentNotification,
+  type ContainerRunInput,
+  type ContainerRunResult,
+  type ContainerRunStatus,
+} from './definitions';
+import {
+  ArmorclawAgentType,
+  ArmorclawContainerId,
+  ArmorclawHost,
+  ArmorclawKeyId,
+  ArmorclawKind,
+  ArmorclawState,
+} from './search-attributes';
+
+const MAX_NOTIFICATIONS = 50;
+
+/**
+ * One agent container run (workflow id `container-<name>`). The XState machine decides; this
+ * function acts: it feeds the machine signals, updates, timer fires and activity results through
+ * XState's pure `transition`, then performs the actions that come back.
+ */
+export async function containerRunWorkflow(input: ContainerRunInput): Promise<ContainerRunResult> {
+  const host = proxyActivities<HostContainerActivities>({
+    taskQueue: hostTaskQueue(input.hostId),
+    startToCloseTimeout: '60s',
+    retry: {
+      initialInterval: '500ms',
+      backoffCoefficient: 2,
+      maximumInterval: '10s',
+      maximumAttempts: 5,
+    },
+  });
+  // Cleanup must finish whatever happens: retried until the host answers again.
+  const hostCleanup = proxyActivities<HostContainerActivities>({
+    taskQueue: hostTaskQueue(input.hostId),
+    startToCloseTimeout: '60s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+  });
+  const health = proxyActivities<HostContainerActivities>({
+    taskQueue: hostTaskQueue(input.hostId),
+    scheduleToCloseTimeout: '60s',
+    startToCloseTimeout: '10s',
+    retry: { initialInterval: '1s', maximumAttempts: 5 },
+  });
+  const shared = proxyActivities<SharedActivities>({
+    startToCloseTimeout: '30s',
+    retry: { initialInterval: '1s', maximumInterval: '30s' },
+  });
+
+  const workflowId = workflowInfo().workflowId;
+  const [initialSnapshot, initialActions] = initialTransition(containerRunMachine, {
+    ttlMs: input.ttlMs,
+    secretsDeadlineMs: input.secretsDeadlineMs,
+  });
+  let snapshot = initialSnapshot;
+  const queue: ContainerRunEvent[] = [];
+  const timers = new Map<string, CancellationScope>();
+  const notifications: AgentNotification[] = [];
+  let endpoint: string | undefined;
+  let startFailureType: string = ContainerFailureType.StartFailed;
+  let cleanupDone = false;
+
+  const state = (): LifecycleState => snapshot.value as LifecycleState;
+  const status = (): ContainerRunStatus => ({
+    state: state(),
+    container_name: input.containerName,
+    container_id: snapshot.context.containerId,
+    agent_type: input.agentType,
+    key_id: input.keyId,
+    image: input.image,
+    endpoint,
+    secrets_removed: snapshot.context.secretsRemoved,
+    end_reason: snapshot.context.endReason,
+    end_detail: snapshot.context.endDetail,
+    exit_code: snapshot.context.exitCode,
+    cleanup_done: cleanupDone,
+    notifications: [...notifications],
+  });
+
+  setHandler(containerStatusQuery, status);
+  setHandler(containerExitedSignal, (exit) => {
+    queue.push({ type: 'CONTAINER_EXITED', ...exit });
+  });
+  setHandler(secretsAckedSignal, () => {
+    queue.push({ type: 'SECRETS_ACKED' });
+  });
+  setHandler(budgetExceededSignal, () => {
+    queue.push({ type: 'BUDGET_EXCEEDED' });
+  });
+  setHandler(agentNotifySignal, (n) => {
+    notifications.push(n);
+    if (notifications.length > MAX_NOTIFICATIONS) notifications.shift();
+  });
+  setHandler(waitActiveUpdate, async () => {
+    await condition(() => state() !== 'Pending');
+    if (state() !== 'Active' && snapshot.context.endReason === 'start_failed') {
+      throw ApplicationFailure.nonRetryable(
+        snapshot.context.endDetail ?? 'container start failed',
+        startFailureType,
+      );
+    }
+    if (state() !== 'Active') {
+      throw ApplicationFailure.nonRetryable(
+        `container run ended: ${snapshot.context.endReason}`,
+        'RunEnded',
+      );
+    }
+    return {
+      container_id: snapshot.context.containerId!,
+      container_name: input.containerName,
+      status: 'running' as const,
+      endpoint: endpoint!,
+    };
+  });
+  setHandler(stopUpdate, async ({ reason }) => {
+    if (!isTerminal(state())) queue.push({ type: 'STOP_REQUESTED', reason });
+    await condition(() => cleanupDone);
+    return {
+      status: 'stopped' as const,
+      container_id: snapshot.context.containerId ?? '',
+      container_name: input.containerName,
+    };
+  });
+
+  const publishState = () =>
+    upsertSearchAttributes([
+      { key: ArmorclawKind, value: 'container' },
+      { key: ArmorclawState, value: state() },
+      { key: ArmorclawAgentType, value: input.agentType },
+      { key: ArmorclawKeyId, value: input.keyId },
+      { key: ArmorclawHost, value: input.hostId },
+      ...(snapshot.context.containerId
+        ? [{ key: ArmorclawContainerId, value: snapshot.context.containerId }]
+        : []),
+    ]);
+
+  const startTimer = (id: string, delayMs: number, event: ContainerRunEvent) => {
+    const scope = new CancellationScope();
+    timers.set(id, scope);
+    scope
+      .run(() => sleep(delayMs))
+      .then(
+        () => {
+          timers.delete(id);
+          queue.push(event);
+        },
+        (err) => {
+          if (!isCancellation(err)) throw err;
+        },
+      );
+  };
+
+  const cleanup = async () => {
+    await CancellationScope.nonCancellable(async () => {
+      for (const t of timers.values()) t.cancel();
+      timers.clear();
+      await hostCleanup.teardownContainer({ containerName: input.containerName });
+      const terminal = state();
+      await shared.recordAudit({
+        event_type: `container_${terminal.toLowerCase()}`,
+        dedupe_key: `${workflowId}/end`,
+        session_id: input.containerName,
+        container_id: snapshot.context.containerId,
+        room_id: input.roomId,
+        details: {
+          agent_type: input.agentType,
+          key_id: input.keyId,
+          image: input.image,
+          reason: snapshot.context.endReason,
+          detail: snapshot.context.endDetail,
+          exit_code: snapshot.context.exitCode,
+        },
+      });
+    });
+    cleanupDone = true;
+  };
+
+  /** Performs what the machine asked for, in order. */
+  const perform = async (actions: typeof initialActions) => {
+    for (const action of actions) {
+      // XState's built-in delayed raise/cancel are not in the machine's own action union.
+      const type = action.type as string;
+      if (type === 'xstate.raise') {
+        const params = action.params as { event: ContainerRunEvent; id: string; delay?: number };
+        if (params.delay !== undefined) startTimer(params.id, params.delay, params.event);
+        else queue.push(params.event);
+      } else if (type === 'xstate.cancel') {
+        const { sendId } = action.params as { sendId: string };
+        timers.get(sendId)?.cancel();
+        timers.delete(sendId);
+      } else if (type === 'removeSecrets') {
+        await CancellationScope.nonCancellable(() =>
+          hostCleanup.removeSecretsFile({ containerName: input.containerName }),
+        );
+      } else if (type === 'cleanup') {
+        await cleanup();
+      }
+    }
+  };
+
+  const step = async (event: ContainerRunEvent) => {
+    const before = state();
+    const [next, actions] = transition(containerRunMachine, snapshot, event);
+    snapshot = next as SnapshotFrom<typeof containerRunMachine>;
+    if (state() !== before) publishState();
+    if (state() === 'Active' && before === 'Pending') {
+      await shared.recordAudit({
+        event_type: 'container_started',
+        dedupe_key: `${workflowId}/started`,
+        session_id: input.containerName,
+        container_id: snapshot.context.containerId,
+        room_id: input.roomId,
+        details: { agent_type: input.agentType, key_id: input.keyId, image: input.image },
+      });
+    }
+    await perform(actions);
+  };
+
+  publishState();
+  await perform(initialActions);
+
+  // Pending: the secrets file, then the container. Cancelled if the run ends first (stop).
+  const startScope = new CancellationScope();
+  startScope
+    .run(async () => {
+      await host.writeSecretsFile({ containerName: input.containerName, keyId: input.keyId });
+      const started = await host.startContainer({
+        containerName: input.containerName,
+        workflowId,
+        image: input.image,
+        agentType: input.agentType,
+        keyId: input.keyId,
+        hostId: input.hostId,
+        network: input.network,
+        roomId: input.roomId,
+      });
+      endpoint = started.endpoint;
+      queue.push({ type: 'STARTED', containerId: started.containerId });
+    })
+    .catch((err) => {
+      if (isCancellation(err)) return;
+      const cause = err instanceof ActivityFailure ? err.cause : err;
+      if (cause instanceof ApplicationFailure && cause.type) startFailureType = cause.type;
+      queue.push({
+        type: 'START_FAILED',
+        message: cause instanceof Error ? cause.message : String(cause),
+      });
+    });
+
+  // Active: Docker events arrive as signals; this periodic inspect is the guarantee.
+  const healthScope = new CancellationScope();
+  healthScope
+    .run(async () => {
+      await condition(() => state() !== 'Pending');
+      while (state() === 'Active') {
+        await sleep(input.healthCheckIntervalMs);
+        if (state() !== 'Active') break;
+        try {
+          const seen = await health.inspectContainer({ containerName: input.containerName });
+          if (!seen.running) {
+            queue.push({
+              type: 'CONTAINER_EXITED',
+              exitCode: seen.exitCode,
+              oomKilled: seen.oomKilled,
+            });
+          }
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          queue.push({
+            type: 'HEALTH_FAILED',
+            message: 'container inspection failed (host unreachable?)',
+          });
+        }
+      }
+    })
+    .catch((err) => {
+      if (!isCancellation(err)) throw err;
+    });
+
+  while (!isTerminal(state())) {
+    await condition(() => queue.length > 0);
+    await step(queue.shift()!);
+  }
+  if (state() !== 'Active') startScope.cancel();
+  healthScope.cancel();
+  // Whatever is still queued (a late exit signal) changes nothing now.
+  queue.length = 0;
+  await condition(() => cleanupDone && allHandlersFinished());
+  return {
+    state: state(),
+    end_reason: snapshot.context.endReason,
+    end_detail: snapshot.context.endDetail,
+    exit_code: snapshot.context.exitCode,
+  };
+}
