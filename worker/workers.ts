@@ -1,9 +1,12 @@
 import {
+  DefaultLogger,
   NativeConnection,
+  Runtime,
   Worker,
   bundleWorkflowCode,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
+import type { LogLevel } from '@temporalio/common';
 import type { Logger } from 'pino';
 import type { HostContainerActivities, SharedActivities } from '../activities/container-types';
 import { hostTaskQueue } from '../workflows/definitions';
@@ -21,6 +24,31 @@ export interface WorkersOptions {
 export interface RunningWorkers {
   /** Stops polling, lets running activities finish, closes the connection. */
   stop(): Promise<void>;
+}
+
+const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+};
+
+let runtimeInstalled = false;
+
+/** The SDK's own logs (workers, activities) go through our logger, warnings and up. */
+function routeSdkLogs(log: Logger): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({
+      logger: new DefaultLogger('WARN', ({ level, message, meta }) => {
+        log[PINO_LEVEL[level]]({ ...meta, sdk: true }, message);
+      }),
+    });
+  } catch {
+    // Already installed (several bridges in one test process): keep the first logger.
+  }
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
@@ -48,6 +76,7 @@ const quietBundlerLogger = {
  * the host queue runs what must happen on this machine (Docker, secrets tmpfs, sockets).
  */
 export async function startWorkers(opts: WorkersOptions): Promise<RunningWorkers> {
+  routeSdkLogs(opts.log);
   const connection = await NativeConnection.connect({ address: opts.address });
   const shared = await Worker.create({
     connection,

@@ -43,10 +43,17 @@ export interface FakeBehaviour {
   ) => Promise<ContainerInspection> | ContainerInspection;
 }
 
+export interface FakeContainer {
+  id: string;
+  running: boolean;
+  exitCode: number;
+  oomKilled: boolean;
+}
+
 export class FakeContainerHost {
   readonly calls: RecordedCall[] = [];
   /** Containers that "exist" on the fake Docker, by name. */
-  readonly containers = new Map<string, { id: string; running: boolean }>();
+  readonly containers = new Map<string, FakeContainer>();
   /** The fake secrets tmpfs: container name → file content. */
   readonly secretsFiles = new Map<string, string>();
   readonly audit: AuditArgs[] = [];
@@ -59,7 +66,11 @@ export class FakeContainerHost {
     return this.calls.filter((c) => c.name === name);
   }
 
-  private async record<T>(name: RecordedCall['name'], args: unknown, body: () => Promise<T>): Promise<T> {
+  private async record<T>(
+    name: RecordedCall['name'],
+    args: unknown,
+    body: () => Promise<T>,
+  ): Promise<T> {
     const info = Context.current().info;
     let settle!: () => void;
     const settled = new Promise<void>((resolve) => (settle = resolve));
@@ -91,8 +102,16 @@ export class FakeContainerHost {
       this.record('startContainer', args, async (): Promise<StartContainerResult> => {
         await this.behaviour.startContainer?.(Context.current().info.attempt, args);
         const id = `fakecontainer${String(this.nextId++).padStart(4, '0')}`;
-        this.containers.set(args.containerName, { id, running: true });
-        return { containerId: id, endpoint: `/run/armorclaw/containers/${args.containerName}.sock` };
+        this.containers.set(args.containerName, {
+          id,
+          running: true,
+          exitCode: 0,
+          oomKilled: false,
+        });
+        return {
+          containerId: id,
+          endpoint: `/run/armorclaw/containers/${args.containerName}.sock`,
+        };
       }),
     removeSecretsFile: (args) =>
       this.record('removeSecretsFile', args, async () => {
@@ -101,12 +120,10 @@ export class FakeContainerHost {
     inspectContainer: (args) =>
       this.record('inspectContainer', args, async (): Promise<ContainerInspection> => {
         const c = this.containers.get(args.containerName);
-        const current: ContainerInspection = {
-          exists: c !== undefined,
-          running: c?.running ?? false,
-          exitCode: 0,
-          oomKilled: false,
-        };
+        // As the real activity reports a container that is gone: exit code -1.
+        const current: ContainerInspection = c
+          ? { exists: true, running: c.running, exitCode: c.exitCode, oomKilled: c.oomKilled }
+          : { exists: false, running: false, exitCode: -1, oomKilled: false };
         return this.behaviour.inspectContainer
           ? this.behaviour.inspectContainer(Context.current().info.attempt, current)
           : current;
