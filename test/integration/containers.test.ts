@@ -73,7 +73,12 @@ async function stopHarness(h: Harness | undefined): Promise<void> {
   }
   await h.closeClient().catch(() => undefined);
   const exited = h.bridge.stop('SIGTERM');
-  const timedOut = await Promise.race([exited.then(() => false), sleep(20_000).then(() => true)]);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    exited.then(() => false),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 20_000))),
+  ]);
+  clearTimeout(timer);
   if (timedOut) await h.bridge.stop('SIGKILL');
   // ...and remove whatever is left of ours (named by a start, or mounting our directories).
   await removeTestContainers(h.names, [h.bridge.dir, h.secretsDir]);
@@ -573,6 +578,19 @@ describe('container runs: a storm of 50 starts', () => {
       }
 
       const st = await rpc(h.bridge.socketPath, 'status', undefined, 30_000);
+      if (st.result.containers !== N) {
+        const missing = results.filter((r) => !st.result.container_ids.includes(r.result.container_id));
+        for (const m of missing) {
+          const q = await runStatus(h.client, m.result.container_name);
+          const d = await h.client.workflow.getHandle(containerWorkflowId(m.result.container_name)).describe();
+          console.log('DIAG missing', m.result.container_name, q.state, JSON.stringify(d.searchAttributes));
+        }
+        for (let i = 0; i < 10; i++) {
+          await sleep(200);
+          const again = await rpc(h.bridge.socketPath, 'status', undefined, 30_000);
+          console.log('DIAG status after', (i + 1) * 200, 'ms:', again.result.containers);
+        }
+      }
       expect(st.result.containers).toBe(N);
       expect([...st.result.container_ids].sort()).toEqual([...ids].sort());
       const ps = await docker([
