@@ -95,7 +95,7 @@ export function createDockerActivities(deps: DockerActivitiesDeps) {
   }
 
   async function startContainer(args: StartContainerArgs): Promise<StartContainerResult> {
-    const paths = await sockets.open(args.containerName);
+    const paths = await sockets.open(args.containerName, { roomId: args.roomId });
     const existing = await inspectByName(args.containerName);
     if (existing?.State.Running) {
       // A retry after the start succeeded but before its result was recorded.

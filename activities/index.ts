@@ -6,9 +6,11 @@ import type { Keystore } from '../services/keystore';
 import { createAuditActivities } from './audit';
 import type { HostContainerActivities, SharedActivities } from './container-types';
 import { createDockerActivities, type ContainerPolicy } from './docker';
+import { createMatrixActivities, type MatrixActivities, type MatrixActivityDeps } from './matrix';
 import { createSecretsActivities } from './secrets';
 
 export interface ActivityDeps {
+  matrix: Omit<MatrixActivityDeps, 'auditLog' | 'log'>;
   docker: Docker;
   keystore: Keystore;
   auditLog: AuditLog;
@@ -17,8 +19,10 @@ export interface ActivityDeps {
   log: Logger;
 }
 
-/** Activities for the host's task queue (Docker, secrets tmpfs, container sockets). */
-export function createHostActivities(deps: ActivityDeps): HostContainerActivities {
+/** Activities for the host's task queue (Docker, secrets tmpfs, container sockets, Matrix). */
+export function createHostActivities(
+  deps: ActivityDeps,
+): HostContainerActivities & MatrixActivities {
   const secrets = createSecretsActivities({
     keystore: deps.keystore,
     secretsDir: deps.policy.secretsDir,
@@ -32,7 +36,12 @@ export function createHostActivities(deps: ActivityDeps): HostContainerActivitie
     removeSecretsFile: secrets.removeSecretsFile,
     log: deps.log.child({ component: 'docker' }),
   });
-  return { ...secrets, ...docker };
+  const matrix = createMatrixActivities({
+    ...deps.matrix,
+    auditLog: deps.auditLog,
+    log: deps.log.child({ component: 'matrix' }),
+  });
+  return { ...secrets, ...docker, ...matrix };
 }
 
 /** Activities for the shared task queue. */

@@ -230,6 +230,8 @@ class JsonStreamSplitter {
 interface HandlerContext {
   /** Sends a `notify` to the bridge (fire and forget). */
   notify(kind: NotifyKind, message: string): void;
+  /** Calls a bridge method on the current connection. */
+  call(method: string, params: unknown): Promise<unknown>;
 }
 
 type Handler = (params: unknown, ctx: HandlerContext) => unknown;
@@ -257,7 +259,35 @@ const handlers = new Map<string, Handler>([
       return { text };
     },
   ],
+  ['matrix.event', (params, ctx) => onMatrixEvent(params, ctx)],
 ]);
+
+/** Event ids already handled: the bridge delivers at least once, the agent acts once. */
+const seenEvents = new Set<string>();
+const SEEN_LIMIT = 10_000;
+
+/**
+ * A room event pushed by the bridge (`matrix.event` {seq, event}). The reference agent answers
+ * messages that start with `!echo ` by sending the rest back to the room, then acknowledges the
+ * event so the bridge stops redelivering it. A real agent would hand the text to its model here.
+ */
+async function onMatrixEvent(params: unknown, ctx: HandlerContext): Promise<void> {
+  const { seq, event } = objectParams(params);
+  if (typeof seq !== 'number' || typeof event !== 'object' || event === null) {
+    throw new RpcError(INVALID_PARAMS, 'matrix.event needs seq and event');
+  }
+  const e = event as { event_id?: string; sender?: string; content?: { body?: unknown } };
+  if (e.event_id && !seenEvents.has(e.event_id)) {
+    seenEvents.add(e.event_id);
+    if (seenEvents.size > SEEN_LIMIT) seenEvents.delete(seenEvents.values().next().value as string);
+    const body = typeof e.content?.body === 'string' ? e.content.body : '';
+    log(`room message ${e.event_id} from ${e.sender ?? '?'}`);
+    if (body.startsWith('!echo ')) {
+      await ctx.call('matrix.send', { message: `echo: ${body.slice('!echo '.length)}` });
+    }
+  }
+  await ctx.call('matrix.ack', { seq });
+}
 
 interface Pending {
   resolve(result: unknown): void;
@@ -448,6 +478,8 @@ const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2000;
 const CALL_TIMEOUT_MS = 2000;
 const STOP_DEADLINE_MS = 900;
+/** Sends go through a workflow that retries; give them longer than a plain call. */
+const SEND_TIMEOUT_MS = 30_000;
 
 class Agent {
   private conn: RpcConnection | null = null;
@@ -465,6 +497,10 @@ class Agent {
   private readonly ctx: HandlerContext = {
     notify: (kind, message) => {
       this.conn?.call('notify', { kind, message }, CALL_TIMEOUT_MS).catch(() => undefined);
+    },
+    call: (method, params) => {
+      if (!this.conn) return Promise.reject(new Error('not connected'));
+      return this.conn.call(method, params, SEND_TIMEOUT_MS);
     },
   };
 
@@ -579,7 +615,10 @@ async function failOnSecrets(config: AgentConfig, reason: string): Promise<never
   while (Date.now() < deadline) {
     try {
       const socket = await connect(config.socketPath);
-      const conn = new RpcConnection(socket, handlers, { notify: () => undefined });
+      const conn = new RpcConnection(socket, handlers, {
+        notify: () => undefined,
+        call: () => Promise.reject(new Error('not connected')),
+      });
       await conn
         .call(
           'notify',

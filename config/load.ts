@@ -3,7 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parseDuration } from '../services/duration';
-import { settingByKey, settings, type DefaultContext, type Setting } from './settings';
+import {
+  settingByKey,
+  settings,
+  type DefaultContext,
+  type Setting,
+  type SettingValue,
+} from './settings';
 
 /** The bridge's validated configuration. */
 export interface BridgeConfig {
@@ -28,6 +34,18 @@ export interface BridgeConfig {
   };
   configs: { maxBytes: number };
   docker: { socket: string };
+  matrix: {
+    homeserver?: string;
+    username?: string;
+    password?: string;
+    deviceId: string;
+    trustedSenders: string[];
+    trustedRooms: string[];
+    emptyListAllowsAll: boolean;
+    rejectNotice: boolean;
+    adminRoom?: string;
+    syncTimeoutMs: number;
+  };
   containers: {
     defaultImage: string;
     defaultTtlMs: number;
@@ -68,7 +86,7 @@ export function configSearchPath(env: NodeJS.ProcessEnv): string[] {
   ];
 }
 
-type Value = string | number | boolean;
+type Value = SettingValue;
 
 /** Loads the TOML file (if any) and the environment, validates both, applies defaults. */
 export function loadConfig(options: LoadOptions = {}): BridgeConfig {
@@ -147,6 +165,10 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
   if (ms('containers.default_ttl') > ms('containers.max_ttl')) {
     problems.push('containers.default_ttl: must not exceed containers.max_ttl');
   }
+  const homeserver = value('matrix.homeserver') as string | undefined;
+  if (homeserver !== undefined && !/^https?:\/\/[^\s/]+(\/.*)?$/.test(homeserver)) {
+    problems.push(`matrix.homeserver: expected an http(s) URL, got "${homeserver}"`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const str = (key: string) => value(key) as string;
@@ -183,6 +205,18 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
     },
     configs: { maxBytes: int('configs.max_bytes') },
     docker: { socket: path.resolve(str('docker.socket')) },
+    matrix: {
+      homeserver: value('matrix.homeserver') as string | undefined,
+      username: value('matrix.username') as string | undefined,
+      password: raw.get('matrix.password') as string | undefined,
+      deviceId: str('matrix.device_id'),
+      trustedSenders: value('matrix.trusted_senders') as string[],
+      trustedRooms: value('matrix.trusted_rooms') as string[],
+      emptyListAllowsAll: value('matrix.empty_list_allows_all') as boolean,
+      rejectNotice: value('matrix.reject_notice') as boolean,
+      adminRoom: value('matrix.admin_room') as string | undefined,
+      syncTimeoutMs: ms('matrix.sync_timeout'),
+    },
     containers: {
       defaultImage: str('containers.default_image'),
       defaultTtlMs: ms('containers.default_ttl'),
@@ -263,6 +297,19 @@ function coerce(
         return undefined;
       }
       return parsed;
+    }
+    case 'list': {
+      const items = fromEnv
+        ? input
+            .split(',')
+            .map((x) => x.trim())
+            .filter((x) => x !== '')
+        : input;
+      if (!Array.isArray(items) || !items.every((x) => typeof x === 'string' && x.trim() !== '')) {
+        problems.push(`${where}: expected a list of strings, got ${describe(input)}`);
+        return undefined;
+      }
+      return items as string[];
     }
     case 'boolean': {
       if (typeof input === 'boolean') return input;

@@ -1,9 +1,9 @@
-import { settings, type Setting } from './settings';
+import { settings, type Setting, type SettingValue } from './settings';
 
 const FIXED_CONTEXT_NOTE = '(computed at start)';
 
-function tomlValue(v: string | number | boolean): string {
-  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+function tomlValue(v: SettingValue): string {
+  return typeof v === 'string' || Array.isArray(v) ? JSON.stringify(v) : String(v);
 }
 
 function sampleLine(s: Setting, name: string): string {

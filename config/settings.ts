@@ -7,7 +7,9 @@ import { statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export type SettingType = 'string' | 'integer' | 'boolean' | 'path' | 'duration';
+export type SettingType = 'string' | 'integer' | 'boolean' | 'path' | 'duration' | 'list';
+
+export type SettingValue = string | number | boolean | string[];
 
 export interface DefaultContext {
   uid: number;
@@ -22,7 +24,7 @@ export interface Setting {
   type: SettingType;
   doc: string;
   /** A fixed default, a computed one, or undefined when the setting is optional. */
-  default?: string | number | boolean | ((ctx: DefaultContext) => string | number | boolean);
+  default?: SettingValue | ((ctx: DefaultContext) => SettingValue);
   min?: number;
   max?: number;
   /** Allowed values for a string setting. */
@@ -267,6 +269,73 @@ export const settings: readonly Setting[] = [
     type: 'duration',
     default: '5s',
     doc: 'How often agents heartbeat over their socket.',
+  },
+  {
+    key: 'matrix.homeserver',
+    env: 'ARMORCLAW_MATRIX_HOMESERVER',
+    type: 'string',
+    doc: 'Base URL of the Matrix homeserver (https://matrix.example.com). Matrix is enabled when this is set.',
+  },
+  {
+    key: 'matrix.username',
+    env: 'ARMORCLAW_MATRIX_USERNAME',
+    type: 'string',
+    doc: 'Bot user to log in as at start (with ARMORCLAW_MATRIX_PASSWORD); `matrix.login` can do it later instead.',
+  },
+  {
+    key: 'matrix.password',
+    env: 'ARMORCLAW_MATRIX_PASSWORD',
+    type: 'string',
+    secret: true,
+    doc: 'Password of matrix.username. Environment only; used once to log in, never stored (the access token is, encrypted in the keystore).',
+  },
+  {
+    key: 'matrix.device_id',
+    env: 'ARMORCLAW_MATRIX_DEVICE_ID',
+    type: 'string',
+    default: 'ARMORCLAW',
+    doc: 'Device id the bridge logs in with; kept stable so transaction ids (exactly-once sends) and the device identity survive restarts.',
+  },
+  {
+    key: 'matrix.trusted_senders',
+    env: 'ARMORCLAW_MATRIX_TRUSTED_SENDERS',
+    type: 'list',
+    default: [],
+    doc: 'Who may reach agents: exact ids (@alice:example.com) or whole servers (*:example.com, also written *@example.com). Environment: comma-separated.',
+  },
+  {
+    key: 'matrix.trusted_rooms',
+    env: 'ARMORCLAW_MATRIX_TRUSTED_ROOMS',
+    type: 'list',
+    default: [],
+    doc: 'Rooms whose events are accepted (room ids). Environment: comma-separated.',
+  },
+  {
+    key: 'matrix.empty_list_allows_all',
+    env: 'ARMORCLAW_MATRIX_EMPTY_LIST_ALLOWS_ALL',
+    type: 'boolean',
+    default: false,
+    doc: 'What an empty trusted_senders or trusted_rooms list means: false (zero trust, the default) lets nobody through; true lets everybody through.',
+  },
+  {
+    key: 'matrix.reject_notice',
+    env: 'ARMORCLAW_MATRIX_REJECT_NOTICE',
+    type: 'boolean',
+    default: false,
+    doc: 'Answer a dropped event from an untrusted sender in a trusted room with an m.notice.',
+  },
+  {
+    key: 'matrix.admin_room',
+    env: 'ARMORCLAW_MATRIX_ADMIN_ROOM',
+    type: 'string',
+    doc: 'Room id for operator alerts (budget thresholds).',
+  },
+  {
+    key: 'matrix.sync_timeout',
+    env: 'ARMORCLAW_MATRIX_SYNC_TIMEOUT',
+    type: 'duration',
+    default: '30s',
+    doc: 'Long-poll timeout of each /sync request.',
   },
   {
     key: 'configs.max_bytes',

@@ -9,6 +9,8 @@ import {
   secretsAckedSignal,
   type AgentNotification,
 } from '../workflows/definitions';
+import { publicEvent, type MatrixInbox } from '../matrix/inbox';
+import type { MatrixStore } from '../services/matrix-store';
 import { RpcDispatcher } from './dispatcher';
 import { ErrorCode, RpcError } from './errors';
 import { parseParams } from './params';
@@ -36,8 +38,21 @@ export function containerSocketPaths(
   };
 }
 
+/** What the hub needs to bind agents to Matrix rooms (absent when Matrix is off). */
+export interface AgentMatrixDeps {
+  store: MatrixStore;
+  inbox: MatrixInbox;
+  /** Sends into a room exactly once (through matrixSendWorkflow). */
+  send(
+    roomId: string,
+    body: string,
+    msgtype: string,
+  ): Promise<{ event_id: string; room_id: string }>;
+}
+
 export interface ContainerSocketHubDeps {
   bridgeSocketPath: string;
+  matrix?: AgentMatrixDeps;
   agentGid: number;
   client: Client;
   /** Writes an audit entry (errors from agents, for instance). */
@@ -55,12 +70,27 @@ const heartbeatParams = z.strictObject({
   seq: z.number().int().optional(),
   uptime_ms: z.number().optional(),
 });
+const matrixAckParams = z.strictObject({ seq: z.number().int().positive() });
+const matrixSendParams = z.strictObject({
+  message: z
+    .string()
+    .min(1)
+    .max(32 * 1024),
+  msgtype: z.enum(['m.text', 'm.notice']).optional(),
+});
+
+/** Unacknowledged room events are pushed again this often while the agent is connected. */
+const REDELIVER_MS = 5_000;
+const BACKLOG_LIMIT = 100;
+const bindingKey = (name: string) => `room-binding:${name}`;
+const consumerOf = (name: string) => `agent:${name}`;
 
 /** Notifications one container may send per second; more are refused (they become history). */
 const NOTIFY_PER_SECOND = 10;
 
 interface Served {
   server: RpcSocketServer;
+  cleanup: Array<() => void>;
   lastHeartbeatMs?: number;
   notifyWindowStart: number;
   notifyCount: number;
@@ -75,14 +105,33 @@ export class ContainerSocketHub {
 
   constructor(private readonly deps: ContainerSocketHubDeps) {}
 
-  /** Opens (or keeps) the socket of `containerName`; idempotent across retries and restarts. */
-  async open(containerName: string): Promise<ContainerSocketPaths> {
+  /**
+   * Opens (or keeps) the socket of `containerName`; idempotent across retries and restarts.
+   * With `roomId` the agent is bound to that Matrix room: its events are pushed to the agent and
+   * the agent may send there (the binding is remembered for restarts).
+   */
+  async open(containerName: string, opts: { roomId?: string } = {}): Promise<ContainerSocketPaths> {
     const paths = containerSocketPaths(this.deps.bridgeSocketPath, containerName);
     if (this.served.has(containerName)) return paths;
     const log = this.deps.log.child({ containerName });
     const dispatcher = new RpcDispatcher(log);
-    const served: Served = { server: undefined as never, notifyWindowStart: 0, notifyCount: 0 };
+    const served: Served = {
+      server: undefined as never,
+      cleanup: [],
+      notifyWindowStart: 0,
+      notifyCount: 0,
+    };
     this.registerAgentMethods(dispatcher, containerName, served, log);
+    const matrix = this.deps.matrix;
+    let roomId = opts.roomId;
+    if (matrix && roomId) {
+      matrix.store.set(bindingKey(containerName), roomId);
+      // A new agent sees only what arrives after it starts, never the room's past.
+      matrix.store.startConsumerAtEnd(consumerOf(containerName));
+    } else if (matrix) {
+      roomId = matrix.store.get(bindingKey(containerName));
+    }
+    if (matrix && roomId) this.registerRoomMethods(dispatcher, containerName, roomId, matrix);
     await mkdir(path.dirname(paths.dir), { recursive: true, mode: 0o751 });
     served.server = new RpcSocketServer(
       dispatcher,
@@ -98,6 +147,7 @@ export class ContainerSocketHub {
     );
     await served.server.listen();
     this.served.set(containerName, served);
+    if (matrix && roomId) this.bindRoom(containerName, roomId, served, matrix);
     await ensureLink(paths.endpoint, paths.socket);
     return paths;
   }
@@ -107,7 +157,9 @@ export class ContainerSocketHub {
     const paths = containerSocketPaths(this.deps.bridgeSocketPath, containerName);
     const served = this.served.get(containerName);
     this.served.delete(containerName);
+    for (const fn of served?.cleanup ?? []) fn();
     await served?.server.close(1_000);
+    this.deps.matrix?.store.delete(bindingKey(containerName));
     await unlink(paths.endpoint).catch(() => undefined);
     await rm(paths.dir, { recursive: true, force: true });
   }
@@ -126,7 +178,51 @@ export class ContainerSocketHub {
   async closeAll(): Promise<void> {
     const all = [...this.served.values()];
     this.served.clear();
+    for (const s of all) for (const fn of s.cleanup) fn();
     await Promise.all(all.map((s) => s.server.close(1_000)));
+  }
+
+  /**
+   * Pushes the room's events to the agent as `matrix.event` {seq, event} notifications: live as
+   * they arrive, the backlog when it connects, and again until it answers `matrix.ack`.
+   */
+  private bindRoom(name: string, roomId: string, served: Served, matrix: AgentMatrixDeps): void {
+    const consumer = consumerOf(name);
+    const push = (notify: (method: string, params: unknown) => unknown) => {
+      for (const e of matrix.store.pending(consumer, { roomId, limit: BACKLOG_LIMIT })) {
+        notify('matrix.event', { seq: e.seq, event: publicEvent(e) });
+      }
+    };
+    served.cleanup.push(
+      matrix.inbox.subscribe({ roomIds: [roomId] }, (events) => {
+        for (const e of events)
+          served.server.notifyAll('matrix.event', { seq: e.seq, event: publicEvent(e) });
+      }),
+    );
+    served.server.onConnection((ctx) => push((m, p) => ctx.notify(m, p)));
+    const timer = setInterval(() => {
+      if (served.server.connectionCount > 0) push((m, p) => served.server.notifyAll(m, p));
+    }, REDELIVER_MS);
+    timer.unref();
+    served.cleanup.push(() => clearInterval(timer));
+  }
+
+  private registerRoomMethods(
+    dispatcher: RpcDispatcher,
+    name: string,
+    roomId: string,
+    matrix: AgentMatrixDeps,
+  ): void {
+    dispatcher.addMethod('matrix.ack', (params) => {
+      const { seq } = parseParams(matrixAckParams, params);
+      matrix.store.advance(consumerOf(name), seq);
+      return { status: 'ok' };
+    });
+    // An agent may speak only in the room it is bound to.
+    dispatcher.addMethod('matrix.send', async (params) => {
+      const p = parseParams(matrixSendParams, params);
+      return matrix.send(roomId, p.message, p.msgtype ?? 'm.text');
+    });
   }
 
   private registerAgentMethods(

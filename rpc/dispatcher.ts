@@ -10,8 +10,13 @@ import { ErrorCode, RpcError, defaultMessage, toWireError } from './errors';
 /** What a method handler sees besides its params: the connection it was called on. */
 export interface CallContext {
   connectionId: number;
-  /** Sends a JSON-RPC notification to the caller's connection (for subscriptions). */
-  notify(method: string, params: unknown): void;
+  /**
+   * Sends a JSON-RPC notification to the caller's connection (for subscriptions). Returns false
+   * when it was dropped because the client is not reading (its answers would pile up).
+   */
+  notify(method: string, params: unknown): boolean;
+  /** Runs `fn` once when the caller's connection closes. */
+  onClose(fn: () => void): void;
 }
 
 export type MethodHandler = (params: unknown, ctx: CallContext) => unknown | Promise<unknown>;

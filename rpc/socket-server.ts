@@ -37,6 +37,7 @@ export class SocketInUseError extends Error {
 export class RpcSocketServer {
   private server?: net.Server;
   private readonly connections = new Set<Connection>();
+  private readonly connectionListeners: Array<(ctx: CallContext) => void> = [];
   private nextConnectionId = 1;
   private closing = false;
 
@@ -48,6 +49,18 @@ export class RpcSocketServer {
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** Calls `fn` with the context of every new connection (to push a backlog to it, say). */
+  onConnection(fn: (ctx: CallContext) => void): void {
+    this.connectionListeners.push(fn);
+  }
+
+  /** Sends a notification to every open connection; returns how many took it. */
+  notifyAll(method: string, params: unknown): number {
+    let delivered = 0;
+    for (const c of this.connections) if (c.ctx.notify(method, params)) delivered++;
+    return delivered;
   }
 
   async listen(): Promise<void> {
@@ -103,8 +116,12 @@ export class RpcSocketServer {
     );
     this.connections.add(connection);
     socket.once('close', () => this.connections.delete(connection));
+    for (const fn of this.connectionListeners) fn(connection.ctx);
   }
 }
+
+/** Notifications are dropped for a client with this much unread output (it is not reading). */
+const MAX_UNREAD_NOTIFICATION_BYTES = 1024 * 1024;
 
 /** One client connection: frames its bytes, answers in order, applies backpressure. */
 class Connection {
@@ -113,7 +130,7 @@ class Connection {
   private tail: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private readEnded = false;
-  private readonly ctx: CallContext;
+  readonly ctx: CallContext;
 
   constructor(
     readonly id: number,
@@ -125,7 +142,12 @@ class Connection {
     this.framer = new JsonStreamFramer(options.maxMessageBytes);
     this.ctx = {
       connectionId: id,
-      notify: (method, params) => this.write({ jsonrpc: '2.0', method, params }),
+      notify: (method, params) => {
+        if (socket.writableLength > MAX_UNREAD_NOTIFICATION_BYTES) return false;
+        this.write({ jsonrpc: '2.0', method, params });
+        return true;
+      },
+      onClose: (fn) => socket.once('close', fn),
     };
     socket.setTimeout(options.idleTimeoutMs);
     socket.on('timeout', () => {

@@ -62,5 +62,7 @@ if [[ ! -f "$py_stamp" || "$(cat "$py_stamp")" != "$want_py" || ! -x "$VENV/bin/
   echo "$want_py" >"$py_stamp"
 fi
 
-if (( WITH_TEST )); then bash scripts/docker.sh; fi
+# --- Docker engine and the agent image: container runs need them ------------------------------
+bash scripts/docker.sh
+if (( WITH_TEST )); then bash scripts/synapse.sh; fi
 log "ready"

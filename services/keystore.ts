@@ -131,15 +131,7 @@ export class Keystore {
   store(input: StoreKeyInput): { id: string; provider: Provider; created_at: number } {
     const createdAt = this.now();
     const record = validate(input, createdAt);
-    const token = input.token;
-    const nonce = randomBytes(NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.dataKey, nonce);
-    cipher.setAAD(recordAad(record));
-    const sealed = Buffer.concat([
-      cipher.update(token, 'utf8'),
-      cipher.final(),
-      cipher.getAuthTag(),
-    ]);
+    const { nonce, sealed } = this.seal(input.token, recordAad(record));
     try {
       this.db
         .prepare(
@@ -208,25 +200,69 @@ export class Keystore {
     if (this.db.open) this.db.close();
   }
 
-  private open(row: KeyRow, record: KeyRecord): string {
+  /**
+   * Stores a secret of the bridge itself (the Matrix access token, for instance), sealed like a
+   * key but kept apart from the provider keys: never listed, never returned by `get_key`.
+   */
+  putSecret(name: string, value: string): void {
+    const { nonce, sealed } = this.seal(value, secretAad(name));
+    this.db
+      .prepare(
+        `INSERT INTO secrets (name, nonce, sealed, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET nonce = excluded.nonce, sealed = excluded.sealed,
+         updated_at = excluded.updated_at`,
+      )
+      .run(name, nonce, sealed, this.now());
+  }
+
+  /** A secret stored with `putSecret`, or undefined; 'tampered' if it fails authentication. */
+  getSecret(name: string): string | undefined {
+    const row = this.db.prepare('SELECT nonce, sealed FROM secrets WHERE name = ?').get(name) as
+      { nonce: Buffer; sealed: Buffer } | undefined;
+    if (!row) return undefined;
+    return this.unseal(row.nonce, row.sealed, secretAad(name), `secret ${name}`);
+  }
+
+  deleteSecret(name: string): void {
+    this.db.prepare('DELETE FROM secrets WHERE name = ?').run(name);
+  }
+
+  private seal(plaintext: string, aad: Buffer): { nonce: Buffer; sealed: Buffer } {
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.dataKey, nonce);
+    cipher.setAAD(aad);
+    const sealed = Buffer.concat([
+      cipher.update(plaintext, 'utf8'),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
+    return { nonce, sealed };
+  }
+
+  private unseal(nonce: Buffer, sealed: Buffer, aad: Buffer, what: string): string {
     try {
-      if (row.nonce.length !== NONCE_BYTES || row.sealed.length < TAG_BYTES)
-        throw new Error('short');
-      const decipher = createDecipheriv('aes-256-gcm', this.dataKey, row.nonce);
-      decipher.setAAD(recordAad(record));
-      decipher.setAuthTag(row.sealed.subarray(row.sealed.length - TAG_BYTES));
+      if (nonce.length !== NONCE_BYTES || sealed.length < TAG_BYTES) throw new Error('short');
+      const decipher = createDecipheriv('aes-256-gcm', this.dataKey, nonce);
+      decipher.setAAD(aad);
+      decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
       const plain = Buffer.concat([
-        decipher.update(row.sealed.subarray(0, row.sealed.length - TAG_BYTES)),
+        decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES)),
         decipher.final(),
       ]);
-      const token = plain.toString('utf8');
+      const text = plain.toString('utf8');
       plain.fill(0);
-      return token;
+      return text;
     } catch {
-      throw new KeystoreError('tampered', `record ${row.id} failed authentication`);
+      throw new KeystoreError('tampered', `${what} failed authentication`);
     }
   }
+
+  private open(row: KeyRow, record: KeyRecord): string {
+    return this.unseal(row.nonce, row.sealed, recordAad(record), `record ${row.id}`);
+  }
 }
+
+const secretAad = (name: string): Buffer => Buffer.from(`${FORMAT}:secret:${name}`);
 
 /** Creates the schema and the key check on first use, else verifies the master key. */
 function initialise(db: Database.Database, masterKey: Buffer): Buffer {
@@ -241,6 +277,12 @@ function initialise(db: Database.Database, masterKey: Buffer): Buffer {
       tags TEXT NOT NULL,
       nonce BLOB NOT NULL,
       sealed BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE IF NOT EXISTS secrets (
+      name TEXT PRIMARY KEY,
+      nonce BLOB NOT NULL,
+      sealed BLOB NOT NULL,
+      updated_at INTEGER NOT NULL
     ) STRICT;
   `);
   const readMeta = (name: string) =>

@@ -13,6 +13,14 @@ import Docker from 'dockerode';
 import { createHostActivities, createSharedActivities } from '../activities/index';
 import { ContainerSocketHub } from '../rpc/container-socket';
 import { registerContainerMethods } from '../rpc/methods/containers';
+import {
+  ensureMatrixSync,
+  registerMatrixMethods,
+  sendThroughWorkflow,
+} from '../rpc/methods/matrix';
+import { MatrixConnection } from '../matrix/client';
+import { MatrixInbox } from '../matrix/inbox';
+import { MatrixStore, matrixStorePath } from '../services/matrix-store';
 import { AuditLog, auditLogPath } from '../services/audit-log';
 import {
   ArmorclawContainerId,
@@ -59,9 +67,17 @@ export async function start(
 
   const auditLog = AuditLog.open({ path: auditLogPath(config.stateDir) });
   const docker = new Docker({ socketPath: config.docker.socket });
+  const matrixStore = MatrixStore.open(matrixStorePath(config.stateDir));
+  const inbox = new MatrixInbox();
+  const matrix = new MatrixConnection(keystore, {
+    homeserver: config.matrix.homeserver,
+    deviceId: config.matrix.deviceId,
+    log: log.child({ component: 'matrix' }),
+  });
   const cleanups: Array<() => Promise<void> | void> = [
     () => keystore.close(),
     () => auditLog.close(),
+    () => matrixStore.close(),
   ];
   const cleanup = async () => {
     for (const fn of cleanups.reverse())
@@ -71,8 +87,16 @@ export async function start(
     const temporal = await connectTemporal(config, log.child({ component: 'temporal' }));
     cleanups.push(() => temporal.close());
 
+    const sendToRoom = (roomId: string, body: string, msgtype: string) =>
+      sendThroughWorkflow(
+        { client: temporal.client, taskQueue: config.temporal.taskQueue, hostId: config.hostId },
+        roomId,
+        body,
+        msgtype,
+      );
     const sockets = new ContainerSocketHub({
       bridgeSocketPath: config.socket.path,
+      matrix: { store: matrixStore, inbox, send: sendToRoom },
       agentGid: config.containers.agentUid,
       client: temporal.client,
       audit: (entry) => {
@@ -98,6 +122,18 @@ export async function start(
         keystore,
         auditLog,
         sockets,
+        matrix: {
+          matrix,
+          store: matrixStore,
+          inbox,
+          trust: {
+            trustedSenders: config.matrix.trustedSenders,
+            trustedRooms: config.matrix.trustedRooms,
+            emptyListAllowsAll: config.matrix.emptyListAllowsAll,
+          },
+          rejectNotice: config.matrix.rejectNotice,
+          syncTimeoutMs: config.matrix.syncTimeoutMs,
+        },
         policy: {
           network: config.containers.network,
           memoryBytes: config.containers.memoryBytes,
@@ -121,6 +157,8 @@ export async function start(
     await dockerEvents.start();
     cleanups.push(() => dockerEvents.stop());
 
+    await startMatrix(config, matrix, temporal, log);
+
     const dispatcher = new RpcDispatcher(log.child({ component: 'rpc' }));
     registerCoreMethods(dispatcher, {
       version: BRIDGE_VERSION,
@@ -136,10 +174,29 @@ export async function start(
         docker: async () => {
           await docker.ping();
         },
+        ...(matrix.status.enabled
+          ? {
+              matrix: async () => {
+                if (matrix.status.status !== 'connected') {
+                  throw new Error(matrix.status.last_error ?? 'not connected to the homeserver');
+                }
+              },
+            }
+          : {}),
       },
+    });
+    registerMatrixMethods(dispatcher, {
+      matrix,
+      store: matrixStore,
+      inbox,
+      client: temporal.client,
+      taskQueue: config.temporal.taskQueue,
+      hostId: config.hostId,
+      log: log.child({ component: 'matrix-rpc' }),
     });
     registerContainerMethods(dispatcher, {
       client: temporal.client,
+      matrixReady: () => matrix.loggedIn,
       keystore,
       taskQueue: config.temporal.taskQueue,
       hostId: config.hostId,
@@ -191,6 +248,28 @@ export async function start(
     await cleanup();
     throw err;
   }
+}
+
+/**
+ * Logs in from the configuration when there is no stored session, then makes sure the sync
+ * workflow runs. A failed login is logged, not fatal: `matrix.login` can still do it.
+ */
+async function startMatrix(
+  config: BridgeConfig,
+  matrix: MatrixConnection,
+  temporal: TemporalHandle,
+  log: Logger,
+): Promise<void> {
+  const { username, password, homeserver } = config.matrix;
+  if (!matrix.loggedIn && homeserver && username && password) {
+    try {
+      await matrix.login(username, password);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'Matrix login from the configuration failed');
+    }
+  }
+  if (matrix.loggedIn)
+    await ensureMatrixSync(temporal.client, config.temporal.taskQueue, config.hostId);
 }
 
 /** Containers of Active runs, from Temporal's visibility store. */

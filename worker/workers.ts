@@ -9,6 +9,7 @@ import {
 import type { LogLevel } from '@temporalio/common';
 import type { Logger } from 'pino';
 import type { HostContainerActivities, SharedActivities } from '../activities/container-types';
+import type { MatrixActivities } from '../activities/matrix';
 import { hostTaskQueue } from '../workflows/definitions';
 
 export interface WorkersOptions {
@@ -16,7 +17,7 @@ export interface WorkersOptions {
   namespace: string;
   taskQueue: string;
   hostId: string;
-  hostActivities: HostContainerActivities;
+  hostActivities: HostContainerActivities & MatrixActivities;
   sharedActivities: SharedActivities;
   log: Logger;
 }

@@ -1,2 +1,4 @@
 // The worker's workflowsPath: every workflow the bridge runs.
 export { containerRunWorkflow } from './container-run';
+export { matrixSyncWorkflow } from './matrix-sync';
+export { matrixSendWorkflow } from './matrix-send';

@@ -24,6 +24,7 @@ import {
   ArmorclawKind,
   ArmorclawState,
 } from '../../workflows/search-attributes';
+import { isRoomId } from '../../services/matrix-trust';
 import type { RpcDispatcher } from '../dispatcher';
 import { ErrorCode, RpcError, internalError, invalidParams } from '../errors';
 import { parseParams } from '../params';
@@ -41,6 +42,8 @@ export interface ContainerMethodsDeps {
     healthCheckIntervalMs: number;
     network: string;
   };
+  /** Whether the bridge can bind agents to rooms (logged in to Matrix). */
+  matrixReady(): boolean;
   log: Logger;
   /** Clock in ms (tests pin it to force name collisions). */
   now?: () => number;
@@ -87,6 +90,14 @@ export function registerContainerMethods(
         );
       }
       ttlMs = parsed;
+    }
+    if (p.room_id !== undefined) {
+      if (!isRoomId(p.room_id)) {
+        throw invalidParams('Invalid params: room_id must be a room id (!opaque)');
+      }
+      if (!deps.matrixReady()) {
+        throw invalidParams('Invalid params: room_id needs Matrix; log in first (matrix.login)');
+      }
     }
     checkCredential(deps.keystore, p.key_id);
 

@@ -7,7 +7,12 @@ import { execFile } from 'node:child_process';
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { AuditLog, auditLogPath, type AuditEntry, type ListAuditOptions } from '../../services/audit-log';
+import {
+  AuditLog,
+  auditLogPath,
+  type AuditEntry,
+  type ListAuditOptions,
+} from '../../services/audit-log';
 import {
   containerStatusQuery,
   containerWorkflowId,
@@ -61,7 +66,9 @@ export async function waitFor<T>(
 }
 
 /** A Temporal client on the bridge's embedded dev server. */
-export async function temporalClient(port: number): Promise<{ client: Client; close(): Promise<void> }> {
+export async function temporalClient(
+  port: number,
+): Promise<{ client: Client; close(): Promise<void> }> {
   const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
   return { client: new Client({ connection }), close: () => connection.close() };
 }
@@ -71,12 +78,25 @@ export function runStatus(client: Client, containerName: string): Promise<Contai
   return client.workflow.getHandle(containerWorkflowId(containerName)).query(containerStatusQuery);
 }
 
-function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  timeoutMs = 30_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: unknown }).code as number) ?? 1 : 0;
-      resolve({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      cmd,
+      args,
+      { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (((err as { code?: unknown }).code as number) ?? 1) : 0;
+        resolve({
+          code: typeof code === 'number' ? code : 1,
+          stdout: String(stdout),
+          stderr: String(stderr),
+        });
+      },
+    );
   });
 }
 
@@ -168,7 +188,10 @@ export function filesContaining(dir: string, needle: string): string[] {
  * those named in `names`, and those whose mounts come from one of `hostDirs` (the test's own
  * bridge and secrets directories, for starts whose answer never arrived). Returns what it removed.
  */
-export async function removeTestContainers(names: Iterable<string>, hostDirs: string[]): Promise<string[]> {
+export async function removeTestContainers(
+  names: Iterable<string>,
+  hostDirs: string[],
+): Promise<string[]> {
   const wanted = new Set(names);
   const ls = await docker([
     'ps',

@@ -1,0 +1,229 @@
+import {
+  createClient,
+  Method,
+  MatrixError,
+  type IRequestOpts,
+  type MatrixClient,
+} from 'matrix-js-sdk';
+import type { Logger as SdkLogger } from 'matrix-js-sdk/lib/logger';
+import type { Logger } from 'pino';
+import type { Keystore } from '../services/keystore';
+
+/** Where the bridge's Matrix session lives: ids in plain text, the token sealed in the keystore. */
+const SECRET_TOKEN = 'matrix.access_token';
+const SECRET_SESSION = 'matrix.session';
+
+export interface MatrixSession {
+  homeserver: string;
+  userId: string;
+  deviceId: string;
+}
+
+export type MatrixLinkStatus = 'connected' | 'disconnected';
+
+/** The state `matrix.status` and `health` report. */
+export interface MatrixRuntimeStatus {
+  enabled: boolean;
+  status: MatrixLinkStatus;
+  user_id?: string;
+  logged_in: boolean;
+  last_sync_at?: string;
+  last_error?: string;
+}
+
+/** A /sync response, reduced to what the bridge reads. */
+export interface SyncResponse {
+  next_batch: string;
+  rooms?: {
+    join?: Record<string, { timeline?: { events?: RawEvent[] } }>;
+    invite?: Record<string, { invite_state?: { events?: RawEvent[] } }>;
+  };
+}
+
+export interface RawEvent {
+  event_id?: string;
+  type: string;
+  sender: string;
+  content: Record<string, unknown>;
+  origin_server_ts?: number;
+  state_key?: string;
+}
+
+/** Errors the homeserver gave a definite answer to (retrying will not help). */
+export const isPermanentMatrixError = (err: unknown): boolean =>
+  err instanceof MatrixError &&
+  err.httpStatus !== undefined &&
+  err.httpStatus >= 400 &&
+  err.httpStatus < 500 &&
+  err.httpStatus !== 429;
+
+/**
+ * The bridge's Matrix identity and its HTTP client (matrix-js-sdk). Logging in stores the access
+ * token sealed in the keystore and reuses one device id, so transaction ids stay valid across
+ * restarts (Synapse deduplicates sends per device) and nothing secret enters Temporal history.
+ */
+export class MatrixConnection {
+  private client?: MatrixClient;
+  private session?: MatrixSession;
+  readonly status: MatrixRuntimeStatus;
+
+  constructor(
+    private readonly keystore: Keystore,
+    private readonly opts: { homeserver?: string; deviceId: string; log: Logger },
+  ) {
+    this.status = {
+      enabled: opts.homeserver !== undefined,
+      status: 'disconnected',
+      logged_in: false,
+    };
+    this.restore();
+  }
+
+  get loggedIn(): boolean {
+    return this.client !== undefined;
+  }
+
+  get userId(): string | undefined {
+    return this.session?.userId;
+  }
+
+  /** Logs in with a password (never stored); keeps the token sealed in the keystore. */
+  async login(
+    username: string,
+    password: string,
+    homeserver = this.opts.homeserver,
+  ): Promise<MatrixSession> {
+    if (!homeserver) throw new Error('no Matrix homeserver is configured (matrix.homeserver)');
+    const anonymous = createClient({ baseUrl: homeserver, logger: sdkLogger(this.opts.log) });
+    const res = await anonymous.login('m.login.password', {
+      identifier: { type: 'm.id.user', user: username },
+      password,
+      device_id: this.opts.deviceId,
+      initial_device_display_name: 'ArmorClaw Bridge',
+    });
+    const session: MatrixSession = { homeserver, userId: res.user_id, deviceId: res.device_id };
+    this.keystore.putSecret(SECRET_TOKEN, res.access_token);
+    this.keystore.putSecret(SECRET_SESSION, JSON.stringify(session));
+    this.use(session, res.access_token);
+    this.opts.log.info(
+      { userId: session.userId, deviceId: session.deviceId },
+      'logged in to Matrix',
+    );
+    return session;
+  }
+
+  /** The logged-in client; throws when there is none. */
+  requireClient(): MatrixClient {
+    if (!this.client) throw new NotLoggedInError();
+    return this.client;
+  }
+
+  /** One long-poll /sync. */
+  async sync(params: {
+    since?: string;
+    timeoutMs: number;
+    filter: string;
+    signal?: AbortSignal;
+  }): Promise<SyncResponse> {
+    const query: Record<string, string> = {
+      timeout: String(params.timeoutMs),
+      filter: params.filter,
+    };
+    if (params.since) query.since = params.since;
+    // `priority` is typed as required by the DOM RequestInit the SDK borrows; it is optional.
+    const opts = {
+      abortSignal: params.signal,
+      localTimeoutMs: params.timeoutMs + 15_000,
+    } as IRequestOpts;
+    return this.requireClient().http.authedRequest<SyncResponse>(
+      Method.Get,
+      '/sync',
+      query,
+      undefined,
+      opts,
+    );
+  }
+
+  /** Sends one message; `txnId` makes a retried send land once. */
+  async send(roomId: string, content: Record<string, unknown>, txnId: string): Promise<string> {
+    const path = `/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${encodeURIComponent(txnId)}`;
+    const res = await this.requireClient().http.authedRequest<{ event_id: string }>(
+      Method.Put,
+      path,
+      undefined,
+      content,
+    );
+    return res.event_id;
+  }
+
+  async join(roomId: string): Promise<void> {
+    await this.requireClient().http.authedRequest(
+      Method.Post,
+      `/join/${encodeURIComponent(roomId)}`,
+      undefined,
+      {},
+    );
+  }
+
+  markSynced(): void {
+    this.status.status = 'connected';
+    this.status.last_sync_at = new Date().toISOString();
+    this.status.last_error = undefined;
+  }
+
+  markDisconnected(reason: string): void {
+    this.status.status = 'disconnected';
+    this.status.last_error = reason;
+  }
+
+  private restore(): void {
+    try {
+      const token = this.keystore.getSecret(SECRET_TOKEN);
+      const session = this.keystore.getSecret(SECRET_SESSION);
+      if (token && session) this.use(JSON.parse(session) as MatrixSession, token);
+    } catch (err) {
+      this.opts.log.warn({ err }, 'stored Matrix session unusable; log in again');
+    }
+  }
+
+  private use(session: MatrixSession, accessToken: string): void {
+    this.session = session;
+    this.client = createClient({
+      baseUrl: session.homeserver,
+      accessToken,
+      userId: session.userId,
+      deviceId: session.deviceId,
+      logger: sdkLogger(this.opts.log),
+    });
+    this.status.enabled = true;
+    this.status.logged_in = true;
+    this.status.user_id = session.userId;
+  }
+}
+
+/**
+ * The SDK's chatter (every HTTP request at info) goes to our logger at debug; its warnings stay
+ * warnings. Access tokens never appear: the SDK masks them in URLs, and pino redacts by path.
+ */
+function sdkLogger(log: Logger): SdkLogger {
+  const text = (args: unknown[]) =>
+    args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ');
+  const make = (l: Logger): SdkLogger => ({
+    trace: (...a: unknown[]) => l.trace(text(a)),
+    debug: (...a: unknown[]) => l.debug(text(a)),
+    info: (...a: unknown[]) => l.debug(text(a)),
+    warn: (...a: unknown[]) => l.warn(text(a)),
+    error: (...a: unknown[]) => l.error(text(a)),
+    getChild: (namespace: string) => make(l.child({ sdk: namespace })),
+  });
+  return make(log);
+}
+
+export class NotLoggedInError extends Error {
+  constructor() {
+    super(
+      'the bridge is not logged in to Matrix (matrix.login, or matrix.username/password in the configuration)',
+    );
+    this.name = 'NotLoggedInError';
+  }
+}

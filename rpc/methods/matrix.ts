@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, WorkflowIdConflictPolicy } from '@temporalio/common';
+import { MatrixError } from 'matrix-js-sdk';
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import type { MatrixConnection } from '../../matrix/client';
+import { publicEvent, type MatrixInbox } from '../../matrix/inbox';
+import type { MatrixStore } from '../../services/matrix-store';
+import type { MatrixSendInput } from '../../workflows/matrix-send';
+import { isRoomId } from '../../services/matrix-trust';
+import type { RpcDispatcher } from '../dispatcher';
+import { internalError, invalidParams } from '../errors';
+import { noParams, parseParams } from '../params';
+
+export interface MatrixMethodsDeps {
+  matrix: MatrixConnection;
+  store: MatrixStore;
+  inbox: MatrixInbox;
+  client: Client;
+  taskQueue: string;
+  hostId: string;
+  log: Logger;
+}
+
+/** The durable queue `matrix.receive` drains (one cursor shared by polling clients). */
+export const RECEIVE_CONSUMER = 'rpc:matrix.receive';
+export const RECEIVE_BATCH = 10;
+export const MAX_MESSAGE_CHARS = 32 * 1024;
+
+const loginParams = z.strictObject({ username: z.string().min(1), password: z.string().min(1) });
+const sendParams = z.strictObject({
+  room_id: z.string(),
+  message: z.string(),
+  msgtype: z.enum(['m.text', 'm.notice']).optional(),
+});
+const subscribeParams = z.strictObject({
+  room_ids: z.array(z.string()).max(100).optional(),
+  types: z.array(z.string()).max(20).optional(),
+});
+const unsubscribeParams = z.strictObject({ subscription: z.string() });
+
+/** Starts the Matrix sync workflow of this host if it is not running (idempotent). */
+export async function ensureMatrixSync(
+  client: Client,
+  taskQueue: string,
+  hostId: string,
+): Promise<void> {
+  await client.workflow.start('matrixSyncWorkflow', {
+    taskQueue,
+    workflowId: `matrix-sync-${hostId}`,
+    args: [{ hostId }],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+  });
+}
+
+/** Sends through `matrixSendWorkflow`: exactly once, with the event id as delivery receipt. */
+export async function sendThroughWorkflow(
+  deps: Pick<MatrixMethodsDeps, 'client' | 'taskQueue' | 'hostId'>,
+  roomId: string,
+  body: string,
+  msgtype: string,
+): Promise<{ event_id: string; room_id: string }> {
+  const input: MatrixSendInput = { hostId: deps.hostId, roomId, msgtype, body };
+  try {
+    return await deps.client.workflow.execute('matrixSendWorkflow', {
+      taskQueue: deps.taskQueue,
+      workflowId: `matrix-send-${randomUUID()}`,
+      args: [input],
+    });
+  } catch (err) {
+    const cause = err instanceof WorkflowFailedError ? (err.cause?.cause ?? err.cause) : undefined;
+    if (cause instanceof ApplicationFailure && cause.type === 'NotLoggedIn') {
+      throw internalError('Internal error: not logged in to Matrix');
+    }
+    if (cause instanceof ApplicationFailure && cause.type === 'MatrixSendRejected') {
+      throw internalError(`Internal error: send failed: ${cause.message}`);
+    }
+    throw internalError('Internal error: send failed');
+  }
+}
+
+/** matrix.login, matrix.send, matrix.receive, matrix.status, matrix.subscribe, matrix.unsubscribe. */
+export function registerMatrixMethods(dispatcher: RpcDispatcher, deps: MatrixMethodsDeps): void {
+  const { matrix, store, inbox } = deps;
+
+  dispatcher.addMethod('matrix.login', async (params) => {
+    const { username, password } = parseParams(loginParams, params);
+    try {
+      const session = await matrix.login(username, password);
+      await ensureMatrixSync(deps.client, deps.taskQueue, deps.hostId);
+      return { status: 'logged_in', user_id: session.userId };
+    } catch (err) {
+      if (err instanceof MatrixError && (err.httpStatus === 403 || err.httpStatus === 401)) {
+        throw invalidParams('Invalid params: the homeserver refused these credentials');
+      }
+      deps.log.warn({ err: (err as Error).message }, 'Matrix login failed');
+      throw internalError(
+        'Internal error: Matrix login failed (homeserver unreachable or not configured)',
+      );
+    }
+  });
+
+  dispatcher.addMethod('matrix.send', async (params) => {
+    const p = parseParams(sendParams, params);
+    if (!isRoomId(p.room_id))
+      throw invalidParams('Invalid params: room_id must be a room id (!opaque)');
+    if (p.message.length === 0 || p.message.length > MAX_MESSAGE_CHARS) {
+      throw invalidParams(`Invalid params: message must be 1 to ${MAX_MESSAGE_CHARS} characters`);
+    }
+    if (!matrix.loggedIn) throw internalError('Internal error: not logged in to Matrix');
+    return sendThroughWorkflow(deps, p.room_id, p.message, p.msgtype ?? 'm.text');
+  });
+
+  dispatcher.addMethod('matrix.receive', (params) => {
+    parseParams(noParams, params);
+    const events = store.take(RECEIVE_CONSUMER, RECEIVE_BATCH).map(publicEvent);
+    return { events, count: events.length };
+  });
+
+  dispatcher.addMethod('matrix.status', (params) => {
+    parseParams(noParams, params);
+    const s = matrix.status;
+    return {
+      enabled: s.enabled,
+      status: s.status,
+      user_id: s.user_id ?? null,
+      logged_in: s.logged_in,
+    };
+  });
+
+  // Push: `matrix.event` notifications on the subscriber's own connection.
+  const subscriptions = new Map<string, () => void>();
+  dispatcher.addMethod('matrix.subscribe', (params, ctx) => {
+    const p = parseParams(subscribeParams, params);
+    const id = `sub-${randomUUID()}`;
+    const unsubscribe = inbox.subscribe({ roomIds: p.room_ids, types: p.types }, (events) => {
+      for (const e of events)
+        ctx.notify('matrix.event', { subscription: id, event: publicEvent(e) });
+    });
+    subscriptions.set(id, unsubscribe);
+    ctx.onClose(() => {
+      subscriptions.get(id)?.();
+      subscriptions.delete(id);
+    });
+    return { subscription: id };
+  });
+
+  dispatcher.addMethod('matrix.unsubscribe', (params) => {
+    const { subscription } = parseParams(unsubscribeParams, params);
+    const unsubscribe = subscriptions.get(subscription);
+    if (!unsubscribe) throw invalidParams(`Invalid params: no subscription ${subscription}`);
+    unsubscribe();
+    subscriptions.delete(subscription);
+    return { subscription, status: 'unsubscribed' };
+  });
+}
