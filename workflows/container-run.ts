@@ -1,4 +1,5 @@
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   ActivityFailure,
@@ -50,6 +51,9 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   const host = proxyActivities<HostContainerActivities>({
     taskQueue: hostTaskQueue(input.hostId),
     startToCloseTimeout: '60s',
+    // A stop during Pending cancels the start, and cleanup must not tear down while a Docker
+    // create is still in flight (it would create the container after the teardown: an orphan).
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
       initialInterval: '500ms',
       backoffCoefficient: 2,
@@ -86,6 +90,12 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   let endpoint: string | undefined;
   let startFailureType: string = ContainerFailureType.StartFailed;
   let cleanupDone = false;
+  // The file's actual state, for the status query: the machine marks it removed when it decides
+  // to remove it, before the activity has done so.
+  let secretsFileRemoved = false;
+  // Set once the start has been scheduled; cleanup cancels it and waits for it to settle.
+  let startScope: CancellationScope | undefined;
+  let startSettled: Promise<void> = Promise.resolve();
 
   const state = (): LifecycleState => snapshot.value as LifecycleState;
   const status = (): ContainerRunStatus => ({
@@ -96,7 +106,7 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     key_id: input.keyId,
     image: input.image,
     endpoint,
-    secrets_removed: snapshot.context.secretsRemoved,
+    secrets_removed: secretsFileRemoved,
     end_reason: snapshot.context.endReason,
     end_detail: snapshot.context.endDetail,
     exit_code: snapshot.context.exitCode,
@@ -181,7 +191,11 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     await CancellationScope.nonCancellable(async () => {
       for (const t of timers.values()) t.cancel();
       timers.clear();
+      startScope?.cancel();
+      await startSettled;
+      // Removes the container and the secrets file.
       await hostCleanup.teardownContainer({ containerName: input.containerName });
+      secretsFileRemoved = true;
       const terminal = state();
       await shared.recordAudit({
         event_type: `container_${terminal.toLowerCase()}`,
@@ -219,6 +233,7 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
         await CancellationScope.nonCancellable(() =>
           hostCleanup.removeSecretsFile({ containerName: input.containerName }),
         );
+        secretsFileRemoved = true;
       } else if (type === 'cleanup') {
         await cleanup();
       }
@@ -247,8 +262,8 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   await perform(initialActions);
 
   // Pending: the secrets file, then the container. Cancelled if the run ends first (stop).
-  const startScope = new CancellationScope();
-  startScope
+  startScope = new CancellationScope();
+  startSettled = startScope
     .run(async () => {
       await host.writeSecretsFile({ containerName: input.containerName, keyId: input.keyId });
       const started = await host.startContainer({
@@ -308,7 +323,6 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     await condition(() => queue.length > 0);
     await step(queue.shift()!);
   }
-  if (state() !== 'Active') startScope.cancel();
   healthScope.cancel();
   // Whatever is still queued (a late exit signal) changes nothing now.
   queue.length = 0;

@@ -136,12 +136,18 @@ async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000): P
 
 const status = (handle: Handle) => handle.query(containerStatusQuery);
 
-/** History as text with every payload decoded, so a token in any payload would show. */
+/**
+ * History as text with every payload decoded, so a token in any payload would show:
+ * `fetchHistory` gives payload data as base64 strings (bytes on other paths; both handled).
+ */
 async function historyText(handle: Handle): Promise<string> {
   const history = await handle.fetchHistory();
   return JSON.stringify(history, function (this: Record<string, unknown>, key, value) {
     const raw = this[key];
-    return raw instanceof Uint8Array ? Buffer.from(raw).toString('utf8') : value;
+    if (raw instanceof Uint8Array) return Buffer.from(raw).toString('utf8');
+    if (key === 'data' && typeof raw === 'string')
+      return Buffer.from(raw, 'base64').toString('utf8');
+    return value;
   });
 }
 
