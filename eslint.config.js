@@ -41,6 +41,8 @@ module.exports = tseslint.config(
             {
               group: [
                 '**/services/*',
+                // Pure arithmetic shared with the RPC layer; kept sandbox-safe by the block below.
+                '!**/services/budget',
                 '**/rpc/*',
                 '**/worker/*',
                 '**/config/*',
@@ -54,6 +56,21 @@ module.exports = tseslint.config(
                 'Workflow code may import only @temporalio/workflow, @temporalio/common, xstate, machines/ and types.',
             },
           ],
+        },
+      ],
+    },
+  },
+  {
+    // Runs inside budgetWorkflow's sandbox too: no Node APIs, no imports but types.
+    files: ['services/budget.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins.map((name) => ({
+            name,
+            message: 'services/budget.ts runs in the workflow sandbox: no Node APIs.',
+          })),
         },
       ],
     },

@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import type { ContainerSocketHub } from '../rpc/container-socket';
 import type { AuditLog } from '../services/audit-log';
 import type { Keystore } from '../services/keystore';
+import type { Client } from '@temporalio/client';
 import { createAuditActivities } from './audit';
+import { createBudgetActivities, type BudgetActivities } from './budget';
 import type { HostContainerActivities, SharedActivities } from './container-types';
 import { createDockerActivities, type ContainerPolicy } from './docker';
 import { createMatrixActivities, type MatrixActivities, type MatrixActivityDeps } from './matrix';
@@ -44,7 +46,15 @@ export function createHostActivities(
   return { ...secrets, ...docker, ...matrix };
 }
 
-/** Activities for the shared task queue. */
-export function createSharedActivities(deps: Pick<ActivityDeps, 'auditLog'>): SharedActivities {
-  return createAuditActivities(deps);
+/** Activities for the shared task queue: audit, and budget enforcement (needs Temporal). */
+export function createSharedActivities(
+  deps: Pick<ActivityDeps, 'auditLog' | 'log'> & { client: Client },
+): SharedActivities & BudgetActivities {
+  return {
+    ...createAuditActivities(deps),
+    ...createBudgetActivities({
+      client: deps.client,
+      log: deps.log.child({ component: 'budget' }),
+    }),
+  };
 }

@@ -6,6 +6,7 @@ import {
   type MatrixConnection,
   type RawEvent,
 } from '../matrix/client';
+import type { MatrixE2ee } from '../matrix/crypto';
 import type { MatrixInbox } from '../matrix/inbox';
 import type { AuditLog } from '../services/audit-log';
 import type { IncomingEvent, MatrixStore } from '../services/matrix-store';
@@ -19,6 +20,8 @@ export interface MatrixActivityDeps {
   trust: TrustPolicy;
   rejectNotice: boolean;
   syncTimeoutMs: number;
+  /** End-to-end encryption (matrix/crypto.ts); without it encrypted events stay encrypted. */
+  e2ee?: Pick<MatrixE2ee, 'onSync' | 'decryptEvents'>;
   log: Logger;
 }
 
@@ -57,20 +60,27 @@ export function createMatrixActivities(deps: MatrixActivityDeps) {
     const ctx = Context.current();
     const signal = ctx.cancellationSignal;
     let backoffMs = 500;
+    // The first sync of an attempt, and the first after a failure, does not long-poll: it
+    // catches up at once, so `matrix.status` says connected as soon as the homeserver answers
+    // (not a whole sync timeout later) and a backlog is delivered without waiting.
+    let catchUp = true;
     while (!signal.aborted) {
       heartbeat({ next_batch: store.syncToken() ?? null });
       try {
         const since = store.syncToken();
         const res = await matrix.sync({
           since,
-          timeoutMs: since ? deps.syncTimeoutMs : 0,
+          timeoutMs: since && !catchUp ? deps.syncTimeoutMs : 0,
           filter: since ? FILTER : INITIAL_FILTER,
           signal,
         });
-        const accepted = since ? screen(res) : [];
+        await deps.e2ee?.onSync(res);
+        let accepted = since ? screen(res) : [];
+        if (deps.e2ee) accepted = await deps.e2ee.decryptEvents(accepted, DELIVERED_TYPES);
         await joinTrustedInvites(res);
         const fresh = store.commitSync(accepted, res.next_batch);
         matrix.markSynced();
+        catchUp = false;
         backoffMs = 500;
         inbox.publish(fresh);
       } catch (err) {
@@ -80,6 +90,7 @@ export function createMatrixActivities(deps: MatrixActivityDeps) {
         }
         const reason = err instanceof Error ? err.message : String(err);
         matrix.markDisconnected(reason);
+        catchUp = true;
         log.warn({ err: reason, retryInMs: backoffMs }, 'Matrix sync failed; retrying');
         await sleepAbortable(backoffMs, signal);
         backoffMs = Math.min(backoffMs * 2, 30_000);
@@ -91,13 +102,33 @@ export function createMatrixActivities(deps: MatrixActivityDeps) {
     throw ApplicationFailure.retryable('Matrix sync interrupted', 'SyncInterrupted');
   }
 
+  /**
+   * The timeline of a room the bot has just joined starts with the room's past (up to the
+   * filter's limit): like the first sync, a join must not flood agents and clients with history.
+   * Only what follows the bot's own join event counts; a profile change (join → join) is no join.
+   */
+  function sinceOwnJoin(events: RawEvent[]): RawEvent[] {
+    for (let i = events.length - 1; i >= 0; i--) {
+      const e = events[i]! as RawEvent & { unsigned?: { prev_content?: { membership?: unknown } } };
+      if (
+        e.type === 'm.room.member' &&
+        e.state_key === matrix.userId &&
+        e.content?.membership === 'join' &&
+        e.unsigned?.prev_content?.membership !== 'join'
+      ) {
+        return events.slice(i + 1);
+      }
+    }
+    return events;
+  }
+
   /** Zero trust: drops untrusted events (audited) before anything stores or delivers them. */
   function screen(res: {
     rooms?: { join?: Record<string, { timeline?: { events?: RawEvent[] } }> };
   }): IncomingEvent[] {
     const out: IncomingEvent[] = [];
     for (const [roomId, room] of Object.entries(res.rooms?.join ?? {})) {
-      for (const e of room.timeline?.events ?? []) {
+      for (const e of sinceOwnJoin(room.timeline?.events ?? [])) {
         if (!e.event_id || !DELIVERED_TYPES.includes(e.type) || e.sender === matrix.userId)
           continue;
         const verdict = judge(deps.trust, e.sender, roomId);

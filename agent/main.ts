@@ -278,13 +278,19 @@ async function onMatrixEvent(params: unknown, ctx: HandlerContext): Promise<void
   }
   const e = event as { event_id?: string; sender?: string; content?: { body?: unknown } };
   if (e.event_id && !seenEvents.has(e.event_id)) {
-    seenEvents.add(e.event_id);
-    if (seenEvents.size > SEEN_LIMIT) seenEvents.delete(seenEvents.values().next().value as string);
     const body = typeof e.content?.body === 'string' ? e.content.body : '';
     log(`room message ${e.event_id} from ${e.sender ?? '?'}`);
     if (body.startsWith('!echo ')) {
-      await ctx.call('matrix.send', { message: `echo: ${body.slice('!echo '.length)}` });
+      // Keyed by the event it answers: if the bridge restarts mid-send and the agent sends
+      // again, the room still gets one reply.
+      await ctx.call('matrix.send', {
+        message: `echo: ${body.slice('!echo '.length)}`,
+        idempotency_key: `reply-${e.event_id}`,
+      });
     }
+    // Marked only once handled: a failed send is tried again on redelivery.
+    seenEvents.add(e.event_id);
+    if (seenEvents.size > SEEN_LIMIT) seenEvents.delete(seenEvents.values().next().value as string);
   }
   await ctx.call('matrix.ack', { seq });
 }

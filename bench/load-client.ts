@@ -41,7 +41,8 @@ class ClosedLoopConnection {
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', (err) => this.fail(`socket error: ${err.message}`));
     socket.on('close', () => {
-      if (this.sentAt !== 0n) this.fail('the server closed the connection with a request in flight');
+      if (this.sentAt !== 0n)
+        this.fail('the server closed the connection with a request in flight');
       this.finish();
     });
   }
@@ -76,7 +77,8 @@ class ClosedLoopConnection {
     } catch {
       return this.fail(`a response that is not JSON: ${line.slice(0, 200)}`);
     }
-    if (response.id !== this.nextId - 1) return this.fail(`response id ${String(response.id)}, expected ${this.nextId - 1}`);
+    if (response.id !== this.nextId - 1)
+      return this.fail(`response id ${String(response.id)}, expected ${this.nextId - 1}`);
     const latencyNs = Number(receivedAt - this.sentAt);
     this.sentAt = 0n;
     if (this.window.recording) {
@@ -115,7 +117,13 @@ function cpuSnapshot(pids: Record<string, number>): Record<string, number | null
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   prepareCpuSampling();
-  const window: Window = { recording: false, stopping: false, samples: new SampleBuffer(), errors: 0, unexpectedStatus: 0 };
+  const window: Window = {
+    recording: false,
+    stopping: false,
+    samples: new SampleBuffer(),
+    errors: 0,
+    unexpectedStatus: 0,
+  };
   const connections = await Promise.all(
     Array.from({ length: spec.connections }, () => ClosedLoopConnection.open(spec, window)),
   );
@@ -150,7 +158,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   for (const role of Object.keys(cpuAfter)) {
     const before = cpuBefore[role];
     const after = cpuAfter[role];
-    cpuPercent[role] = before == null || after == null ? null : ((after - before) / (windowMs / 1e3)) * 100;
+    cpuPercent[role] =
+      before == null || after == null ? null : ((after - before) / (windowMs / 1e3)) * 100;
   }
   // What the rest of the machine used: anything here is noise from outside the bench.
   const ours = Object.entries(cpuPercent).filter(([role]) => role !== 'machine');

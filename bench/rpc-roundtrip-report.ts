@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { MachineInfo } from './lib/machine';
 import type { LoadResult } from './lib/protocol';
-import { barChartPanel, escapeXml, legend } from './lib/svg';
+import { REFERENCE_COLOR, barChartPanel, escapeXml, legend } from './lib/svg';
 
 export type Target = 'echo' | 'bridge';
 
@@ -82,9 +82,12 @@ export function writeRoundtripReport(outDir: string, data: RoundtripData): strin
 const ms = (v: number | undefined) =>
   v === undefined ? '–' : v < 1 ? v.toFixed(3) : v < 100 ? v.toFixed(2) : v.toFixed(0);
 const rps = (v: number) => Math.round(v).toLocaleString('en-US');
-const ratio = (v: number | null) => (v === null ? '–' : `${v < 0.1 ? v.toPrecision(2) : v.toFixed(2)}×`);
-const pct = (v: number | null | undefined) => (v === null || v === undefined ? '–' : `${Math.round(v)}`);
-const label = (r: { target: Target; method: string }) => (r.target === 'echo' ? 'echo' : `bridge ${r.method}`);
+const ratio = (v: number | null) =>
+  v === null ? '–' : `${v < 0.1 ? v.toPrecision(2) : v.toFixed(2)}×`;
+const pct = (v: number | null | undefined) =>
+  v === null || v === undefined ? '–' : `${Math.round(v)}`;
+const label = (r: { target: Target; method: string }) =>
+  r.target === 'echo' ? 'echo' : `bridge ${r.method}`;
 
 function markdown(data: RoundtripData, comparisons: Comparison[]): string {
   const { machine: m, settings: s } = data;
@@ -137,14 +140,17 @@ function markdown(data: RoundtripData, comparisons: Comparison[]): string {
 
   lines.push('## Results', '');
   lines.push(
-    '| target | method | connections | p50 ms | p99 ms | req/s | p50 ratio bridge/echo | req/s ratio bridge/echo | errors | CPU % server | CPU % temporal | CPU % client | CPU % other |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| target | method | connections | p50 ms | p99 ms | req/s | p50 ratio bridge/echo | req/s ratio bridge/echo | errors | server CPU µs/req | CPU % server | CPU % temporal | CPU % client | CPU % other |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const r of data.runs) {
-    const c = comparisons.find((x) => x.method === r.method && x.connections === r.connections && r.target === 'bridge');
+    const c = comparisons.find(
+      (x) => x.method === r.method && x.connections === r.connections && r.target === 'bridge',
+    );
     lines.push(
       `| ${r.target} | ${r.target === 'echo' ? '(any)' : r.method} | ${r.connections} | ${ms(r.latencyMs?.p50)} | ${ms(r.latencyMs?.p99)} | ` +
         `${rps(r.requestsPerSecond)} | ${c ? ratio(c.p50Ratio) : '–'} | ${c ? ratio(c.requestsPerSecondRatio) : '–'} | ${r.errors}${r.unexpectedStatus > 0 ? ` (+${r.unexpectedStatus} unhealthy)` : ''} | ` +
+        `${cpuPerRequest(r)} | ` +
         `${pct(r.cpuPercent.server)} | ${pct(r.cpuPercent.temporal)} | ${pct(r.cpuPercent.client)} | ${pct(r.cpuPercent.other)} |`,
     );
   }
@@ -153,7 +159,9 @@ function markdown(data: RoundtripData, comparisons: Comparison[]): string {
   if (unhealthy.length > 0) {
     lines.push(
       `"unhealthy": \`health\` answered with status other than "healthy" (a check failed or timed out) in ` +
-        unhealthy.map((r) => `${r.connections}-connection row (${r.unexpectedStatus}×)`).join(', ') +
+        unhealthy
+          .map((r) => `${r.connections}-connection row (${r.unexpectedStatus}×)`)
+          .join(', ') +
         '; such answers count as requests but say the bridge was degraded. First one seen: `' +
         JSON.stringify(unhealthy[0]!.unexpectedSample) +
         '`.',
@@ -165,10 +173,21 @@ function markdown(data: RoundtripData, comparisons: Comparison[]): string {
     'CPU % is the share of one core each process used during the measured window (100 = one core busy); ' +
       `this machine has ${m.nproc}. The server, the Temporal dev server (bridge rows only) and the load ` +
       'generator all share them, so a process near 100 % is what limits that row. "other" is every ' +
-      'process outside the bench: noise.',
+      'process outside the bench: noise. "server CPU µs/req" is the server\'s CPU time over the requests ' +
+      'it answered (for the bridge: its Node process, not Temporal).',
     '',
   );
   return lines.join('\n');
+}
+
+/**
+ * Server CPU time per answered request: less sensitive than req/s to a busy machine, since a
+ * server starved of CPU answers fewer requests but spends about the same on each.
+ */
+function cpuPerRequest(r: RoundtripRun): string {
+  const cpu = r.cpuPercent.server;
+  if (cpu === null || cpu === undefined || r.requests === 0) return '–';
+  return Math.round(((cpu / 100) * (r.windowMs / 1e3) * 1e6) / r.requests).toString();
 }
 
 function verdict(met: number, of: number): string {
@@ -177,7 +196,11 @@ function verdict(met: number, of: number): string {
   return `**partly** (${met} of ${of} connection counts)`;
 }
 
-const COLORS: Record<string, string> = { echo: '#8c8c8c', 'bridge health': '#1f77b4', 'bridge status': '#ff7f0e' };
+const COLORS: Record<string, string> = {
+  echo: '#8c8c8c',
+  'bridge health': '#1f77b4',
+  'bridge status': '#ff7f0e',
+};
 
 function svg(data: RoundtripData): string {
   const width = 1000;
@@ -193,7 +216,9 @@ function svg(data: RoundtripData): string {
         return run ? pick(run) : null;
       }),
     }));
-  const echoP50 = groups.map((n) => data.runs.find((r) => r.target === 'echo' && r.connections === n)?.latencyMs?.p50);
+  const echoP50 = groups.map(
+    (n) => data.runs.find((r) => r.target === 'echo' && r.connections === n)?.latencyMs?.p50,
+  );
 
   const throughput = barChartPanel(
     {
@@ -201,7 +226,9 @@ function svg(data: RoundtripData): string {
       groupLabel: 'connections',
       groups: groups.map(String),
       series: valuesOf((r) => r.requestsPerSecond),
-      references: [{ value: AIMS.requestsPerSecond, label: `aim ${AIMS.requestsPerSecond / 1000}k req/s` }],
+      references: [
+        { value: AIMS.requestsPerSecond, label: `aim ${AIMS.requestsPerSecond / 1000}k req/s` },
+      ],
       format: (v) => (v >= 1000 ? `${+(v / 1000).toPrecision(3)}k` : `${+v.toPrecision(3)}`),
     },
     0,
@@ -216,7 +243,15 @@ function svg(data: RoundtripData): string {
       groups: groups.map(String),
       series: valuesOf((r) => r.latencyMs?.p50 ?? null),
       references: echoP50.flatMap((v, g) =>
-        v === undefined ? [] : [{ value: v * AIMS.maxP50RatioToEcho, label: `${AIMS.maxP50RatioToEcho}× echo`, group: g }],
+        v === undefined
+          ? []
+          : [
+              {
+                value: v * AIMS.maxP50RatioToEcho,
+                label: `${AIMS.maxP50RatioToEcho}× echo`,
+                group: g,
+              },
+            ],
       ),
       format: (v) => `${+v.toPrecision(2)}`,
     },
@@ -228,12 +263,23 @@ function svg(data: RoundtripData): string {
   const m = data.machine;
   const caption =
     `${m.date.slice(0, 10)}, ${m.nproc} CPUs, Node ${m.node}; closed loop over a Unix socket, ` +
-    `${data.settings.measureSeconds} s per bar; dashed red: the aims`;
+    `${data.settings.measureSeconds} s per bar`;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`,
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
     `<text x="${width / 2}" y="22" font-family="Helvetica, Arial, sans-serif" font-size="16" font-weight="bold" text-anchor="middle">ArmorClaw bridge JSON-RPC round trip vs. bare echo server</text>`,
-    legend(valuesOf(() => 0), 70, 46),
+    legend(
+      [
+        ...valuesOf(() => 0),
+        {
+          name: `aims: ${AIMS.requestsPerSecond / 1000}k req/s; p50 at most ${AIMS.maxP50RatioToEcho}× echo's`,
+          color: REFERENCE_COLOR,
+          dashed: true,
+        },
+      ],
+      70,
+      46,
+    ),
     throughput,
     latency,
     `<text x="${width / 2}" y="${height - 10}" font-family="Helvetica, Arial, sans-serif" font-size="11" fill="#555" text-anchor="middle">${escapeXml(caption)}</text>`,

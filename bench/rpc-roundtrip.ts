@@ -41,7 +41,11 @@ export const rpcRoundtrip: Suite = {
     mkdirSync(bridgeDir);
     console.log('starting the bridge (embedded Temporal dev server)...');
     const bridge = await spawnBridge({ dir: bridgeDir });
-    const stopBridge = onCleanup(async () => void (await bridge.stop()));
+    // The bridge finishes in-flight work on SIGTERM; one that hangs there is killed.
+    const stopBridge = onCleanup(async () => {
+      const exited = await Promise.race([bridge.stop(), delay(15_000).then(() => 'hung' as const)]);
+      if (exited === 'hung') await bridge.stop('SIGKILL');
+    });
     const temporalPid = readPid(path.join(bridge.stateDir, 'temporal', 'dev-server.pid'));
     const healthAtStart = await expectResult(bridge.socketPath, 'health');
     await expectResult(bridge.socketPath, 'status');
@@ -50,8 +54,19 @@ export const rpcRoundtrip: Suite = {
     if (temporalPid) bridgePids.temporal = temporalPid;
     const scenarios: Scenario[] = [
       // The echo server answers any method alike; send it the same bytes as a health call.
-      { target: 'echo', method: 'health', socketPath: echoSocket, watchPids: { server: echo.pid! } },
-      { target: 'bridge', method: 'health', socketPath: bridge.socketPath, watchPids: bridgePids, expectResultStatus: 'healthy' },
+      {
+        target: 'echo',
+        method: 'health',
+        socketPath: echoSocket,
+        watchPids: { server: echo.pid! },
+      },
+      {
+        target: 'bridge',
+        method: 'health',
+        socketPath: bridge.socketPath,
+        watchPids: bridgePids,
+        expectResultStatus: 'healthy',
+      },
       { target: 'bridge', method: 'status', socketPath: bridge.socketPath, watchPids: bridgePids },
     ];
 
@@ -59,7 +74,12 @@ export const rpcRoundtrip: Suite = {
     for (const scenario of scenarios) {
       for (const connections of settings.connectionCounts) {
         const result = await measure(scenario, connections, settings);
-        const run: RoundtripRun = { target: scenario.target, method: scenario.method, connections, ...result };
+        const run: RoundtripRun = {
+          target: scenario.target,
+          method: scenario.method,
+          connections,
+          ...result,
+        };
         runs.push(run);
         console.log(progressLine(run));
       }
@@ -83,7 +103,11 @@ export const rpcRoundtrip: Suite = {
 };
 
 /** One closed-loop load run, in a fresh load-generator process. */
-async function measure(scenario: Scenario, connections: number, settings: BenchSettings): Promise<LoadResult> {
+async function measure(
+  scenario: Scenario,
+  connections: number,
+  settings: BenchSettings,
+): Promise<LoadResult> {
   const client = forkHelper('load-client.ts');
   const stopClient = onCleanup(() => stopChild(client));
   try {
@@ -107,7 +131,8 @@ async function measure(scenario: Scenario, connections: number, settings: BenchS
     if (message.type === 'failed') {
       throw new Error(`${scenario.target} ${scenario.method} x${connections}: ${message.reason}`);
     }
-    if (message.type !== 'result') throw new Error(`unexpected message from the load generator: ${message.type}`);
+    if (message.type !== 'result')
+      throw new Error(`unexpected message from the load generator: ${message.type}`);
     return message.result;
   } finally {
     await stopClient();
@@ -127,12 +152,17 @@ async function expectMessage(
 /** One call before measuring: a bridge answering errors would make fast, meaningless numbers. */
 async function expectResult(socketPath: string, method: string): Promise<unknown> {
   const response = await call(socketPath, method);
-  if (response.error) throw new Error(`the bridge answered ${method} with ${JSON.stringify(response.error)}`);
+  if (response.error)
+    throw new Error(`the bridge answered ${method} with ${JSON.stringify(response.error)}`);
   if (method === 'health' && response.result?.status !== 'healthy') {
-    throw new Error(`the bridge is not healthy before the bench: ${JSON.stringify(response.result)}`);
+    throw new Error(
+      `the bridge is not healthy before the bench: ${JSON.stringify(response.result)}`,
+    );
   }
   return response.result;
 }
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 function readPid(file: string): number | undefined {
   try {
@@ -149,7 +179,9 @@ function progressLine(run: RoundtripRun): string {
     .join(', ');
   return (
     `  ${run.target.padEnd(6)} ${run.method.padEnd(6)} x${String(run.connections).padEnd(3)} ` +
-    (run.latencyMs ? `p50 ${run.latencyMs.p50.toFixed(3)} ms  p99 ${run.latencyMs.p99.toFixed(3)} ms  ` : 'no request completed  ') +
+    (run.latencyMs
+      ? `p50 ${run.latencyMs.p50.toFixed(3)} ms  p99 ${run.latencyMs.p99.toFixed(3)} ms  `
+      : 'no request completed  ') +
     `${Math.round(run.requestsPerSecond)} req/s  errors ${run.errors}` +
     (run.unexpectedStatus > 0 ? `  unhealthy ${run.unexpectedStatus}` : '') +
     `  (cpu: ${cpu})`

@@ -14,9 +14,10 @@ import path from 'node:path';
 import { PROJECT_ROOT } from './lib/child';
 import { runCleanups } from './lib/cleanup';
 import type { BenchSettings, Suite } from './lib/suite';
+import { containerStart } from './container-start';
 import { rpcRoundtrip } from './rpc-roundtrip';
 
-const suites: Suite[] = [rpcRoundtrip];
+const suites: Suite[] = [rpcRoundtrip, containerStart];
 
 class SettingError extends Error {}
 
@@ -24,7 +25,8 @@ function positiveNumber(env: string, fallback: number): number {
   const raw = process.env[env];
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new SettingError(`${env} must be a positive number, got "${raw}"`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new SettingError(`${env} must be a positive number, got "${raw}"`);
   return value;
 }
 
@@ -33,7 +35,9 @@ function connectionCounts(): number[] {
   if (raw === undefined || raw.trim() === '') return [1, 10, 50];
   const counts = raw.split(',').map((s) => Number(s.trim()));
   if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 1000)) {
-    throw new SettingError(`BENCH_CONNECTIONS must be integers from 1 to 1000 separated by commas, got "${raw}"`);
+    throw new SettingError(
+      `BENCH_CONNECTIONS must be integers from 1 to 1000 separated by commas, got "${raw}"`,
+    );
   }
   return counts;
 }
@@ -44,7 +48,9 @@ function selectedSuites(): Suite[] {
   const names = raw.split(',').map((s) => s.trim());
   const unknown = names.filter((n) => !suites.some((s) => s.name === n));
   if (unknown.length > 0) {
-    throw new SettingError(`BENCH_SUITES names unknown suites: ${unknown.join(', ')} (known: ${suites.map((s) => s.name).join(', ')})`);
+    throw new SettingError(
+      `BENCH_SUITES names unknown suites: ${unknown.join(', ')} (known: ${suites.map((s) => s.name).join(', ')})`,
+    );
   }
   return suites.filter((s) => names.includes(s.name));
 }
@@ -72,14 +78,19 @@ async function main(): Promise<void> {
   // measurement, three rows per connection count; doubled, plus a minute of slack.
   const rows = 3 * settings.connectionCounts.length;
   const budgetMs = 2 * (30_000 + rows * (settings.warmupMs + settings.measureMs + 2_000)) + 60_000;
-  const watchdog = setTimeout(() => void abort(`the bench overran its ${Math.round(budgetMs / 1e3)} s budget`, 3), budgetMs);
+  const watchdog = setTimeout(
+    () => void abort(`the bench overran its ${Math.round(budgetMs / 1e3)} s budget`, 3),
+    budgetMs,
+  );
   watchdog.unref();
   process.once('SIGINT', () => void abort('interrupted', 130));
   process.once('SIGTERM', () => void abort('terminated', 143));
 
   const startedAt = Date.now();
   for (const suite of chosen) {
-    console.log(`suite ${suite.name}: ${settings.connectionCounts.join('/')} connections, ${settings.warmupMs / 1e3} s warmup + ${settings.measureMs / 1e3} s per row`);
+    console.log(
+      `suite ${suite.name}: ${settings.connectionCounts.join('/')} connections, ${settings.warmupMs / 1e3} s warmup + ${settings.measureMs / 1e3} s per row`,
+    );
     const written = await suite.run(settings);
     for (const file of written) console.log(`  wrote ${path.relative(PROJECT_ROOT, file)}`);
   }

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parseDuration } from '../services/duration';
+import { parseModelPrices, REFUSE_UNKNOWN_MODELS, type ModelPrice } from '../services/budget';
 import {
   settingByKey,
   settings,
@@ -58,6 +59,17 @@ export interface BridgeConfig {
     agentUid: number;
     secretsDir: string;
     heartbeatIntervalMs: number;
+  };
+  budget: {
+    /** 0: no limit. */
+    dailyLimitUsd: number;
+    /** 0: no limit. */
+    monthlyLimitUsd: number;
+    /** Fractions in (0, 1), ascending, without duplicates. */
+    alertThresholds: number[];
+    models: Record<string, ModelPrice>;
+    /** "refuse", or the model whose prices apply to unknown models. */
+    unknownModelCost: string;
   };
 }
 
@@ -169,6 +181,10 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
   if (homeserver !== undefined && !/^https?:\/\/[^\s/]+(\/.*)?$/.test(homeserver)) {
     problems.push(`matrix.homeserver: expected an http(s) URL, got "${homeserver}"`);
   }
+  const modelsFrom = env.ARMORCLAW_BUDGET_MODELS
+    ? 'env ARMORCLAW_BUDGET_MODELS'
+    : `in ${configFile}`;
+  const budget = checkBudget(value, modelsFrom, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const str = (key: string) => value(key) as string;
@@ -230,6 +246,41 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
       secretsDir: path.resolve(str('containers.secrets_dir')),
       heartbeatIntervalMs: ms('containers.heartbeat_interval'),
     },
+    budget,
+  };
+}
+
+/** The budget settings that span keys: thresholds, the price table, the unknown-model rule. */
+function checkBudget(
+  value: (key: string) => Value | undefined,
+  modelsFrom: string,
+  problems: string[],
+): BridgeConfig['budget'] {
+  const thresholds = value('budget.alert_thresholds') as number[];
+  if (thresholds.some((t) => t <= 0 || t >= 1)) {
+    problems.push('budget.alert_thresholds: each threshold must be between 0 and 1 (exclusive)');
+  }
+  const parsed = parseModelPrices(value('budget.models'));
+  if (!parsed.ok) {
+    for (const p of parsed.problems) problems.push(`budget.models (${modelsFrom}): ${p}`);
+  }
+  const models = parsed.ok ? parsed.prices : {};
+  const unknownModelCost = value('budget.unknown_model_cost') as string;
+  if (
+    parsed.ok &&
+    unknownModelCost !== REFUSE_UNKNOWN_MODELS &&
+    !Object.prototype.hasOwnProperty.call(models, unknownModelCost)
+  ) {
+    problems.push(
+      `budget.unknown_model_cost: must be "${REFUSE_UNKNOWN_MODELS}" or a model of budget.models, got "${unknownModelCost}"`,
+    );
+  }
+  return {
+    dailyLimitUsd: value('budget.daily_limit_usd') as number,
+    monthlyLimitUsd: value('budget.monthly_limit_usd') as number,
+    alertThresholds: [...new Set(thresholds)].sort((a, b) => a - b),
+    models,
+    unknownModelCost,
   };
 }
 
@@ -288,6 +339,30 @@ function coerce(
       }
       return num;
     }
+    case 'number': {
+      const n = fromEnv && /^-?(\d+(\.\d*)?|\.\d+)$/.test(input.trim()) ? Number(input) : input;
+      if (typeof n !== 'number' || !Number.isFinite(n)) {
+        problems.push(`${where}: expected a number, got ${describe(input)}`);
+        return undefined;
+      }
+      return inRange(setting, n, where, problems) ? n : undefined;
+    }
+    case 'table': {
+      let table: unknown = input;
+      if (fromEnv) {
+        try {
+          table = JSON.parse(input);
+        } catch {
+          problems.push(`${where}: expected a JSON object, got text that is not JSON`);
+          return undefined;
+        }
+      }
+      if (table === null || typeof table !== 'object' || Array.isArray(table)) {
+        problems.push(`${where}: expected a table, got ${describe(table)}`);
+        return undefined;
+      }
+      return table as Record<string, unknown>;
+    }
     case 'duration': {
       const parsed = typeof input === 'string' ? parseDuration(input) : null;
       if (parsed === null) {
@@ -299,6 +374,7 @@ function coerce(
       return parsed;
     }
     case 'list': {
+      if (setting.items === 'number') return numberList(setting, input, where, problems);
       const items = fromEnv
         ? input
             .split(',')
@@ -331,6 +407,36 @@ function coerce(
       return input;
     }
   }
+}
+
+function inRange(setting: Setting, n: number, where: string, problems: string[]): boolean {
+  if (setting.min !== undefined && n < setting.min) {
+    problems.push(`${where}: must be at least ${setting.min}, got ${n}`);
+    return false;
+  }
+  if (setting.max !== undefined && n > setting.max) {
+    problems.push(`${where}: must be at most ${setting.max}, got ${n}`);
+    return false;
+  }
+  return true;
+}
+
+/** A list of numbers: a TOML array of numbers, or comma-separated numbers in the environment. */
+function numberList(
+  setting: Setting,
+  input: unknown,
+  where: string,
+  problems: string[],
+): number[] | undefined {
+  const items = typeof input === 'string' ? input.split(',').map((x) => x.trim()) : input;
+  const nums = Array.isArray(items)
+    ? items.map((x) => (typeof x === 'string' && x !== '' ? Number(x) : x))
+    : undefined;
+  if (!nums || !nums.every((x): x is number => typeof x === 'number' && Number.isFinite(x))) {
+    problems.push(`${where}: expected a list of numbers, got ${describe(input)}`);
+    return undefined;
+  }
+  return nums.every((n) => inRange(setting, n, where, problems)) ? nums : undefined;
 }
 
 function describe(v: unknown): string {

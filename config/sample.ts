@@ -6,11 +6,20 @@ function tomlValue(v: SettingValue): string {
   return typeof v === 'string' || Array.isArray(v) ? JSON.stringify(v) : String(v);
 }
 
+/** A TOML value of any JSON-like default: inline tables for `table` settings. */
+function tomlAny(v: unknown): string {
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    const members = Object.entries(v).map(([k, x]) => `${JSON.stringify(k)} = ${tomlAny(x)}`);
+    return members.length ? `{ ${members.join(', ')} }` : '{}';
+  }
+  return tomlValue(v as SettingValue);
+}
+
 function sampleLine(s: Setting, name: string): string {
   if (s.secret) return `# ${name}: environment only`;
   if (s.default === undefined) return `# ${name} = ...`;
   if (typeof s.default === 'function') return `# ${name} = ... ${FIXED_CONTEXT_NOTE}`;
-  return `# ${name} = ${tomlValue(s.default)}`;
+  return `# ${name} = ${tomlAny(s.default)}`;
 }
 
 /** The sample configuration file: every setting, commented out at its default, with its doc. */

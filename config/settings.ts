@@ -7,9 +7,12 @@ import { statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export type SettingType = 'string' | 'integer' | 'boolean' | 'path' | 'duration' | 'list';
+export type SettingType =
+  'string' | 'integer' | 'number' | 'boolean' | 'path' | 'duration' | 'list' | 'table';
 
-export type SettingValue = string | number | boolean | string[];
+/** A `table` setting is a TOML table (environment: a JSON object); its key validates the rest. */
+export type SettingValue =
+  string | number | boolean | string[] | number[] | Record<string, unknown>;
 
 export interface DefaultContext {
   uid: number;
@@ -29,6 +32,8 @@ export interface Setting {
   max?: number;
   /** Allowed values for a string setting. */
   oneOf?: readonly string[];
+  /** Entries of a list setting: strings (the default) or numbers, checked against min/max. */
+  items?: 'string' | 'number';
   /** Never printed and never read from the TOML file (it might be committed or world-readable). */
   secret?: boolean;
 }
@@ -215,8 +220,8 @@ export const settings: readonly Setting[] = [
     key: 'containers.secrets_deadline',
     env: 'ARMORCLAW_SECRETS_DEADLINE',
     type: 'duration',
-    default: '10s',
-    doc: 'The secrets file is removed this long after the container starts at the latest (sooner when the agent acknowledges it). At most 10s.',
+    default: '9s',
+    doc: 'The secrets file is removed this long after the container starts at the latest (sooner when the agent acknowledges it). At most 10s; the default leaves a second for the removal itself, so the file never lives 10 s.',
   },
   {
     key: 'containers.health_check_interval',
@@ -336,6 +341,46 @@ export const settings: readonly Setting[] = [
     type: 'duration',
     default: '30s',
     doc: 'Long-poll timeout of each /sync request.',
+  },
+  {
+    key: 'budget.daily_limit_usd',
+    env: 'ARMORCLAW_BUDGET_DAILY_LIMIT_USD',
+    type: 'number',
+    default: 0,
+    min: 0,
+    doc: 'Spending limit per UTC day in USD, from the usage agents report (`budget.report`). Reaching it stops running agents and refuses new `start`s (-32006) until the day ends. 0: no daily limit.',
+  },
+  {
+    key: 'budget.monthly_limit_usd',
+    env: 'ARMORCLAW_BUDGET_MONTHLY_LIMIT_USD',
+    type: 'number',
+    default: 0,
+    min: 0,
+    doc: 'Spending limit per UTC month in USD, enforced like the daily one. 0: no monthly limit.',
+  },
+  {
+    key: 'budget.alert_thresholds',
+    env: 'ARMORCLAW_BUDGET_ALERT_THRESHOLDS',
+    type: 'list',
+    items: 'number',
+    default: [0.5, 0.8, 0.95],
+    min: 0,
+    max: 1,
+    doc: 'Fractions of each limit (between 0 and 1) at which one alert goes to matrix.admin_room and one budget_warning to the audit log, once per period. Environment: comma-separated.',
+  },
+  {
+    key: 'budget.models',
+    env: 'ARMORCLAW_BUDGET_MODELS',
+    type: 'table',
+    default: {},
+    doc: 'Prices per model in USD per 1,000 tokens: a table of model = { input_per_1k_usd = 0.0025, output_per_1k_usd = 0.01 }, e.g. [budget.models."gpt-4o"]. Environment: the same as a JSON object.',
+  },
+  {
+    key: 'budget.unknown_model_cost',
+    env: 'ARMORCLAW_BUDGET_UNKNOWN_MODEL_COST',
+    type: 'string',
+    default: 'refuse',
+    doc: 'How a report for a model missing from budget.models is priced: "refuse" rejects it with -32602 (nothing is spent unseen), or the name of a model in budget.models whose prices apply.',
   },
   {
     key: 'configs.max_bytes',

@@ -17,11 +17,18 @@ export interface ContainerRunInput {
   ttlMs: number;
   /** At most this long after the container starts, the secrets file is removed. */
   secretsDeadlineMs: number;
+  /**
+   * Honour a `secrets.ack` that arrives while Pending. Runs recorded before this existed
+   * dropped it; the workflow turns it on through a Temporal patch so their histories replay.
+   */
+  honourEarlyAck?: boolean;
 }
 
 export interface ContainerRunContext extends ContainerRunInput {
   containerId?: string;
   secretsRemoved: boolean;
+  /** The agent acknowledged before the start was recorded (its signal can overtake the result). */
+  ackedWhilePending: boolean;
   endReason?: EndReason;
   /** Human-readable detail of the end (exit code, error message). Never a secret. */
   endDetail?: string;
@@ -51,6 +58,8 @@ export const containerRunMachine = setup({
   },
   guards: {
     secretsPresent: ({ context }) => !context.secretsRemoved,
+    ackedEarly: ({ context }) =>
+      context.honourEarlyAck === true && context.ackedWhilePending && !context.secretsRemoved,
     cleanExit: ({ event }) =>
       event.type === 'CONTAINER_EXITED' && event.exitCode === 0 && !event.oomKilled,
     oomKilled: ({ event }) => event.type === 'CONTAINER_EXITED' && event.oomKilled,
@@ -62,7 +71,7 @@ export const containerRunMachine = setup({
 }).createMachine({
   id: 'containerRun',
   initial: 'Pending',
-  context: ({ input }) => ({ ...input, secretsRemoved: false }),
+  context: ({ input }) => ({ ...input, secretsRemoved: false, ackedWhilePending: false }),
   states: {
     Pending: {
       on: {
@@ -78,9 +87,12 @@ export const containerRunMachine = setup({
           target: 'Ended',
           actions: assign({ endReason: 'stop_requested' as EndReason }),
         },
+        SECRETS_ACKED: { actions: assign({ ackedWhilePending: true }) },
       },
     },
     Active: {
+      // An ack that overtook the start result is honoured as soon as the run is Active.
+      always: { guard: 'ackedEarly', actions: ['removeSecrets', 'markSecretsRemoved'] },
       after: {
         ttl: { target: 'Expired', actions: assign({ endReason: 'ttl_expired' as EndReason }) },
         secretsDeadline: {

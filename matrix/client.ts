@@ -8,6 +8,7 @@ import {
 import type { Logger as SdkLogger } from 'matrix-js-sdk/lib/logger';
 import type { Logger } from 'pino';
 import type { Keystore } from '../services/keystore';
+import type { RoomEncryptionHook } from './crypto';
 
 /** Where the bridge's Matrix session lives: ids in plain text, the token sealed in the keystore. */
 const SECRET_TOKEN = 'matrix.access_token';
@@ -66,6 +67,8 @@ export class MatrixConnection {
   private client?: MatrixClient;
   private session?: MatrixSession;
   readonly status: MatrixRuntimeStatus;
+  /** Encrypts sends into encrypted rooms (matrix/crypto.ts); set once at start. */
+  e2ee?: RoomEncryptionHook;
 
   constructor(
     private readonly keystore: Keystore,
@@ -146,12 +149,15 @@ export class MatrixConnection {
 
   /** Sends one message; `txnId` makes a retried send land once. */
   async send(roomId: string, content: Record<string, unknown>, txnId: string): Promise<string> {
-    const path = `/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${encodeURIComponent(txnId)}`;
-    const res = await this.requireClient().http.authedRequest<{ event_id: string }>(
+    const client = this.requireClient();
+    const encrypted = await this.e2ee?.encrypt(roomId, 'm.room.message', content);
+    const type = encrypted ? 'm.room.encrypted' : 'm.room.message';
+    const path = `/rooms/${encodeURIComponent(roomId)}/send/${type}/${encodeURIComponent(txnId)}`;
+    const res = await client.http.authedRequest<{ event_id: string }>(
       Method.Put,
       path,
       undefined,
-      content,
+      encrypted ?? content,
     );
     return res.event_id;
   }

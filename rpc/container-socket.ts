@@ -11,6 +11,7 @@ import {
 } from '../workflows/definitions';
 import { publicEvent, type MatrixInbox } from '../matrix/inbox';
 import type { MatrixStore } from '../services/matrix-store';
+import { registerAgentBudgetMethods, type AgentBudgetDeps } from './methods/budget';
 import { RpcDispatcher } from './dispatcher';
 import { ErrorCode, RpcError } from './errors';
 import { parseParams } from './params';
@@ -47,6 +48,7 @@ export interface AgentMatrixDeps {
     roomId: string,
     body: string,
     msgtype: string,
+    idempotencyKey?: string,
   ): Promise<{ event_id: string; room_id: string }>;
 }
 
@@ -55,6 +57,8 @@ export interface ContainerSocketHubDeps {
   matrix?: AgentMatrixDeps;
   agentGid: number;
   client: Client;
+  /** Usage reports (`budget.report`); absent: the method is not offered. */
+  budget?: AgentBudgetDeps;
   /** Writes an audit entry (errors from agents, for instance). */
   audit(entry: { event_type: string; session_id: string; details: Record<string, unknown> }): void;
   log: Logger;
@@ -77,6 +81,11 @@ const matrixSendParams = z.strictObject({
     .min(1)
     .max(32 * 1024),
   msgtype: z.enum(['m.text', 'm.notice']).optional(),
+  /** The same key always means the same message: a retry returns the first send's receipt. */
+  idempotency_key: z
+    .string()
+    .regex(/^[A-Za-z0-9._:$=+-]{1,128}$/)
+    .optional(),
 });
 
 /** Unacknowledged room events are pushed again this often while the agent is connected. */
@@ -122,6 +131,7 @@ export class ContainerSocketHub {
       notifyCount: 0,
     };
     this.registerAgentMethods(dispatcher, containerName, served, log);
+    if (this.deps.budget) registerAgentBudgetMethods(dispatcher, containerName, this.deps.budget);
     const matrix = this.deps.matrix;
     let roomId = opts.roomId;
     if (matrix && roomId) {
@@ -221,7 +231,11 @@ export class ContainerSocketHub {
     // An agent may speak only in the room it is bound to.
     dispatcher.addMethod('matrix.send', async (params) => {
       const p = parseParams(matrixSendParams, params);
-      return matrix.send(roomId, p.message, p.msgtype ?? 'm.text');
+      // Keys are scoped to the container: one agent cannot replay another's key.
+      const key = p.idempotency_key
+        ? `${name}-${p.idempotency_key}`.replace(/[^A-Za-z0-9._-]/g, '_')
+        : undefined;
+      return matrix.send(roomId, p.message, p.msgtype ?? 'm.text', key);
     });
   }
 

@@ -17,6 +17,11 @@ export interface CallContext {
   notify(method: string, params: unknown): boolean;
   /** Runs `fn` once when the caller's connection closes. */
   onClose(fn: () => void): void;
+  /**
+   * Exempts the connection from the idle timeout (a subscription waiting for pushes is not
+   * idle); returns the function that ends the exemption.
+   */
+  keepOpen(): () => void;
 }
 
 export type MethodHandler = (params: unknown, ctx: CallContext) => unknown | Promise<unknown>;

@@ -129,6 +129,7 @@ class Connection {
   /** The tail of the response chain: each answer is written after the one before it. */
   private tail: Promise<void> = Promise.resolve();
   private inFlight = 0;
+  private keptOpen = 0;
   private readEnded = false;
   readonly ctx: CallContext;
 
@@ -148,10 +149,18 @@ class Connection {
         return true;
       },
       onClose: (fn) => socket.once('close', fn),
+      keepOpen: () => {
+        this.keptOpen++;
+        let released = false;
+        return () => {
+          if (!released) this.keptOpen--;
+          released = true;
+        };
+      },
     };
     socket.setTimeout(options.idleTimeoutMs);
     socket.on('timeout', () => {
-      if (this.inFlight === 0) {
+      if (this.inFlight === 0 && this.keptOpen === 0) {
         this.log.debug({ connectionId: id }, 'idle connection closed');
         socket.destroy();
       }

@@ -14,11 +14,17 @@ import { createHostActivities, createSharedActivities } from '../activities/inde
 import { ContainerSocketHub } from '../rpc/container-socket';
 import { registerContainerMethods } from '../rpc/methods/containers';
 import {
+  createBudgetGate,
+  ensureBudgetWorkflow,
+  registerBudgetMethods,
+} from '../rpc/methods/budget';
+import {
   ensureMatrixSync,
   registerMatrixMethods,
   sendThroughWorkflow,
 } from '../rpc/methods/matrix';
 import { MatrixConnection } from '../matrix/client';
+import { MatrixE2ee } from '../matrix/crypto';
 import { MatrixInbox } from '../matrix/inbox';
 import { MatrixStore, matrixStorePath } from '../services/matrix-store';
 import { AuditLog, auditLogPath } from '../services/audit-log';
@@ -29,6 +35,7 @@ import {
 } from '../workflows/search-attributes';
 import { DockerEventWatcher } from './docker-events';
 import { startWorkers } from './workers';
+import { SingleFlightCache } from '../services/single-flight-cache';
 import { createLogger } from './logger';
 import { connectTemporal, probeTemporal, type TemporalHandle } from './temporal';
 
@@ -74,10 +81,18 @@ export async function start(
     deviceId: config.matrix.deviceId,
     log: log.child({ component: 'matrix' }),
   });
+  const e2ee = new MatrixE2ee({
+    client: () => matrix.requireClient(),
+    keystore,
+    stateDir: config.stateDir,
+    log: log.child({ component: 'matrix-e2ee' }),
+  });
+  matrix.e2ee = e2ee;
   const cleanups: Array<() => Promise<void> | void> = [
     () => keystore.close(),
     () => auditLog.close(),
     () => matrixStore.close(),
+    () => e2ee.close(),
   ];
   const cleanup = async () => {
     for (const fn of cleanups.reverse())
@@ -87,18 +102,24 @@ export async function start(
     const temporal = await connectTemporal(config, log.child({ component: 'temporal' }));
     cleanups.push(() => temporal.close());
 
-    const sendToRoom = (roomId: string, body: string, msgtype: string) =>
+    const sendToRoom = (roomId: string, body: string, msgtype: string, key?: string) =>
       sendThroughWorkflow(
         { client: temporal.client, taskQueue: config.temporal.taskQueue, hostId: config.hostId },
         roomId,
         body,
         msgtype,
+        key,
       );
     const sockets = new ContainerSocketHub({
       bridgeSocketPath: config.socket.path,
       matrix: { store: matrixStore, inbox, send: sendToRoom },
       agentGid: config.containers.agentUid,
       client: temporal.client,
+      budget: {
+        client: temporal.client,
+        prices: config.budget.models,
+        unknownModel: config.budget.unknownModelCost,
+      },
       audit: (entry) => {
         try {
           auditLog.append(entry);
@@ -133,6 +154,7 @@ export async function start(
           },
           rejectNotice: config.matrix.rejectNotice,
           syncTimeoutMs: config.matrix.syncTimeoutMs,
+          e2ee,
         },
         policy: {
           network: config.containers.network,
@@ -144,10 +166,19 @@ export async function start(
         },
         log,
       }),
-      sharedActivities: createSharedActivities({ auditLog }),
+      sharedActivities: createSharedActivities({ auditLog, client: temporal.client, log }),
       log: log.child({ component: 'worker' }),
     });
     cleanups.push(() => workers.stop());
+
+    // The budget outlives bridges; each start applies this bridge's limits to it.
+    await ensureBudgetWorkflow(temporal.client, config.temporal.taskQueue, {
+      dailyLimitUsd: config.budget.dailyLimitUsd,
+      monthlyLimitUsd: config.budget.monthlyLimitUsd,
+      alertThresholds: config.budget.alertThresholds,
+      adminRoomId: config.matrix.adminRoom,
+      hostId: config.hostId,
+    });
 
     const dockerEvents = new DockerEventWatcher(
       docker,
@@ -160,13 +191,17 @@ export async function start(
     await startMatrix(config, matrix, temporal, log);
 
     const dispatcher = new RpcDispatcher(log.child({ component: 'rpc' }));
-    registerCoreMethods(dispatcher, {
-      version: BRIDGE_VERSION,
-      socketPath: config.socket.path,
-      listRunningContainerIds: () =>
+    const containerIds = new SingleFlightCache(
+      () =>
         temporal.connection.withDeadline(Date.now() + 3_000, () =>
           listRunningContainerIds(temporal),
         ),
+      500,
+    );
+    registerCoreMethods(dispatcher, {
+      version: BRIDGE_VERSION,
+      socketPath: config.socket.path,
+      containerIds,
       checks: {
         temporal: () => probeTemporal(temporal.connection),
         keystore: async () => keystore.check(),
@@ -194,8 +229,18 @@ export async function start(
       hostId: config.hostId,
       log: log.child({ component: 'matrix-rpc' }),
     });
+    registerBudgetMethods(dispatcher, {
+      client: temporal.client,
+      log: log.child({ component: 'budget' }),
+    });
     registerContainerMethods(dispatcher, {
       client: temporal.client,
+      onRunsChanged: () => containerIds.invalidate(),
+      budget: createBudgetGate({
+        client: temporal.client,
+        limited: config.budget.dailyLimitUsd > 0 || config.budget.monthlyLimitUsd > 0,
+        log: log.child({ component: 'budget' }),
+      }),
       matrixReady: () => matrix.loggedIn,
       keystore,
       taskQueue: config.temporal.taskQueue,
@@ -269,7 +314,12 @@ async function startMatrix(
     }
   }
   if (matrix.loggedIn)
-    await ensureMatrixSync(temporal.client, config.temporal.taskQueue, config.hostId);
+    await ensureMatrixSync(
+      temporal.client,
+      config.temporal.taskQueue,
+      config.hostId,
+      log.child({ component: 'matrix' }),
+    );
 }
 
 /** Containers of Active runs, from Temporal's visibility store. */

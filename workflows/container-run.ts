@@ -6,6 +6,7 @@ import {
   allHandlersFinished,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -82,6 +83,7 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   const [initialSnapshot, initialActions] = initialTransition(containerRunMachine, {
     ttlMs: input.ttlMs,
     secretsDeadlineMs: input.secretsDeadlineMs,
+    honourEarlyAck: patched('early-secrets-ack'),
   });
   let snapshot = initialSnapshot;
   const queue: ContainerRunEvent[] = [];
@@ -93,9 +95,12 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   // The file's actual state, for the status query: the machine marks it removed when it decides
   // to remove it, before the activity has done so.
   let secretsFileRemoved = false;
-  // Set once the start has been scheduled; cleanup cancels it and waits for it to settle.
-  let startScope: CancellationScope | undefined;
+  // Pending's work (secrets file, container start). A run that ends while it is in flight
+  // cancels it and waits for it before the teardown: Docker could otherwise create the container
+  // after the teardown, an orphan.
+  const startScope = new CancellationScope();
   let startSettled: Promise<void> = Promise.resolve();
+  let startInFlight = true;
 
   const state = (): LifecycleState => snapshot.value as LifecycleState;
   const status = (): ContainerRunStatus => ({
@@ -191,8 +196,12 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     await CancellationScope.nonCancellable(async () => {
       for (const t of timers.values()) t.cancel();
       timers.clear();
-      startScope?.cancel();
-      await startSettled;
+      // Only while the start is in flight: an `await` here reorders commands, and runs recorded
+      // before this patch (test/replay) scheduled the teardown first.
+      if (startInFlight && patched('cleanup-awaits-start')) {
+        startScope.cancel();
+        await startSettled;
+      }
       // Removes the container and the secrets file.
       await hostCleanup.teardownContainer({ containerName: input.containerName });
       secretsFileRemoved = true;
@@ -245,8 +254,8 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     const [next, actions] = transition(containerRunMachine, snapshot, event);
     snapshot = next as SnapshotFrom<typeof containerRunMachine>;
     if (state() !== before) publishState();
-    if (state() === 'Active' && before === 'Pending') {
-      await shared.recordAudit({
+    const audit = () =>
+      shared.recordAudit({
         event_type: 'container_started',
         dedupe_key: `${workflowId}/started`,
         session_id: input.containerName,
@@ -254,15 +263,19 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
         room_id: input.roomId,
         details: { agent_type: input.agentType, key_id: input.keyId, image: input.image },
       });
-    }
+    const started = state() === 'Active' && before === 'Pending';
+    // The TTL and secrets timers start before the audit write: an audit store that is down
+    // (its activity retries without end) must not postpone them. Older runs audited first.
+    if (started && !timersBeforeAudit) await audit();
     await perform(actions);
+    if (started && timersBeforeAudit) await audit();
   };
 
+  const timersBeforeAudit = patched('timers-before-audit');
   publishState();
   await perform(initialActions);
 
   // Pending: the secrets file, then the container. Cancelled if the run ends first (stop).
-  startScope = new CancellationScope();
   startSettled = startScope
     .run(async () => {
       await host.writeSecretsFile({ containerName: input.containerName, keyId: input.keyId });
@@ -277,9 +290,11 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
         roomId: input.roomId,
       });
       endpoint = started.endpoint;
+      startInFlight = false;
       queue.push({ type: 'STARTED', containerId: started.containerId });
     })
     .catch((err) => {
+      startInFlight = false;
       if (isCancellation(err)) return;
       const cause = err instanceof ActivityFailure ? err.cause : err;
       if (cause instanceof ApplicationFailure && cause.type) startFailureType = cause.type;
@@ -323,6 +338,7 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     await condition(() => queue.length > 0);
     await step(queue.shift()!);
   }
+  if (state() !== 'Active') startScope.cancel();
   healthScope.cancel();
   // Whatever is still queued (a late exit signal) changes nothing now.
   queue.length = 0;

@@ -5,6 +5,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { EndReason, LifecycleState } from '../machines/lifecycle';
+import type { BudgetLedger } from '../services/budget';
 
 export const SHARED_TASK_QUEUE = 'armorclaw';
 /** Docker and media activities run on the host that owns the container (architecture rule 5). */
@@ -99,3 +100,69 @@ export const secretsAckedSignal = defineSignal('secrets-acked');
 export const agentNotifySignal = defineSignal<[AgentNotification]>('agent-notify');
 export const budgetExceededSignal = defineSignal('budget-exceeded');
 export const containerStatusQuery = defineQuery<ContainerRunStatus>('status');
+
+// --- budget ---------------------------------------------------------------------------------
+
+/** The one budget entity workflow of a Temporal namespace. */
+export const BUDGET_WORKFLOW_ID = 'budget';
+
+/** What the budget enforces; sent by each bridge at start (`budget-configure`). */
+export interface BudgetPolicy {
+  /** USD per UTC day; 0 means no limit. */
+  dailyLimitUsd: number;
+  /** USD per UTC month; 0 means no limit. */
+  monthlyLimitUsd: number;
+  /** Fractions of each limit in (0, 1), each announced once per period. */
+  alertThresholds: number[];
+  /** Room for alerts; none: alerts are audited only. */
+  adminRoomId?: string;
+  /** The host whose Matrix session sends alerts (`matrixSendWorkflow` runs on its queue). */
+  hostId: string;
+}
+
+/** One usage report of an agent, priced by the bridge when it arrived (its socket). */
+export interface BudgetReport {
+  container_name: string;
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  /** Integer micro-dollars (1 µUSD = $0.000001), priced from `budget.models`. */
+  cost_micro_usd: number;
+}
+
+export interface BudgetPeriodStatus {
+  /** `YYYY-MM-DD` (day) or `YYYY-MM` (month), UTC. */
+  period: string;
+  spent_usd: number;
+  /** null: no limit for this period. */
+  limit_usd: number | null;
+  exceeded: boolean;
+  /** Thresholds already announced (or passed over) in this period, ascending. */
+  thresholds_alerted: number[];
+  reports: number;
+}
+
+/** The `budget.status` result. */
+export interface BudgetStatus {
+  day: BudgetPeriodStatus;
+  month: BudgetPeriodStatus;
+  /** Either period reached its limit: `start` is refused and running agents were stopped. */
+  exceeded: boolean;
+  alert_thresholds: number[];
+  admin_room: string | null;
+}
+
+export interface BudgetWorkflowInput {
+  policy: BudgetPolicy;
+  /** Totals of the current periods, carried across continue-as-new. */
+  ledger?: BudgetLedger;
+  /** Container runs already told to end while the budget is exceeded, carried too. */
+  stopped?: string[];
+  /** History length past which the workflow continues as new (default 2000; tests lower it). */
+  maxHistoryEvents?: number;
+}
+
+export const budgetReportSignal = defineSignal<[BudgetReport]>('budget-report');
+export const budgetStatusQuery = defineQuery<BudgetStatus>('budget-status');
+/** Replaces the policy (limits may rise or fall mid-period); answers the status under it. */
+export const budgetConfigureUpdate = defineUpdate<BudgetStatus, [BudgetPolicy]>('budget-configure');

@@ -2,3 +2,4 @@
 export { containerRunWorkflow } from './container-run';
 export { matrixSyncWorkflow } from './matrix-sync';
 export { matrixSendWorkflow } from './matrix-send';
+export { budgetWorkflow } from './budget';

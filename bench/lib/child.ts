@@ -22,7 +22,11 @@ export function send(child: ChildProcess, message: ParentMessage): void {
 }
 
 /** The child's next message; rejects if it exits first or says nothing within `timeoutMs`. */
-export function nextMessage(child: ChildProcess, timeoutMs: number, what: string): Promise<ChildMessage> {
+export function nextMessage(
+  child: ChildProcess,
+  timeoutMs: number,
+  what: string,
+): Promise<ChildMessage> {
   return new Promise((resolve, reject) => {
     const onMessage = (message: ChildMessage) => {
       done();

@@ -19,7 +19,11 @@ export interface MachineInfo {
 export function machineInfo(projectRoot: string): MachineInfo {
   let gitCommit: string | null = null;
   try {
-    gitCommit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: projectRoot, encoding: 'utf8', stdio: 'pipe' }).trim();
+    gitCommit = execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: projectRoot,
+      encoding: 'utf8',
+      stdio: 'pipe',
+    }).trim();
   } catch {
     // not a git checkout, or no commit yet
   }

@@ -56,8 +56,6 @@ export interface LoadResult {
 }
 
 export type ChildMessage =
-  | { type: 'ready' }
-  | { type: 'result'; result: LoadResult }
-  | { type: 'failed'; reason: string };
+  { type: 'ready' } | { type: 'result'; result: LoadResult } | { type: 'failed'; reason: string };
 
 export type ParentMessage = { type: 'run'; spec: LoadSpec };

@@ -8,7 +8,8 @@ import type { LatencySummaryMs } from './protocol';
 export function summariseLatencyNs(samples: Float64Array): LatencySummaryMs | null {
   if (samples.length === 0) return null;
   const sorted = Float64Array.from(samples).sort();
-  const rank = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! / 1e6;
+  const rank = (q: number) =>
+    sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! / 1e6;
   let sum = 0;
   for (const v of sorted) sum += v;
   return {

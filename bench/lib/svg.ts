@@ -38,7 +38,13 @@ function text(x: number, y: number, content: string, attrs = ''): string {
 }
 
 /** The chart drawn inside the box (x, y, width, height), as SVG elements. */
-export function barChartPanel(chart: BarChart, x: number, y: number, width: number, height: number): string {
+export function barChartPanel(
+  chart: BarChart,
+  x: number,
+  y: number,
+  width: number,
+  height: number,
+): string {
   const margin = { top: 34, right: 10, bottom: 40, left: 58 };
   const plotX = x + margin.left;
   const plotY = y + margin.top;
@@ -56,16 +62,31 @@ export function barChartPanel(chart: BarChart, x: number, y: number, width: numb
   const toY = (v: number) => plotY + plotH - axis.fraction(v) * plotH;
 
   const out: string[] = [];
-  out.push(text(x + width / 2, y + 16, chart.title + (log ? ' (log scale)' : ''), 'font-size="14" font-weight="bold" text-anchor="middle"'));
+  out.push(
+    text(
+      x + width / 2,
+      y + 16,
+      chart.title + (log ? ' (log scale)' : ''),
+      'font-size="14" font-weight="bold" text-anchor="middle"',
+    ),
+  );
   for (const tick of axis.ticks) {
     const ty = toY(tick);
-    out.push(`<line x1="${plotX}" y1="${ty.toFixed(1)}" x2="${plotX + plotW}" y2="${ty.toFixed(1)}" stroke="#e5e5e5"/>`);
-    out.push(text(plotX - 6, ty + 4, chart.format(tick), 'font-size="11" text-anchor="end" fill="#444"'));
+    out.push(
+      `<line x1="${plotX}" y1="${ty.toFixed(1)}" x2="${plotX + plotW}" y2="${ty.toFixed(1)}" stroke="#e5e5e5"/>`,
+    );
+    out.push(
+      text(plotX - 6, ty + 4, chart.format(tick), 'font-size="11" text-anchor="end" fill="#444"'),
+    );
   }
-  out.push(`<line x1="${plotX}" y1="${plotY + plotH}" x2="${plotX + plotW}" y2="${plotY + plotH}" stroke="#333"/>`);
+  out.push(
+    `<line x1="${plotX}" y1="${plotY + plotH}" x2="${plotX + plotW}" y2="${plotY + plotH}" stroke="#333"/>`,
+  );
 
   const groupW = plotW / chart.groups.length;
   const barW = Math.min(44, (groupW * 0.8) / chart.series.length);
+  // Drawn last, with a white halo, so reference lines never cross a bar's value.
+  const valueLabels: string[] = [];
   chart.groups.forEach((group, g) => {
     const groupX = plotX + g * groupW;
     const barsX = groupX + (groupW - barW * chart.series.length) / 2;
@@ -77,31 +98,61 @@ export function barChartPanel(chart: BarChart, x: number, y: number, width: numb
       out.push(
         `<rect x="${(bx + 1).toFixed(1)}" y="${by.toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(plotY + plotH - by).toFixed(1)}" fill="${series.color}"><title>${escapeXml(`${series.name}, ${group}: ${chart.format(v)}`)}</title></rect>`,
       );
-      out.push(text(bx + barW / 2, by - 4, chart.format(v), 'font-size="10" text-anchor="middle" fill="#222"'));
+      valueLabels.push(
+        text(
+          bx + barW / 2,
+          by - 4,
+          chart.format(v),
+          'font-size="10" text-anchor="middle" fill="#222" stroke="#fff" stroke-width="3" paint-order="stroke"',
+        ),
+      );
     });
-    out.push(text(groupX + groupW / 2, plotY + plotH + 16, group, 'font-size="12" text-anchor="middle"'));
+    out.push(
+      text(groupX + groupW / 2, plotY + plotH + 16, group, 'font-size="12" text-anchor="middle"'),
+    );
   });
-  out.push(text(plotX + plotW / 2, plotY + plotH + 34, chart.groupLabel, 'font-size="12" text-anchor="middle" fill="#444"'));
+  out.push(
+    text(
+      plotX + plotW / 2,
+      plotY + plotH + 34,
+      chart.groupLabel,
+      'font-size="12" text-anchor="middle" fill="#444"',
+    ),
+  );
 
   for (const ref of chart.references ?? []) {
     const ry = toY(ref.value);
     const x1 = ref.group === undefined ? plotX : plotX + ref.group * groupW + 4;
     const x2 = ref.group === undefined ? plotX + plotW : plotX + (ref.group + 1) * groupW - 4;
-    out.push(`<line x1="${x1.toFixed(1)}" y1="${ry.toFixed(1)}" x2="${x2.toFixed(1)}" y2="${ry.toFixed(1)}" stroke="#c00" stroke-width="1.5" stroke-dasharray="6 4"/>`);
-    // A white halo keeps the label legible where it crosses a bar.
-    out.push(text(x2 - 2, ry - 4, ref.label, 'font-size="10" text-anchor="end" fill="#c00" stroke="#fff" stroke-width="3" paint-order="stroke"'));
+    // Named in the legend, not beside the line: a label there collides with the bars' values.
+    out.push(
+      `<line x1="${x1.toFixed(1)}" y1="${ry.toFixed(1)}" x2="${x2.toFixed(1)}" y2="${ry.toFixed(1)}" stroke="${REFERENCE_COLOR}" stroke-width="1.5" stroke-dasharray="6 4"><title>${escapeXml(ref.label)}</title></line>`,
+    );
   }
+  out.push(...valueLabels);
   return out.join('\n');
 }
 
-/** A legend row of coloured squares and names, starting at (x, y). */
-export function legend(series: Array<Pick<Series, 'name' | 'color'>>, x: number, y: number): string {
+export const REFERENCE_COLOR = '#c00';
+
+export interface LegendItem {
+  name: string;
+  color: string;
+  /** Drawn as a dashed line (a reference line) instead of a square. */
+  dashed?: boolean;
+}
+
+/** A legend row of coloured squares (or dashed lines) and names, starting at (x, y). */
+export function legend(items: LegendItem[], x: number, y: number): string {
   let cx = x;
-  return series
-    .map((s) => {
-      const item = `<rect x="${cx}" y="${y - 10}" width="12" height="12" fill="${s.color}"/>` + text(cx + 17, y, s.name, 'font-size="12"');
-      cx += 30 + s.name.length * 7;
-      return item;
+  return items
+    .map((item) => {
+      const mark = item.dashed
+        ? `<line x1="${cx}" y1="${y - 4}" x2="${cx + 24}" y2="${y - 4}" stroke="${item.color}" stroke-width="1.5" stroke-dasharray="6 4"/>`
+        : `<rect x="${cx}" y="${y - 10}" width="12" height="12" fill="${item.color}"/>`;
+      const textX = cx + (item.dashed ? 29 : 17);
+      cx = textX + 13 + item.name.length * 7;
+      return mark + text(textX, y, item.name, 'font-size="12"');
     })
     .join('\n');
 }

@@ -9,7 +9,9 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import { parseDuration } from '../../services/duration';
 import { KeystoreError, type Keystore } from '../../services/keystore';
+import type { BudgetGate } from './budget';
 import {
+  budgetExceededSignal,
   ContainerFailureType,
   containerWorkflowId,
   stopUpdate,
@@ -42,6 +44,10 @@ export interface ContainerMethodsDeps {
     healthCheckIntervalMs: number;
     network: string;
   };
+  /** Refuses starts while the budget is exceeded (-32006); absent: no budget enforcement. */
+  budget?: BudgetGate;
+  /** Called when a run became Active or ended through this API (status caches listen). */
+  onRunsChanged?(): void;
   /** Whether the bridge can bind agents to rooms (logged in to Matrix). */
   matrixReady(): boolean;
   log: Logger;
@@ -100,6 +106,7 @@ export function registerContainerMethods(
       }
     }
     checkCredential(deps.keystore, p.key_id);
+    await deps.budget?.check();
 
     const base = `armorclaw-${agentType}-${Math.floor(now() / 1000)}`;
     for (let attempt = 1; attempt <= 100; attempt++) {
@@ -136,11 +143,23 @@ export function registerContainerMethods(
         if (err instanceof WorkflowExecutionAlreadyStartedError) continue;
         throw err;
       }
+      let started;
       try {
-        return await handle.executeUpdate(waitActiveUpdate);
+        started = await handle.executeUpdate(waitActiveUpdate);
       } catch (err) {
         throw startFailure(err);
       }
+      // The budget may have run out while this run was Pending, when the stop sweep could not
+      // end it yet: look again, and end the run rather than answer with an agent over budget.
+      // (An unreadable budget now is not a reason to end a run the first check let through.)
+      try {
+        await deps.budget?.check();
+      } catch (err) {
+        if (!(err instanceof RpcError && err.code === ErrorCode.BudgetExceeded)) return started;
+        await handle.signal(budgetExceededSignal).catch(() => undefined);
+        throw err;
+      }
+      return started;
     }
     throw internalError('Container creation failed: no free container name');
   });
@@ -166,6 +185,8 @@ export function registerContainerMethods(
         throw new RpcError(ErrorCode.ContainerStopped, `Container not found: ${container_id}`);
       }
       throw err;
+    } finally {
+      deps.onRunsChanged?.();
     }
   });
 }

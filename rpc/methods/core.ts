@@ -1,15 +1,21 @@
 import { noParams, parseParams } from '../params';
 import type { RpcDispatcher } from '../dispatcher';
 import { internalError } from '../errors';
+import { SingleFlightCache } from '../../services/single-flight-cache';
 
 export interface CoreDeps {
   version: string;
   socketPath: string;
-  /** Ids of the containers whose runs are live, read from Temporal (not a process-local map). */
-  listRunningContainerIds(): Promise<string[]>;
+  /**
+   * Ids of the containers whose runs are Active, read from Temporal's visibility store (not a
+   * process-local map) at most every few hundred ms; `start`/`stop` invalidate it.
+   */
+  containerIds: SingleFlightCache<string[]>;
   /** Named dependency probes for `health`; each throws when its part is unusable. */
   checks: Record<string, () => Promise<void>>;
   checkTimeoutMs?: number;
+  /** How long one round of health checks answers `health` calls (default 1 s). */
+  healthMaxAgeMs?: number;
 }
 
 export interface CheckResult {
@@ -24,7 +30,7 @@ export function registerCoreMethods(dispatcher: RpcDispatcher, deps: CoreDeps): 
     parseParams(noParams, params);
     let ids: string[];
     try {
-      ids = await deps.listRunningContainerIds();
+      ids = await deps.containerIds.get();
     } catch {
       throw internalError('Internal error: container list unavailable (Temporal unreachable)');
     }
@@ -37,15 +43,24 @@ export function registerCoreMethods(dispatcher: RpcDispatcher, deps: CoreDeps): 
     };
   });
 
-  dispatcher.addMethod('health', async (params) => {
-    parseParams(noParams, params);
+  // One round of probes serves every `health` call for a second: a busy client cannot turn the
+  // bridge into a load generator against Temporal and Docker.
+  const health = new SingleFlightCache(async () => {
     const names = Object.keys(deps.checks);
     const results = await Promise.all(
       names.map((name) => runCheck(deps.checks[name]!, deps.checkTimeoutMs ?? 2_000)),
     );
     const checks = Object.fromEntries(names.map((n, i) => [n, results[i]!]));
     const healthy = results.every((r) => r.status === 'ok');
-    return { status: healthy ? 'healthy' : 'unhealthy', checks };
+    return {
+      status: healthy ? 'healthy' : 'unhealthy',
+      checks,
+      checked_at: new Date().toISOString(),
+    };
+  }, deps.healthMaxAgeMs ?? 1_000);
+  dispatcher.addMethod('health', async (params) => {
+    parseParams(noParams, params);
+    return health.get();
   });
 }
 

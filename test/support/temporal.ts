@@ -43,6 +43,16 @@ function quietRuntime(): void {
 /**
  * Starts the time-skipping test server and registers the bridge's search attributes. Throws —
  * never skips — when the server binary is missing: a suite that skips proves nothing.
+ *
+ * Quirks of this server (temporal-test-server 1.40), seen here:
+ * - time is locked (wall-clock speed) except while a result is awaited or `env.sleep` runs;
+ * - after a run with pending timers was terminated on it, it no longer skipped time: a later
+ *   run's 1-hour timer would have taken an hour. Prefer a server per test (about 0.5 s) to
+ *   terminating runs on a shared one;
+ * - an update to a closed workflow fails with NOT_FOUND (`WorkflowNotFoundError`, message
+ *   "update ... not found", where a real server says "workflow execution already completed");
+ * - after a result was awaited, `currentTimeMs()` was seen years ahead: measure durations from
+ *   activity schedule times or history events instead.
  */
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   if (!existsSync(TEST_SERVER_PATH)) {

@@ -9,6 +9,7 @@ import {
   containerRunMachine,
   type ContainerRunContext,
   type ContainerRunEvent,
+  type ContainerRunInput,
 } from '../../machines/container-run.machine';
 import { LIFECYCLE_STATES, TERMINAL_STATES, type LifecycleState } from '../../machines/lifecycle';
 
@@ -17,7 +18,14 @@ type Action = ReturnType<typeof transition>[1][number];
 
 const TTL_MS = 3_600_000;
 const SECRETS_DEADLINE_MS = 10_000;
-const INPUT = { ttlMs: TTL_MS, secretsDeadlineMs: SECRETS_DEADLINE_MS };
+// What `containerRunWorkflow` passes to new runs (`honourEarlyAck` comes from a Temporal patch).
+const INPUT: ContainerRunInput = {
+  ttlMs: TTL_MS,
+  secretsDeadlineMs: SECRETS_DEADLINE_MS,
+  honourEarlyAck: true,
+};
+// What runs recorded before that patch replay with.
+const LEGACY_INPUT: ContainerRunInput = { ttlMs: TTL_MS, secretsDeadlineMs: SECRETS_DEADLINE_MS };
 
 // XState names delayed events `xstate.after.<delay>.<state id>`; the workflow keys its Temporal
 // timers by these ids and feeds the events back when the timers fire.
@@ -102,6 +110,7 @@ const titled = <R extends [string, ContainerRunEvent, LifecycleState, ...unknown
 const ctx = (extra: Partial<ContainerRunContext>): ContainerRunContext => ({
   ...INPUT,
   secretsRemoved: false,
+  ackedWhilePending: false,
   ...extra,
 });
 
@@ -138,14 +147,64 @@ describe('every event in Pending', () => {
     }
   });
 
+  // The agent's ack can overtake the start result (it reads the file as soon as it runs):
+  // remembered, acted on when Active.
+  test('SECRETS_ACKED stays Pending and remembers the ack, nothing to do yet', () => {
+    const [next, actions] = transition(containerRunMachine, pending(), ACK);
+    expect(stateOf(next)).toBe('Pending');
+    expect(next.context).toEqual(ctx({ ackedWhilePending: true }));
+    expect(actions).toEqual([]);
+  });
+
   // Facts about a running container cannot arrive before it runs; timers do not exist yet.
-  const ignored = ALL_EVENTS.filter(([name]) => !cases.some(([c]) => c === name));
+  const ignored = ALL_EVENTS.filter(
+    ([name]) => name !== 'SECRETS_ACKED' && !cases.some(([c]) => c === name),
+  );
   test.each(ignored)('%s is ignored', (_name, event) => {
     const before = pending();
     const [next, actions] = transition(containerRunMachine, before, event);
     expect(stateOf(next)).toBe('Pending');
     expect(next.context).toEqual(before.context);
     expect(actions).toEqual([]);
+  });
+});
+
+describe('an ack that overtook the start', () => {
+  test('removes the secrets on entering Active, with the timers scheduled as usual', () => {
+    const [acked] = transition(containerRunMachine, pending(), ACK);
+    const [next, actions] = transition(containerRunMachine, acked, STARTED);
+    expect(stateOf(next)).toBe('Active');
+    expect(next.context).toEqual(
+      ctx({ containerId: 'c0ffee', ackedWhilePending: true, secretsRemoved: true }),
+    );
+    expect(types(actions).sort()).toEqual(['removeSecrets', 'xstate.raise', 'xstate.raise']);
+    expect(delayedRaises(actions)).toEqual({
+      [TTL_ID]: TTL_MS,
+      [DEADLINE_ID]: SECRETS_DEADLINE_MS,
+    });
+  });
+
+  test('neither the deadline nor a second ack removes again', () => {
+    const [snapshot, actions] = run([ACK, STARTED, DEADLINE_FIRED, ACK]);
+    expect(stateOf(snapshot)).toBe('Active');
+    expect(count(actions, 'removeSecrets')).toBe(1);
+  });
+
+  test('a stop before the start still ends with one cleanup and no separate removal', () => {
+    const [snapshot, actions] = run([ACK, STOP]);
+    expect(stateOf(snapshot)).toBe('Ended');
+    expect(types(actions)).toEqual(['cleanup']);
+  });
+
+  test('runs from before the patch drop it: the deadline removes the secrets, once', () => {
+    const [legacy] = initialTransition(containerRunMachine, LEGACY_INPUT);
+    const [active, onStart] = run([ACK, STARTED], legacy);
+    expect(stateOf(active)).toBe('Active');
+    expect(active.context.secretsRemoved).toBe(false);
+    expect(count(onStart, 'removeSecrets')).toBe(0);
+    const [after, later] = run([DEADLINE_FIRED, ACK], active);
+    expect(after.context.secretsRemoved).toBe(true);
+    expect(count(later, 'removeSecrets')).toBe(1);
   });
 });
 
@@ -316,7 +375,10 @@ describe('every simple path (@xstate/graph)', () => {
 
   test('on every path: cleanup exactly once iff final, secrets removed at most once, reason set', () => {
     for (const path of paths) {
-      const events = path.steps.map((s) => s.event).filter((e) => e.type !== 'xstate.init');
+      // The first step is XState's own init event; the rest are ours (or a fired timer).
+      const events = path.steps
+        .map((s) => s.event)
+        .filter((e) => (e.type as string) !== 'xstate.init');
       const [snapshot, actions] = run(events);
       const state = stateOf(snapshot);
       const label = `${events.map((e) => e.type).join(' → ')} ⇒ ${state}`;
@@ -338,7 +400,7 @@ describe('every simple path (@xstate/graph)', () => {
       }
       // Every timer scheduled is either fired (its event is on the path) or cancelled on exit.
       const scheduled = Object.keys(delayedRaises(actions));
-      const fired = new Set(events.map((e) => e.type));
+      const fired = new Set<string>(events.map((e) => e.type));
       const cancelled = new Set(cancels(actions));
       for (const id of scheduled) {
         if (final)

@@ -2,7 +2,12 @@ import pino from 'pino';
 import { RpcDispatcher, type CallContext } from '../../rpc/dispatcher';
 import { ErrorCode, RpcError, defaultMessage, toWireError } from '../../rpc/errors';
 
-const ctx: CallContext = { connectionId: 1, notify: () => true, onClose: () => undefined };
+const ctx: CallContext = {
+  connectionId: 1,
+  notify: () => true,
+  onClose: () => undefined,
+  keepOpen: () => () => undefined,
+};
 
 function dispatcher() {
   const d = new RpcDispatcher(pino({ level: 'silent' }));

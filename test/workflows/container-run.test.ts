@@ -49,22 +49,18 @@ import {
 const SECOND = 1_000;
 const HOUR = 3_600_000;
 
-let env: TestWorkflowEnvironment;
 let workflowBundle: WorkflowBundleWithSourceMap;
 let seq = 0;
 
 beforeAll(async () => {
-  env = await createTimeSkippingEnv();
   workflowBundle = await bundleWorkflows();
 }, 120_000);
-
-afterAll(async () => {
-  await env?.teardown();
-});
 
 type Handle = WorkflowHandle<typeof containerRunWorkflow>;
 
 interface Run {
+  /** This test's own server: time skipping is global to a server. */
+  env: TestWorkflowEnvironment;
   handle: Handle;
   fake: FakeContainerHost;
   input: ContainerRunInput;
@@ -72,9 +68,11 @@ interface Run {
 }
 
 /**
- * Starts one run with its own fake host and workers, runs `fn`, and terminates the run if `fn`
- * left it open: time skipping is global to the server, so a run left open would fire its timers
- * into the next test.
+ * Starts one run on its own test server (about half a second) with its own fake host and
+ * workers, runs `fn`, then tears it all down. A server per test, not per suite: time skipping is
+ * global to a server, and after a run with pending timers is terminated on it (the obvious way
+ * to clean up a run a test leaves open) the test server no longer skips time: a later 1-hour TTL
+ * would take an hour.
  */
 async function withRun<T>(
   opts: { behaviour?: FakeBehaviour; input?: Partial<ContainerRunInput> },
@@ -87,7 +85,6 @@ async function withRun<T>(
     keyId: KEY_ID,
     agentType: 'test',
     image: 'armorclaw/agent:v1',
-    // One host queue per test: a late activity of an earlier test cannot reach this fake.
     hostId: `host${seq}`,
     ttlMs: HOUR,
     secretsDeadlineMs: 10 * SECOND,
@@ -97,26 +94,26 @@ async function withRun<T>(
     ...opts.input,
   };
   const fake = new FakeContainerHost(opts.behaviour);
-  const workers = await createContainerRunWorkers({
-    env,
-    workflowBundle,
-    hostId: input.hostId,
-    hostActivities: fake.hostActivities,
-    sharedActivities: fake.sharedActivities,
-  });
-  return workers.run(async () => {
-    const handle = await env.client.workflow.start(containerRunWorkflow, {
-      taskQueue: SHARED_TASK_QUEUE,
-      workflowId: containerWorkflowId(name),
-      args: [input],
+  const env = await createTimeSkippingEnv();
+  try {
+    const workers = await createContainerRunWorkers({
+      env,
+      workflowBundle,
+      hostId: input.hostId,
+      hostActivities: fake.hostActivities,
+      sharedActivities: fake.sharedActivities,
     });
-    try {
-      return await fn({ handle, fake, input, name });
-    } finally {
-      const { status } = await handle.describe();
-      if (status.name === 'RUNNING') await handle.terminate('test over');
-    }
-  });
+    return await workers.run(async () => {
+      const handle = await env.client.workflow.start(containerRunWorkflow, {
+        taskQueue: SHARED_TASK_QUEUE,
+        workflowId: containerWorkflowId(name),
+        args: [input],
+      });
+      return fn({ env, handle, fake, input, name });
+    });
+  } finally {
+    await env.teardown();
+  }
 }
 
 const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -189,7 +186,7 @@ function expectNothingLeft(fake: FakeContainerHost, name: string): void {
 
 describe('happy path', () => {
   test('waitActive answers the spec fields; an ack removes the secrets once, before the deadline', () =>
-    withRun({}, async ({ handle, fake, name }) => {
+    withRun({}, async ({ env, handle, fake, name }) => {
       const started = await handle.executeUpdate(waitActiveUpdate);
       const container = fake.containers.get(name);
       expect(container?.running).toBe(true);
@@ -244,7 +241,7 @@ describe('happy path', () => {
     }));
 
   test('without an ack, the secrets file is removed at 10 s of workflow time', () =>
-    withRun({}, async ({ handle, fake, name }) => {
+    withRun({}, async ({ env, handle, fake, name }) => {
       await handle.executeUpdate(waitActiveUpdate);
       await env.sleep(9 * SECOND);
       expect((await status(handle)).secrets_removed).toBe(false);
@@ -263,6 +260,37 @@ describe('happy path', () => {
       await handle.executeUpdate(stopUpdate, { args: [{}] });
       expect(fake.callsOf('removeSecretsFile')).toHaveLength(1);
     }));
+});
+
+describe('an ack that overtakes the start result', () => {
+  test('is honoured as soon as the run is Active: one removal, well before the deadline', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    await withRun(
+      { behaviour: { startContainer: () => gate } },
+      async ({ env, handle, fake, name }) => {
+        try {
+          // The agent runs and acks while Docker's start call has not returned yet.
+          await eventually(() => expect(fake.callsOf('startContainer')).toHaveLength(1));
+          await handle.signal(secretsAckedSignal);
+          expect((await status(handle)).state).toBe('Pending');
+          release();
+          await handle.executeUpdate(waitActiveUpdate);
+          await eventually(async () => expect((await status(handle)).secrets_removed).toBe(true));
+          expect(fake.secretsFiles.has(name)).toBe(false);
+          const removals = fake.callsOf('removeSecretsFile');
+          expect(removals).toHaveLength(1);
+          const startedAt = fake.callsOf('startContainer')[0]!.scheduledMs;
+          expect(removals[0]!.scheduledMs - startedAt).toBeLessThan(10 * SECOND);
+          await env.sleep(15 * SECOND);
+          await handle.executeUpdate(stopUpdate, { args: [{}] });
+          expect(fake.callsOf('removeSecretsFile')).toHaveLength(1);
+        } finally {
+          release();
+        }
+      },
+    );
+  });
 });
 
 describe('TTL', () => {
@@ -393,28 +421,33 @@ describe('health monitoring by periodic inspect', () => {
   ] as const)(
     'an inspect that finds the container %s → Failed, at the configured interval',
     (_n, kill, exitCode) =>
-      withRun({ input: { healthCheckIntervalMs: 30 * SECOND } }, async ({ handle, fake, name }) => {
-        await handle.executeUpdate(waitActiveUpdate);
-        await env.sleep(31 * SECOND);
-        await eventually(() => expect(fake.callsOf('inspectContainer')).toHaveLength(1));
-        expect((await status(handle)).state).toBe('Active');
-        // Killed behind our back, and no Docker event reached the workflow: the next inspect
-        // (30 s later) is what notices.
-        kill(fake, name);
-        const result = await handle.result();
-        expect(result).toEqual({
-          state: 'Failed',
-          end_reason: 'container_exited',
-          end_detail: `exit code ${exitCode}`,
-          exit_code: exitCode,
-        });
-        const checks = fake.callsOf('inspectContainer');
-        expect(checks).toHaveLength(2);
-        const startedAt = fake.callsOf('startContainer')[0]!.scheduledMs;
-        expect(checks[0]!.scheduledMs - startedAt).toBeGreaterThanOrEqual(30 * SECOND);
-        expect(checks[1]!.scheduledMs - checks[0]!.scheduledMs).toBeGreaterThanOrEqual(30 * SECOND);
-        expectNothingLeft(fake, name);
-      }),
+      withRun(
+        { input: { healthCheckIntervalMs: 30 * SECOND } },
+        async ({ env, handle, fake, name }) => {
+          await handle.executeUpdate(waitActiveUpdate);
+          await env.sleep(31 * SECOND);
+          await eventually(() => expect(fake.callsOf('inspectContainer')).toHaveLength(1));
+          expect((await status(handle)).state).toBe('Active');
+          // Killed behind our back, and no Docker event reached the workflow: the next inspect
+          // (30 s later) is what notices.
+          kill(fake, name);
+          const result = await handle.result();
+          expect(result).toEqual({
+            state: 'Failed',
+            end_reason: 'container_exited',
+            end_detail: `exit code ${exitCode}`,
+            exit_code: exitCode,
+          });
+          const checks = fake.callsOf('inspectContainer');
+          expect(checks).toHaveLength(2);
+          const startedAt = fake.callsOf('startContainer')[0]!.scheduledMs;
+          expect(checks[0]!.scheduledMs - startedAt).toBeGreaterThanOrEqual(30 * SECOND);
+          expect(checks[1]!.scheduledMs - checks[0]!.scheduledMs).toBeGreaterThanOrEqual(
+            30 * SECOND,
+          );
+          expectNothingLeft(fake, name);
+        },
+      ),
   );
 
   test('an inspect that keeps failing → Failed health_check_failed after its retries', () =>
@@ -506,7 +539,11 @@ describe('start failures', () => {
           (e: unknown) => e,
         );
         expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-        expect((err as WorkflowUpdateFailedError).cause).toBeInstanceOf(ApplicationFailure);
+        // The last attempt's error, as converted by the SDK: a plain Error arrives as an
+        // ApplicationFailure of type 'Error', which `start` answers with its generic message.
+        const cause = (err as WorkflowUpdateFailedError).cause;
+        expect(cause).toBeInstanceOf(ApplicationFailure);
+        expect(cause?.message).toBe('dockerd: connection reset');
         expectNothingLeft(fake, name);
       },
     ));
