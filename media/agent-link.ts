@@ -5,8 +5,8 @@
  * timestamps (see FramePacer), and FLUSH drops what is still queued.
  */
 import type { Duplex } from 'node:stream';
-import { FRAME_SAMPLES, SAMPLE_RATE } from './pcm';
-import { FrameType, PcmFrameDecoder, PcmFrameWriter } from './pcm-framing';
+import { FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE } from './pcm';
+import { FrameType, HEADER_BYTES, PcmFrameDecoder, PcmFrameWriter } from './pcm-framing';
 import type { AudioFrameIn } from './peer';
 
 /** What the link needs of a peer (AudioPeer satisfies it). */
@@ -87,7 +87,10 @@ export class FramePacer {
   push(pcm: Buffer, timestamp?: number): void {
     if (this.stopped) return;
     const next = this.lastTs === undefined ? 0 : this.lastTs + FRAME_SAMPLES;
-    const ts = timestamp === undefined || this.lastTs === undefined ? (timestamp ?? next) : Math.max(timestamp, next);
+    const ts =
+      timestamp === undefined || this.lastTs === undefined
+        ? (timestamp ?? next)
+        : Math.max(timestamp, next);
     this.lastTs = ts;
     this.observe(ts);
     this.queue.push({ pcm, ts });
@@ -124,7 +127,8 @@ export class FramePacer {
     const now = this.now();
     const lead = this.anchor.time + ((ts - this.anchor.ts) * 1000) / SAMPLE_RATE - now;
     this.arrivals.push({ at: now, lead });
-    while (this.arrivals.length > 0 && now - (this.arrivals[0] as { at: number }).at >= 1000) this.arrivals.shift();
+    while (this.arrivals.length > 0 && now - (this.arrivals[0] as { at: number }).at >= 1000)
+      this.arrivals.shift();
     const n = this.arrivals.length;
     if (n < 40 || n > 55) return; // not a real-time producer (or not yet a second of it)
     const minLead = Math.min(...this.arrivals.map((a) => a.lead));
@@ -141,17 +145,22 @@ export class FramePacer {
     while (this.queue.length > 0 && !this.stopped) {
       const frame = this.queue[0] as Queued;
       const now = this.now();
-      let due = this.anchor ? this.anchor.time + ((frame.ts - this.anchor.ts) * 1000) / SAMPLE_RATE : now;
+      let due = this.anchor
+        ? this.anchor.time + ((frame.ts - this.anchor.ts) * 1000) / SAMPLE_RATE
+        : now;
       if (!this.anchor || now - due > this.maxLag || due - now > this.maxLead) {
         this.anchor = { time: now, ts: frame.ts };
         this.arrivals = [];
         due = now;
       }
       if (due - now > this.slack) {
-        this.timer = setTimeout(() => {
-          this.timer = undefined;
-          this.pump();
-        }, due - now - this.slack);
+        this.timer = setTimeout(
+          () => {
+            this.timer = undefined;
+            this.pump();
+          },
+          due - now - this.slack,
+        );
         return;
       }
       this.queue.shift();
@@ -162,24 +171,49 @@ export class FramePacer {
 
 export interface AgentLink {
   /** Frames sent to / received from the agent. */
-  readonly counters: () => { toAgent: number; fromAgent: number; dropped: number };
+  readonly counters: () => {
+    toAgent: number;
+    /** Caller frames dropped because the agent was not reading (its socket buffer was full). */
+    toAgentDropped: number;
+    fromAgent: number;
+    /** Agent frames dropped because the play-out queue was full. */
+    dropped: number;
+    resyncs: number;
+    queued: number;
+  };
   /** Resolves when the agent sends END or the stream closes; rejects on a framing error. */
   readonly done: Promise<void>;
   /** Sends END to the agent, stops forwarding and closes the stream's write side. */
   close(): void;
 }
 
+export interface LinkOptions extends PacerOptions {
+  /** Bytes buffered for an agent that is not reading before caller frames are dropped. Default ≈1 s of frames. */
+  maxBufferedToAgent?: number;
+}
+
 /** Pipes a peer's decoded audio to the agent stream and the agent's audio back to the peer. */
-export function linkAgent(peer: AudioEndpoint, stream: Duplex, pacer: PacerOptions = {}): AgentLink {
+export function linkAgent(
+  peer: AudioEndpoint,
+  stream: Duplex,
+  options: LinkOptions = {},
+): AgentLink {
+  const maxBuffered = options.maxBufferedToAgent ?? 50 * (HEADER_BYTES + FRAME_BYTES);
   const writer = new PcmFrameWriter();
   const decoder = new PcmFrameDecoder();
-  const out = new FramePacer((pcm) => peer.sendAudioFrame(pcm), pacer);
+  const out = new FramePacer((pcm) => peer.sendAudioFrame(pcm), options);
   let toAgent = 0;
+  let toAgentDropped = 0;
   let fromAgent = 0;
   let closed = false;
 
   const unsubscribe = peer.onAudioFrame(({ pcm, timestamp }) => {
     if (closed || !stream.writable) return;
+    // Real-time audio: an agent that does not keep up loses frames rather than growing memory.
+    if (stream.writableLength > maxBuffered) {
+      toAgentDropped++;
+      return;
+    }
     toAgent++;
     stream.write(writer.audioAt(timestamp, pcm));
   });
@@ -221,5 +255,17 @@ export function linkAgent(peer: AudioEndpoint, stream: Duplex, pacer: PacerOptio
     });
   });
 
-  return { counters: () => ({ toAgent, fromAgent, dropped: out.dropped }), done, close };
+  done.catch(() => undefined); // a caller that never awaits `done` must not crash the process
+  return {
+    counters: () => ({
+      toAgent,
+      toAgentDropped,
+      fromAgent,
+      dropped: out.dropped,
+      resyncs: out.resyncs,
+      queued: out.queued,
+    }),
+    done,
+    close,
+  };
 }

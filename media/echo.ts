@@ -16,8 +16,10 @@ export class ToneGenerator {
     readonly frequency: number,
     readonly amplitude = 0.5,
   ) {
-    if (!(frequency > 0 && frequency < SAMPLE_RATE / 2)) throw new RangeError(`frequency ${frequency} out of range`);
-    if (!(amplitude >= 0 && amplitude <= 1)) throw new RangeError(`amplitude ${amplitude} out of range`);
+    if (!(frequency > 0 && frequency < SAMPLE_RATE / 2))
+      throw new RangeError(`frequency ${frequency} out of range`);
+    if (!(amplitude >= 0 && amplitude <= 1))
+      throw new RangeError(`amplitude ${amplitude} out of range`);
   }
 
   /** Returns the next 20 ms frame, phase-continuous with the previous one. */
@@ -26,7 +28,8 @@ export class ToneGenerator {
     const samples = new Int16Array(out.buffer, out.byteOffset, FRAME_SAMPLES);
     const step = (2 * Math.PI * this.frequency) / SAMPLE_RATE;
     const scale = this.amplitude * 32767;
-    for (let i = 0; i < FRAME_SAMPLES; i++) samples[i] = Math.round(scale * Math.sin(this.phase + i * step));
+    for (let i = 0; i < FRAME_SAMPLES; i++)
+      samples[i] = Math.round(scale * Math.sin(this.phase + i * step));
     this.phase = (this.phase + FRAME_SAMPLES * step) % (2 * Math.PI);
     return out;
   }
@@ -80,5 +83,6 @@ export function runEchoAgent(stream: Duplex, mode: EchoMode = { kind: 'echo' }):
     stream.on('close', () => resolve());
   });
 
+  done.catch(() => undefined); // a caller that never awaits `done` must not crash the process
   return { received: () => received, done, stop };
 }

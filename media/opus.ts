@@ -43,7 +43,11 @@ function native(): NativeModule {
 export type OpusApplicationName = 'voip' | 'audio' | 'lowdelay';
 
 /** libopus numbers (opus_defines.h). */
-const APPLICATIONS: Record<OpusApplicationName, number> = { voip: 2048, audio: 2049, lowdelay: 2051 };
+const APPLICATIONS: Record<OpusApplicationName, number> = {
+  voip: 2048,
+  audio: 2049,
+  lowdelay: 2051,
+};
 const OPUS_SET_BITRATE = 4002;
 const OPUS_SET_INBAND_FEC = 4012;
 const OPUS_SET_PACKET_LOSS_PERC = 4014;
@@ -96,7 +100,8 @@ class NativeCodec {
   /** Returns interleaved s16le PCM (`channels` channels). */
   decode(packet: Buffer): Buffer {
     const h = this.live();
-    if (packet.length > MAX_PACKET_BYTES) throw new Error(`Opus packet of ${packet.length} bytes is too large`);
+    if (packet.length > MAX_PACKET_BYTES)
+      throw new Error(`Opus packet of ${packet.length} bytes is too large`);
     const m = native();
     m.HEAPU8.set(packet, this.packetPtr);
     const samples = h._decode(this.packetPtr, packet.length, this.pcmPtr);
@@ -148,7 +153,8 @@ export class OpusEncoder {
   constructor(options: OpusEncoderOptions = {}) {
     this.codec = new NativeCodec(1, APPLICATIONS[options.application ?? 'voip']);
     try {
-      if (options.bitrate !== undefined) this.codec.encoderCtl(OPUS_SET_BITRATE, Math.round(options.bitrate));
+      if (options.bitrate !== undefined)
+        this.codec.encoderCtl(OPUS_SET_BITRATE, Math.round(options.bitrate));
       if (options.packetLossPercent !== undefined && options.packetLossPercent > 0) {
         this.codec.encoderCtl(OPUS_SET_INBAND_FEC, 1);
         this.codec.encoderCtl(OPUS_SET_PACKET_LOSS_PERC, Math.round(options.packetLossPercent));
@@ -161,7 +167,8 @@ export class OpusEncoder {
 
   /** Encodes one 1920-byte PCM frame into one Opus packet. */
   encode(pcm: Buffer): Buffer {
-    if (pcm.length !== FRAME_BYTES) throw new RangeError(`Opus encoder takes ${FRAME_BYTES}-byte frames, got ${pcm.length}`);
+    if (pcm.length !== FRAME_BYTES)
+      throw new RangeError(`Opus encoder takes ${FRAME_BYTES}-byte frames, got ${pcm.length}`);
     return this.codec.encode(pcm, FRAME_SAMPLES);
   }
 

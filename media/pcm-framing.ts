@@ -62,7 +62,9 @@ export function encodeFrame(frame: PcmFrame): Buffer {
   if (!KNOWN_TYPES.has(frame.type)) throw new PcmFramingError(`unknown frame type ${frame.type}`);
   const want = expectedPayload(frame.type);
   if (frame.payload.length !== want) {
-    throw new PcmFramingError(`type ${frame.type} needs a ${want}-byte payload, got ${frame.payload.length}`);
+    throw new PcmFramingError(
+      `type ${frame.type} needs a ${want}-byte payload, got ${frame.payload.length}`,
+    );
   }
   if (!Number.isInteger(frame.sequence) || frame.sequence < 0 || frame.sequence > 0xffffffff) {
     throw new PcmFramingError(`sequence ${frame.sequence} is not a uint32`);
@@ -92,7 +94,12 @@ export class PcmFrameWriter {
 
   /** Encodes one 20 ms PCM frame (1920 bytes of 48 kHz mono s16le). */
   audio(pcm: Buffer): Buffer {
-    const buf = encodeFrame({ type: FrameType.AUDIO, sequence: this.sequence, timestamp: this.timestamp, payload: pcm });
+    const buf = encodeFrame({
+      type: FrameType.AUDIO,
+      sequence: this.sequence,
+      timestamp: this.timestamp,
+      payload: pcm,
+    });
     this.advance(FRAME_SAMPLES);
     return buf;
   }
@@ -114,7 +121,12 @@ export class PcmFrameWriter {
   }
 
   private control(type: FrameType): Buffer {
-    const buf = encodeFrame({ type, sequence: this.sequence, timestamp: this.timestamp, payload: Buffer.alloc(0) });
+    const buf = encodeFrame({
+      type,
+      sequence: this.sequence,
+      timestamp: this.timestamp,
+      payload: Buffer.alloc(0),
+    });
     this.advance(0);
     return buf;
   }
@@ -144,7 +156,8 @@ export class PcmFrameDecoder {
         const length = this.checkHeader(buf, off);
         if (buf.length - off < HEADER_BYTES + length) break;
         const timestamp = buf.readBigUInt64BE(off + 8);
-        if (timestamp > BigInt(Number.MAX_SAFE_INTEGER)) throw new PcmFramingError(`timestamp ${timestamp} too large`);
+        if (timestamp > BigInt(Number.MAX_SAFE_INTEGER))
+          throw new PcmFramingError(`timestamp ${timestamp} too large`);
         frames.push({
           type: buf[off + 2] as FrameType,
           sequence: buf.readUInt32BE(off + 4),
@@ -168,7 +181,9 @@ export class PcmFrameDecoder {
   end(): void {
     if (this.failed) throw this.failed;
     if (this.pending.length > 0) {
-      throw new PcmFramingError(`stream ended inside a frame (${this.pending.length} bytes pending)`);
+      throw new PcmFramingError(
+        `stream ended inside a frame (${this.pending.length} bytes pending)`,
+      );
     }
   }
 
@@ -179,14 +194,17 @@ export class PcmFrameDecoder {
 
   /** Validates the header at `off` (as far as it is present) and returns its payload length. */
   private checkHeader(buf: Buffer, off: number): number {
-    if (buf[off] !== FRAME_MAGIC) throw new PcmFramingError(`bad magic 0x${buf[off]?.toString(16)}`);
-    if (buf[off + 1] !== FRAME_VERSION) throw new PcmFramingError(`unsupported version ${buf[off + 1]}`);
+    if (buf[off] !== FRAME_MAGIC)
+      throw new PcmFramingError(`bad magic 0x${buf[off]?.toString(16)}`);
+    if (buf[off + 1] !== FRAME_VERSION)
+      throw new PcmFramingError(`unsupported version ${buf[off + 1]}`);
     const type = buf[off + 2] ?? 0;
     if (!KNOWN_TYPES.has(type)) throw new PcmFramingError(`unknown frame type ${type}`);
     if (buf[off + 3] !== 0) throw new PcmFramingError(`reserved flags ${buf[off + 3]} set`);
     const length = buf.readUInt32BE(off + 16);
     const want = expectedPayload(type);
-    if (length !== want) throw new PcmFramingError(`type ${type} needs a ${want}-byte payload, header says ${length}`);
+    if (length !== want)
+      throw new PcmFramingError(`type ${type} needs a ${want}-byte payload, header says ${length}`);
     return length;
   }
 }

@@ -21,7 +21,8 @@ export function silentFrame(): Buffer {
 
 /** Views an s16le buffer as Int16 samples (copying only when the buffer is unaligned). */
 export function samplesOf(pcm: Buffer): Int16Array {
-  if (pcm.length % 2 !== 0) throw new RangeError(`PCM length ${pcm.length} is not a whole number of samples`);
+  if (pcm.length % 2 !== 0)
+    throw new RangeError(`PCM length ${pcm.length} is not a whole number of samples`);
   if (pcm.byteOffset % 2 === 0) return new Int16Array(pcm.buffer, pcm.byteOffset, pcm.length / 2);
   const copy = Buffer.from(pcm);
   return new Int16Array(copy.buffer, copy.byteOffset, copy.length / 2);
@@ -29,11 +30,13 @@ export function samplesOf(pcm: Buffer): Int16Array {
 
 /** Averages interleaved stereo s16le into mono s16le (half the length). */
 export function downmixStereo(stereo: Buffer): Buffer {
-  if (stereo.length % 4 !== 0) throw new RangeError(`stereo PCM length ${stereo.length} is not a multiple of 4`);
+  if (stereo.length % 4 !== 0)
+    throw new RangeError(`stereo PCM length ${stereo.length} is not a multiple of 4`);
   const src = samplesOf(stereo);
   const out = Buffer.allocUnsafe(stereo.length / 2);
   const dst = new Int16Array(out.buffer, out.byteOffset, out.length / 2);
-  for (let i = 0, j = 0; i < dst.length; i++, j += 2) dst[i] = ((src[j] as number) + (src[j + 1] as number)) >> 1;
+  for (let i = 0, j = 0; i < dst.length; i++, j += 2)
+    dst[i] = ((src[j] as number) + (src[j + 1] as number)) >> 1;
   return out;
 }
 

@@ -26,7 +26,8 @@ import { OpusDecoder, OpusEncoder, type OpusEncoderOptions } from './opus';
 import { FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, FrameChunker } from './pcm';
 
 /** werift's (and the W3C's) RTCPeerConnection.connectionState values. */
-export type PeerConnectionState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
+export type PeerConnectionState =
+  'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
 
 /** The user-visible call states of the voice plan. */
 export type CallUserState = 'Connecting' | 'Live' | 'Reconnecting' | 'Ended' | 'Failed';
@@ -113,7 +114,8 @@ export function userStateOf(
 
 /** Builds werift's iceServers list from the options (no servers unless asked for). */
 export function iceServersOf(options: AudioPeerOptions): RTCIceServer[] {
-  const turn = options.turn === undefined ? [] : Array.isArray(options.turn) ? options.turn : [options.turn];
+  const turn =
+    options.turn === undefined ? [] : Array.isArray(options.turn) ? options.turn : [options.turn];
   const servers = [...(options.iceServers ?? []), ...turn.map((t) => ({ ...t }))];
   if (options.iceTransportPolicy === 'relay' && !servers.some((s) => hasTurnUrl(s.urls))) {
     throw new Error('iceTransportPolicy "relay" needs a TURN server');
@@ -236,7 +238,10 @@ export class AudioPeer {
   }
 
   /** Creates a peer from the remote's SDP offer and returns it with the SDP answer. */
-  static async answer(offerSdp: string, options: AudioPeerOptions = {}): Promise<{ peer: AudioPeer; answerSdp: string }> {
+  static async answer(
+    offerSdp: string,
+    options: AudioPeerOptions = {},
+  ): Promise<{ peer: AudioPeer; answerSdp: string }> {
     const peer = new AudioPeer(options);
     try {
       const answerSdp = await peer.acceptOffer(offerSdp);
@@ -248,7 +253,9 @@ export class AudioPeer {
   }
 
   /** Creates a peer that offers; pass the remote's answer to `acceptAnswer`. */
-  static async offer(options: AudioPeerOptions = {}): Promise<{ peer: AudioPeer; offerSdp: string }> {
+  static async offer(
+    options: AudioPeerOptions = {},
+  ): Promise<{ peer: AudioPeer; offerSdp: string }> {
     const peer = new AudioPeer(options);
     try {
       await peer.pc.setLocalDescription(await peer.pc.createOffer());
@@ -303,7 +310,8 @@ export class AudioPeer {
 
   /** Encodes one 20 ms PCM frame (1920 bytes, 48 kHz mono s16le) and sends it; false if not connected. */
   sendAudioFrame(pcm: Buffer): boolean {
-    if (pcm.length !== FRAME_BYTES) throw new RangeError(`audio frames are ${FRAME_BYTES} bytes, got ${pcm.length}`);
+    if (pcm.length !== FRAME_BYTES)
+      throw new RangeError(`audio frames are ${FRAME_BYTES} bytes, got ${pcm.length}`);
     if (this.closed || this.state !== 'connected') {
       this._stats.framesDropped++;
       return false;
@@ -355,7 +363,10 @@ export class AudioPeer {
 
   /** Current user-visible state. */
   get userState(): CallUserState {
-    return userStateOf(this.state, { everConnected: this.everConnected, iceRestartsLeft: this.iceRestartsLeft });
+    return userStateOf(this.state, {
+      everConnected: this.everConnected,
+      iceRestartsLeft: this.iceRestartsLeft,
+    });
   }
 
   /** ICE restarts still allowed. */
@@ -441,7 +452,11 @@ export class AudioPeer {
 
   /** Media watchdog: no RTP for `mediaTimeoutMs` while connected means the path is gone. */
   private checkMedia(): void {
-    if (this.state === 'connected' && this.lastRtpAt > 0 && performance.now() - this.lastRtpAt > this.mediaTimeoutMs) {
+    if (
+      this.state === 'connected' &&
+      this.lastRtpAt > 0 &&
+      performance.now() - this.lastRtpAt > this.mediaTimeoutMs
+    ) {
       this.setState('disconnected');
     }
   }
@@ -457,7 +472,8 @@ export class AudioPeer {
   }
 
   private takeRestart(): void {
-    if (this.iceRestartsLeft <= 0) throw new Error(`ICE restart limit (${this.maxIceRestarts}) reached`);
+    if (this.iceRestartsLeft <= 0)
+      throw new Error(`ICE restart limit (${this.maxIceRestarts}) reached`);
     this._stats.iceRestarts++;
     if (this.pc.connectionState === 'failed') this.emitState();
   }
@@ -486,7 +502,8 @@ export class AudioPeer {
     const { sequenceNumber, timestamp } = rtp.header;
     this._stats.packetsReceived++;
     this.lastRtpAt = performance.now();
-    if (this.state === 'disconnected' && this.pc.connectionState === 'connected') this.setState('connected');
+    if (this.state === 'disconnected' && this.pc.connectionState === 'connected')
+      this.setState('connected');
     if (this.lastSeq !== undefined && this.lastTs !== undefined) {
       const dSeq = seqDelta(sequenceNumber, this.lastSeq);
       if (dSeq <= 0) {
@@ -509,7 +526,10 @@ export class AudioPeer {
       return;
     }
     // A gap (lost packets) drops any partial frame and restarts framing at this packet.
-    if (this.chunker.buffered === 0 || this.position !== this.chunkPos + this.chunker.buffered / 2) {
+    if (
+      this.chunker.buffered === 0 ||
+      this.position !== this.chunkPos + this.chunker.buffered / 2
+    ) {
       this.chunker.reset();
       this.chunkPos = this.position;
     }

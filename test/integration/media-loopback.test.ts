@@ -34,7 +34,14 @@ class Client {
     iceAdditionalHostAddresses: ['127.0.0.1'],
     iceUseIpv6: false,
     codecs: {
-      audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48_000, channels: 2, payloadType: 111 })],
+      audio: [
+        new RTCRtpCodecParameters({
+          mimeType: 'audio/opus',
+          clockRate: 48_000,
+          channels: 2,
+          payloadType: 111,
+        }),
+      ],
       video: [],
     },
   });
@@ -65,19 +72,25 @@ class Client {
     await this.pc.setLocalDescription(await this.pc.createAnswer());
     // werift (unlike a browser) does not start its checks after an ICE restart while DTLS is
     // up; AudioPeer works around it on the bridge side, this client has to do the same.
-    for (const t of this.pc.iceTransports) if (!t.connection.nominated && t.connection.remoteUsername) void t.start().catch(() => {});
+    for (const t of this.pc.iceTransports)
+      if (!t.connection.nominated && t.connection.remoteUsername) void t.start().catch(() => {});
     return this.pc.localDescription?.sdp ?? '';
   }
 
-  /** Stops sending (as if the network went away) until `send` is called again. */
+  /** RTP packets written so far. */
   packetsSent = 0;
 
   async connected(): Promise<void> {
-    if (this.pc.connectionState !== 'connected') await this.pc.connectionStateChange.watch((s) => s === 'connected', 10_000);
+    if (this.pc.connectionState !== 'connected')
+      await this.pc.connectionStateChange.watch((s) => s === 'connected', 10_000);
   }
 
   send(pcm: Buffer): void {
-    const header = new RtpHeader({ payloadType: 111, sequenceNumber: this.seq, timestamp: this.ts });
+    const header = new RtpHeader({
+      payloadType: 111,
+      sequenceNumber: this.seq,
+      timestamp: this.ts,
+    });
     this.seq = (this.seq + 1) & 0xffff;
     this.ts = (this.ts + FRAME_SAMPLES) >>> 0;
     this.track.writeRtp(new RtpPacket(header, this.encoder.encode(pcm)));
@@ -92,7 +105,11 @@ class Client {
 }
 
 /** Sends `frames(i)` every 20 ms on a drift-free grid; resolves with each frame's send time. */
-async function sendPaced(client: Client, count: number, frame: (i: number) => Buffer): Promise<number[]> {
+async function sendPaced(
+  client: Client,
+  count: number,
+  frame: (i: number) => Buffer,
+): Promise<number[]> {
   const times: number[] = [];
   const start = performance.now();
   for (let i = 0; i < count; i++) {
@@ -151,13 +168,17 @@ describe('media loopback: werift client ⇄ AudioPeer ⇄ PCM framing ⇄ echo a
 
     // One-way: client send time → decoded frame at the bridge, matched by stream position.
     const bridgeArrival = new Map<number, number>();
-    peer.onAudioFrame(({ timestamp }) => bridgeArrival.set(timestamp / FRAME_SAMPLES, performance.now()));
+    peer.onAudioFrame(({ timestamp }) =>
+      bridgeArrival.set(timestamp / FRAME_SAMPLES, performance.now()),
+    );
 
     const warmup = 50;
     const silence = 75; // the first `warmup` of them warm up
     const toneFrames = 150;
     const tone = new ToneGenerator(440, 0.5);
-    const sendTimes = await sendPaced(client, silence + toneFrames, (i) => (i < silence ? silentFrame() : tone.next()));
+    const sendTimes = await sendPaced(client, silence + toneFrames, (i) =>
+      i < silence ? silentFrame() : tone.next(),
+    );
     const total = silence + toneFrames;
     // Let the tail come back (the machine may be loaded: wait for the frames, not a fixed time).
     for (let waited = 0; client.received.length < total && waited < 10_000; waited += 50) {
@@ -166,7 +187,10 @@ describe('media loopback: werift client ⇄ AudioPeer ⇄ PCM framing ⇄ echo a
 
     // Latency after the first second: until then werift, the WASM codec and jest warm up
     // (the first frames of a cold process arrive hundreds of ms late, then catch up).
-    const oneWay = sendTimes.map((t, i) => (bridgeArrival.get(i) ?? NaN) - t).slice(warmup).filter(Number.isFinite);
+    const oneWay = sendTimes
+      .map((t, i) => (bridgeArrival.get(i) ?? NaN) - t)
+      .slice(warmup)
+      .filter(Number.isFinite);
     const onset = client.received.find((f) => rms(f.pcm) > 0.05);
     const roundTripMs = onset ? onset.at - (sendTimes[silence] as number) : NaN;
     // The echoed frames come back in order: analyse the middle of the tone.
@@ -213,7 +237,9 @@ describe('media loopback: werift client ⇄ AudioPeer ⇄ PCM framing ⇄ echo a
     const client = new Client();
     const { peer, offerSdp } = await AudioPeer.offer({ ...LOOPBACK, mediaTimeoutMs: 400 });
     const states: string[] = [];
-    peer.onStateChange(({ connectionState, userState }) => states.push(`${connectionState}/${userState}`));
+    peer.onStateChange(({ connectionState, userState }) =>
+      states.push(`${connectionState}/${userState}`),
+    );
     await peer.acceptAnswer(await client.answer(offerSdp));
     await Promise.all([peer.waitConnected(), client.connected()]);
 
@@ -237,10 +263,17 @@ describe('media loopback: werift client ⇄ AudioPeer ⇄ PCM framing ⇄ echo a
     const restartMs = performance.now() - t0;
     await sendPaced(client, 25, () => tone.next());
     await new Promise((r) => setTimeout(r, 100));
-    console.log(`ICE restart: ${restartMs.toFixed(0)} ms offer → connected; states ${states.join(' → ')}`);
+    console.log(
+      `ICE restart: ${restartMs.toFixed(0)} ms offer → connected; states ${states.join(' → ')}`,
+    );
     expect(frames - before).toBeGreaterThan(20);
     expect(peer.userState).toBe('Live');
-    expect(states).toEqual(['connecting/Connecting', 'connected/Live', 'disconnected/Reconnecting', 'connected/Live']);
+    expect(states).toEqual([
+      'connecting/Connecting',
+      'connected/Live',
+      'disconnected/Reconnecting',
+      'connected/Live',
+    ]);
     expect(peer.iceRestartsLeft).toBe(0);
     await expect(peer.restartIce()).rejects.toThrow(/limit/);
 
@@ -257,11 +290,23 @@ describe('media loopback: werift client ⇄ AudioPeer ⇄ PCM framing ⇄ echo a
   it('refuses an offer without Opus, and sends nothing before it is connected', async () => {
     const pcmu = new RTCPeerConnection({
       iceServers: [],
-      codecs: { audio: [new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 })], video: [] },
+      codecs: {
+        audio: [
+          new RTCRtpCodecParameters({
+            mimeType: 'audio/PCMU',
+            clockRate: 8000,
+            channels: 1,
+            payloadType: 0,
+          }),
+        ],
+        video: [],
+      },
     });
     pcmu.addTransceiver('audio', { direction: 'sendrecv' });
     await pcmu.setLocalDescription(await pcmu.createOffer());
-    await expect(AudioPeer.answer(pcmu.localDescription?.sdp ?? '', LOOPBACK)).rejects.toThrow(/Opus/);
+    await expect(AudioPeer.answer(pcmu.localDescription?.sdp ?? '', LOOPBACK)).rejects.toThrow(
+      /Opus/,
+    );
     await pcmu.close();
 
     const { peer } = await AudioPeer.offer(LOOPBACK);

@@ -13,7 +13,11 @@ describe('FramePacer', () => {
   function clocked(options = {}) {
     let now = 0;
     const sent: number[] = [];
-    const pacer = new FramePacer((b) => sent.push(now * 1000 + (b[0] as number)), { now: () => now, slackMs: 0, ...options });
+    const pacer = new FramePacer((b) => sent.push(now * 1000 + (b[0] as number)), {
+      now: () => now,
+      slackMs: 0,
+      ...options,
+    });
     const tick = (ms: number) => {
       for (let i = 0; i < ms; i++) {
         now++;
@@ -35,7 +39,7 @@ describe('FramePacer', () => {
     // A 3 s sentence written at once is played over 3 s, never resynced into a burst.
     for (let i = 5; i < 155; i++) pacer.push(frame(i % 256), i * 960);
     tick(1000);
-    expect(sent.length).toBe(55);
+    expect(sent.length).toBe(56); // due at 100, 120, … 1100
     tick(2000);
     expect(sent.length).toBe(155);
     expect(pacer.resyncs).toBe(0);
@@ -152,7 +156,9 @@ describe('linkAgent', () => {
 
     const got: { type: number; timestamp: number }[] = [];
     const dec = new PcmFrameDecoder();
-    agentEnd.on('data', (c: Buffer) => dec.push(c).forEach((f) => got.push({ type: f.type, timestamp: f.timestamp })));
+    agentEnd.on('data', (c: Buffer) =>
+      dec.push(c).forEach((f) => got.push({ type: f.type, timestamp: f.timestamp })),
+    );
     inject({ pcm: Buffer.alloc(FRAME_BYTES, 1), timestamp: 0 });
     inject({ pcm: Buffer.alloc(FRAME_BYTES, 2), timestamp: 1920 }); // one lost frame before it
     await new Promise((r) => setImmediate(r));
@@ -162,7 +168,13 @@ describe('linkAgent', () => {
     ]);
 
     const w = new PcmFrameWriter();
-    agentEnd.write(Buffer.concat([w.audio(Buffer.alloc(FRAME_BYTES, 5)), w.audio(Buffer.alloc(FRAME_BYTES, 6)), w.flush()]));
+    agentEnd.write(
+      Buffer.concat([
+        w.audio(Buffer.alloc(FRAME_BYTES, 5)),
+        w.audio(Buffer.alloc(FRAME_BYTES, 6)),
+        w.flush(),
+      ]),
+    );
     agentEnd.write(w.end());
     await link.done;
     expect(sent.map((b) => b[0])).toEqual([5]); // 6 was queued by the pacer, then flushed
@@ -171,6 +183,16 @@ describe('linkAgent', () => {
     link.close();
     await new Promise((r) => setImmediate(r));
     expect(got.at(-1)?.type).toBe(FrameType.END);
+  });
+
+  it('drops caller frames, not memory, when the agent stops reading', () => {
+    const { peer, inject } = fakePeer();
+    const stuck = new Duplex({ read() {}, write() {} }); // never acknowledges a write
+    const link = linkAgent(peer, stuck, { maxBufferedToAgent: 3 * 1940 });
+    for (let i = 0; i < 10; i++) inject({ pcm: Buffer.alloc(FRAME_BYTES), timestamp: i * 960 });
+    expect(link.counters()).toMatchObject({ toAgent: 4, toAgentDropped: 6 });
+    link.close();
+    stuck.destroy();
   });
 
   it('rejects a stream that breaks the framing', async () => {
@@ -201,9 +223,15 @@ describe('peer helpers', () => {
 
   it('builds ICE servers: none by default, TURN appended, relay needs TURN', () => {
     expect(iceServersOf({})).toEqual([]);
-    const turn = { urls: 'turn:127.0.0.1:3478?transport=udp', username: '1700000000:s1', credential: 'pw' };
+    const turn = {
+      urls: 'turn:127.0.0.1:3478?transport=udp',
+      username: '1700000000:s1',
+      credential: 'pw',
+    };
     expect(iceServersOf({ turn, iceTransportPolicy: 'relay' })).toEqual([turn]);
     expect(() => iceServersOf({ iceTransportPolicy: 'relay' })).toThrow(/TURN/);
-    expect(() => iceServersOf({ iceTransportPolicy: 'relay', iceServers: [{ urls: 'stun:x:3478' }] })).toThrow(/TURN/);
+    expect(() =>
+      iceServersOf({ iceTransportPolicy: 'relay', iceServers: [{ urls: 'stun:x:3478' }] }),
+    ).toThrow(/TURN/);
   });
 });

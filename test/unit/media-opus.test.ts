@@ -4,7 +4,12 @@ import { rms, tonePurity, zeroCrossingFrequency } from '../../media/audio-analys
 import { FRAME_BYTES, FRAME_SAMPLES } from '../../media/pcm';
 
 /** Encodes and decodes `frames` frames of a tone; returns the decoded PCM after warm-up. */
-function roundTrip(codec: { encode(p: Buffer): Buffer; decode(p: Buffer): Buffer }, hz: number, amplitude: number, frames = 50) {
+function roundTrip(
+  codec: { encode(p: Buffer): Buffer; decode(p: Buffer): Buffer },
+  hz: number,
+  amplitude: number,
+  frames = 50,
+) {
   const tone = new ToneGenerator(hz, amplitude);
   const out: Buffer[] = [];
   for (let i = 0; i < frames; i++) out.push(codec.decode(codec.encode(tone.next())));
@@ -16,19 +21,22 @@ describe('Opus wrappers', () => {
     ['voip', 440],
     ['audio', 440],
     ['voip', 1000],
-  ] as const)('a %s-mode %d Hz tone survives encode/decode: frequency and level within 2%%', (application, hz) => {
-    const codec = new OpusCodec({ application });
-    try {
-      const pcm = roundTrip(codec, hz, 0.5);
-      const expected = 0.5 / Math.SQRT2;
-      expect(Math.abs(zeroCrossingFrequency(pcm) - hz) / hz).toBeLessThan(0.02);
-      expect(Math.abs(rms(pcm) - expected) / expected).toBeLessThan(0.02);
-      expect(tonePurity(pcm, hz)).toBeGreaterThan(0.95);
-      expect(tonePurity(pcm, hz * 1.5)).toBeLessThan(0.05);
-    } finally {
-      codec.close();
-    }
-  });
+  ] as const)(
+    'a %s-mode %d Hz tone survives encode/decode: frequency and level within 2%%',
+    (application, hz) => {
+      const codec = new OpusCodec({ application });
+      try {
+        const pcm = roundTrip(codec, hz, 0.5);
+        const expected = 0.5 / Math.SQRT2;
+        expect(Math.abs(zeroCrossingFrequency(pcm) - hz) / hz).toBeLessThan(0.02);
+        expect(Math.abs(rms(pcm) - expected) / expected).toBeLessThan(0.02);
+        expect(tonePurity(pcm, hz)).toBeGreaterThan(0.95);
+        expect(tonePurity(pcm, hz * 1.5)).toBeLessThan(0.05);
+      } finally {
+        codec.close();
+      }
+    },
+  );
 
   it('decodes a stereo stream (as negotiated by browsers) to mono frames', () => {
     // The browser case: a mono encoder's packets through the 2-channel decoder.
@@ -92,7 +100,9 @@ describe('Opus wrappers', () => {
     const t0 = performance.now();
     for (let i = 0; i < n; i++) codec.decode(codec.encode(tone.next()));
     const perFrame = (performance.now() - t0) / n;
-    console.log(`opus encode+decode (warm): ${perFrame.toFixed(3)} ms per ${FRAME_SAMPLES}-sample frame`);
+    console.log(
+      `opus encode+decode (warm): ${perFrame.toFixed(3)} ms per ${FRAME_SAMPLES}-sample frame`,
+    );
     expect(perFrame).toBeLessThan(10);
     codec.close();
   });

@@ -30,7 +30,12 @@ function same(a: PcmFrame[], b: PcmFrame[]): boolean {
     a.length === b.length &&
     a.every((x, i) => {
       const y = b[i] as PcmFrame;
-      return x.type === y.type && x.sequence === y.sequence && x.timestamp === y.timestamp && x.payload.equals(y.payload);
+      return (
+        x.type === y.type &&
+        x.sequence === y.sequence &&
+        x.timestamp === y.timestamp &&
+        x.payload.equals(y.payload)
+      );
     })
   );
 }
@@ -41,7 +46,9 @@ const frameArb: fc.Arbitrary<PcmFrame> = fc.oneof(
     sequence: fc.nat({ max: 0xffffffff }),
     timestamp: fc.maxSafeNat(),
     // A random 16-byte pattern tiled over the frame: varied bytes without generating 1920 of them.
-    payload: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.alloc(FRAME_BYTES, Buffer.from(a))),
+    payload: fc
+      .uint8Array({ minLength: 16, maxLength: 16 })
+      .map((a) => Buffer.alloc(FRAME_BYTES, Buffer.from(a))),
   }),
   fc.record({
     type: fc.constantFrom(FrameType.END, FrameType.FLUSH),
@@ -54,10 +61,16 @@ const frameArb: fc.Arbitrary<PcmFrame> = fc.oneof(
 describe('PCM framing', () => {
   it('lays out the documented 20-byte header', () => {
     const pcm = Buffer.alloc(FRAME_BYTES, 7);
-    const buf = encodeFrame({ type: FrameType.AUDIO, sequence: 0x01020304, timestamp: 0x0506070809, payload: pcm });
+    const buf = encodeFrame({
+      type: FrameType.AUDIO,
+      sequence: 0x01020304,
+      timestamp: 0x0506070809,
+      payload: pcm,
+    });
     expect(buf.length).toBe(HEADER_BYTES + FRAME_BYTES);
     expect([...buf.subarray(0, HEADER_BYTES)]).toEqual([
-      0xac, 1, 1, 0, 0x01, 0x02, 0x03, 0x04, 0, 0, 0, 0x05, 0x06, 0x07, 0x08, 0x09, 0, 0, 0x07, 0x80,
+      0xac, 1, 1, 0, 0x01, 0x02, 0x03, 0x04, 0, 0, 0, 0x05, 0x06, 0x07, 0x08, 0x09, 0, 0, 0x07,
+      0x80,
     ]);
     expect(buf.subarray(HEADER_BYTES).equals(pcm)).toBe(true);
   });
@@ -65,7 +78,14 @@ describe('PCM framing', () => {
   it('writer numbers frames: sequence +1, timestamp +960 per AUDIO frame', () => {
     const w = new PcmFrameWriter();
     const d = new PcmFrameDecoder();
-    const frames = d.push(Buffer.concat([w.audio(Buffer.alloc(FRAME_BYTES)), w.audio(Buffer.alloc(FRAME_BYTES)), w.flush(), w.end()]));
+    const frames = d.push(
+      Buffer.concat([
+        w.audio(Buffer.alloc(FRAME_BYTES)),
+        w.audio(Buffer.alloc(FRAME_BYTES)),
+        w.flush(),
+        w.end(),
+      ]),
+    );
     expect(frames.map((f) => [f.type, f.sequence, f.timestamp])).toEqual([
       [FrameType.AUDIO, 0, 0],
       [FrameType.AUDIO, 1, FRAME_SAMPLES],
@@ -77,13 +97,17 @@ describe('PCM framing', () => {
 
   it('property: any frames, split anywhere, decode to the same frames', () => {
     fc.assert(
-      fc.property(fc.array(frameArb, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 40 }), (frames, cuts) => {
-        const stream = Buffer.concat(frames.map(encodeFrame));
-        const d = new PcmFrameDecoder();
-        const out = splitAt(stream, cuts).flatMap((c) => d.push(c));
-        d.end();
-        expect(same(out, frames)).toBe(true);
-      }),
+      fc.property(
+        fc.array(frameArb, { maxLength: 8 }),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        (frames, cuts) => {
+          const stream = Buffer.concat(frames.map(encodeFrame));
+          const d = new PcmFrameDecoder();
+          const out = splitAt(stream, cuts).flatMap((c) => d.push(c));
+          d.end();
+          expect(same(out, frames)).toBe(true);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -139,15 +163,30 @@ describe('PCM framing', () => {
   });
 
   it('rejects invalid frames on encode', () => {
-    expect(() => encodeFrame({ type: FrameType.AUDIO, sequence: 0, timestamp: 0, payload: Buffer.alloc(10) })).toThrow(PcmFramingError);
-    expect(() => encodeFrame({ type: FrameType.END, sequence: 0, timestamp: 0, payload: Buffer.alloc(1) })).toThrow(PcmFramingError);
-    expect(() => encodeFrame({ type: FrameType.END, sequence: -1, timestamp: 0, payload: Buffer.alloc(0) })).toThrow(/uint32/);
-    expect(() => encodeFrame({ type: FrameType.END, sequence: 0, timestamp: 1.5, payload: Buffer.alloc(0) })).toThrow(/timestamp/);
-    expect(() => encodeFrame({ type: 7 as FrameType, sequence: 0, timestamp: 0, payload: Buffer.alloc(0) })).toThrow(/type 7/);
+    expect(() =>
+      encodeFrame({ type: FrameType.AUDIO, sequence: 0, timestamp: 0, payload: Buffer.alloc(10) }),
+    ).toThrow(PcmFramingError);
+    expect(() =>
+      encodeFrame({ type: FrameType.END, sequence: 0, timestamp: 0, payload: Buffer.alloc(1) }),
+    ).toThrow(PcmFramingError);
+    expect(() =>
+      encodeFrame({ type: FrameType.END, sequence: -1, timestamp: 0, payload: Buffer.alloc(0) }),
+    ).toThrow(/uint32/);
+    expect(() =>
+      encodeFrame({ type: FrameType.END, sequence: 0, timestamp: 1.5, payload: Buffer.alloc(0) }),
+    ).toThrow(/timestamp/);
+    expect(() =>
+      encodeFrame({ type: 7 as FrameType, sequence: 0, timestamp: 0, payload: Buffer.alloc(0) }),
+    ).toThrow(/type 7/);
   });
 
   it('wraps the sequence at 2^32', () => {
-    const buf = encodeFrame({ type: FrameType.END, sequence: 0xffffffff, timestamp: 0, payload: Buffer.alloc(0) });
+    const buf = encodeFrame({
+      type: FrameType.END,
+      sequence: 0xffffffff,
+      timestamp: 0,
+      payload: Buffer.alloc(0),
+    });
     expect(buf[0]).toBe(FRAME_MAGIC);
     expect(new PcmFrameDecoder().push(buf)[0]?.sequence).toBe(0xffffffff);
   });

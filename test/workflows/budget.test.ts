@@ -35,8 +35,6 @@ const ADMIN_ROOM = '!admin:test.local';
 let env: TestWorkflowEnvironment;
 let workflowBundle: WorkflowBundleWithSourceMap;
 let seq = 0;
-const afterAllDogs: NodeJS.Timeout[] = [];
-afterEach(() => afterAllDogs.forEach(clearTimeout));
 
 beforeAll(async () => {
   env = await createTimeSkippingEnv();
@@ -152,15 +150,6 @@ async function withBudget<T>(
           handle.signal(budgetReportSignal, report(containerName, usd)),
         status: () => handle.query(budgetStatusQuery),
       };
-      const dog = setTimeout(async () => {
-        try {
-          const d = await handle.describe();
-          console.log('WATCHDOG describe', JSON.stringify({ wt: d.raw.pendingWorkflowTask, pa: d.raw.pendingActivities, pc: d.raw.pendingChildren, hl: d.historyLength, run: d.runId, st: d.status.name }));
-          const h = await handle.fetchHistory();
-          console.log('WATCHDOG history', JSON.stringify(h.events!.slice(-30).map((e) => [e.eventId?.toString(), e.eventType, e.workflowTaskFailedEventAttributes?.failure?.message, e.workflowTaskFailedEventAttributes?.cause])));
-        } catch (err) { console.log('WATCHDOG err', err); }
-      }, 8_000);
-      afterAllDogs.push(dog);
       try {
         return await fn(budget);
       } finally {
@@ -168,11 +157,12 @@ async function withBudget<T>(
         // completed, say) leaves the test server's clock locked for good: every later
         // `env.sleep` would hang. Let alerts finish and the workflow go idle first.
         for (const txnId of new Set(world.sendAttempts.map((a) => a.txnId))) {
-          await env.client.workflow.getHandle(txnId).result().catch(() => undefined);
+          await env.client.workflow
+            .getHandle(txnId)
+            .result()
+            .catch(() => undefined);
         }
-        console.log('finally: children');
         await untilIdle(handle).catch(() => undefined);
-        console.log('finally: idle');
         await handle.terminate('test over').catch(() => undefined);
         for (const name of world.openRuns) {
           await env.client.workflow
@@ -210,12 +200,23 @@ const report = (containerName: string, usd: number): BudgetReport => ({
 
 const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Retries `check` (wall clock) until it stops throwing; rethrows its last error on timeout. */
+/**
+ * Retries `check` (wall clock) until it stops throwing; rethrows its last error on timeout. Each
+ * try is bounded too, so a query that never returns fails the test with a message.
+ */
 async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      return await check();
+      let timer: NodeJS.Timeout | undefined;
+      const bounded = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('check did not return in 5 s')), 5_000);
+      });
+      try {
+        return await Promise.race([Promise.resolve(check()), bounded]);
+      } finally {
+        clearTimeout(timer);
+      }
     } catch (err) {
       if (Date.now() > deadline) throw err;
       await realSleep(50);
@@ -478,18 +479,12 @@ describe('periods', () => {
       const send = async (from: number, to: number) => {
         for (let i = from; i < to; i++) await b.report(`armorclaw-a-${i % 3}`, 0.02);
         await counted(b, to);
-      console.log('step 1', Date.now());
       };
       await send(0, 24);
-      console.log('step 2', Date.now());
       await send(24, 25);
-      console.log('step 3', Date.now());
       await send(25, 39);
-      console.log('step 4', Date.now());
       await send(39, 40);
-      console.log('step 5', Date.now());
       await send(40, 45);
-      console.log('step 6', Date.now());
       const s = await counted(b, 45);
       expect(s.day).toMatchObject({ spent_usd: 0.9, thresholds_alerted: [0.5, 0.8] });
       expect((await b.handle.describe()).runId).not.toBe(firstRunId);
@@ -497,17 +492,13 @@ describe('periods', () => {
       expect(first.status.name).toBe('CONTINUED_AS_NEW');
 
       await b.report('armorclaw-a-0', 0.2);
-      console.log('step 7', Date.now());
       await counted(b, 46);
-      console.log('step 8', Date.now());
       await eventually(() => expect(b.world.auditOf('budget_exceeded')).toHaveLength(1));
-      console.log('step 9', Date.now());
       for (let i = 0; i < 30; i++) await b.report('armorclaw-a-1', 0.001);
       const end = await counted(b, 76);
       expect(end.exceeded).toBe(true);
       expect(end.day.spent_usd).toBeCloseTo(1.13, 6);
       await eventually(() => expect(b.world.room.size).toBe(3));
-      console.log('step 10', Date.now());
       expect([...b.world.room.keys()]).toEqual([
         `${b.id}-${today}-0.5-alert`,
         `${b.id}-${today}-0.8-alert`,
