@@ -87,12 +87,22 @@ export const containerStart: Suite = {
     });
     console.log('starting the bridge (embedded Temporal, real Docker)...');
     mkdirSync(path.join(dir, 'bridge'));
+    // A host id of its own labels every container this bench's bridge creates, so whatever
+    // happens (a timeout, Ctrl-C) cleanup finds and removes them all.
+    const hostId = `bench-${process.pid}`;
     const bridge = await spawnBridge({
       dir: path.join(dir, 'bridge'),
-      env: { ARMORCLAW_MASTER_KEY: 'b7'.repeat(32), ARMORCLAW_SECRETS_DIR: secretsDir },
+      env: {
+        ARMORCLAW_MASTER_KEY: 'b7'.repeat(32),
+        ARMORCLAW_SECRETS_DIR: secretsDir,
+        ARMORCLAW_HOST_ID: hostId,
+      },
     });
     onCleanup(async () => {
       await bridge.stop();
+      const left = await docker(['ps', '-aq', '--filter', `label=armorclaw.host=${hostId}`]);
+      const ids = left.stdout.split('\n').filter(Boolean);
+      if (ids.length > 0) await docker(['rm', '-f', ...ids]);
     });
     await call(bridge.socketPath, 'store_key', {
       id: 'bench',
@@ -143,7 +153,7 @@ export const containerStart: Suite = {
     const storm = await Promise.all(
       Array.from({ length: STORM }, async () => {
         const s = process.hrtime.bigint();
-        const r = await call(bridge.socketPath, 'start', { key_id: 'bench' });
+        const r = await call(bridge.socketPath, 'start', { key_id: 'bench' }, 1, 300_000);
         return {
           ok: Boolean(r.result),
           id: r.result?.container_id as string | undefined,
@@ -154,7 +164,9 @@ export const containerStart: Suite = {
     const stormTotal = ms(t0);
     t0 = process.hrtime.bigint();
     await Promise.all(
-      storm.filter((r) => r.id).map((r) => call(bridge.socketPath, 'stop', { container_id: r.id })),
+      storm
+        .filter((r) => r.id)
+        .map((r) => call(bridge.socketPath, 'stop', { container_id: r.id }, 1, 300_000)),
     );
     const stormStopTotal = ms(t0);
 

@@ -26,6 +26,12 @@ interface Scenario {
 
 export const rpcRoundtrip: Suite = {
   name: 'rpc-roundtrip',
+  budgetMs(settings) {
+    // Bridge + Temporal start (about 5 s, 60 s at worst), then three rows per connection count,
+    // each a fresh load generator (about 1 s) plus warmup and window; doubled for slow machines.
+    const rows = 3 * settings.connectionCounts.length;
+    return 60_000 + 2 * rows * (settings.warmupMs + settings.measureMs + 2_000);
+  },
   async run(settings: BenchSettings): Promise<string[]> {
     // Taken before anything starts, so the load average says how busy the machine already was.
     const machine = machineInfo(PROJECT_ROOT);

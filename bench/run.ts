@@ -13,7 +13,7 @@
 import path from 'node:path';
 import { PROJECT_ROOT } from './lib/child';
 import { runCleanups } from './lib/cleanup';
-import type { BenchSettings, Suite } from './lib/suite';
+import { DEFAULT_SUITE_BUDGET_MS, type BenchSettings, type Suite } from './lib/suite';
 import { containerStart } from './container-start';
 import { rpcRoundtrip } from './rpc-roundtrip';
 
@@ -74,10 +74,12 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  // Startup (bridge + Temporal, ~5 s) and per-row overhead, plus every row's warmup and
-  // measurement, three rows per connection count; doubled, plus a minute of slack.
-  const rows = 3 * settings.connectionCounts.length;
-  const budgetMs = 2 * (30_000 + rows * (settings.warmupMs + settings.measureMs + 2_000)) + 60_000;
+  // Each suite states its own bound; a minute of slack covers writing files and stopping.
+  const budgetMs =
+    chosen.reduce(
+      (sum, suite) => sum + (suite.budgetMs?.(settings) ?? DEFAULT_SUITE_BUDGET_MS),
+      0,
+    ) + 60_000;
   const watchdog = setTimeout(
     () => void abort(`the bench overran its ${Math.round(budgetMs / 1e3)} s budget`, 3),
     budgetMs,

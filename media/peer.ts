@@ -181,6 +181,7 @@ export class AudioPeer {
   private readonly subscribedTracks = new WeakSet<MediaStreamTrack>();
 
   private readonly mediaTimeoutMs: number;
+  private readonly relayOnly: boolean;
   private watchdog: NodeJS.Timeout | undefined;
   private lastRtpAt = 0;
   private lastSendAt = 0;
@@ -215,6 +216,7 @@ export class AudioPeer {
   private constructor(options: AudioPeerOptions) {
     this.maxIceRestarts = options.maxIceRestarts ?? 1;
     this.mediaTimeoutMs = options.mediaTimeoutMs ?? 4000;
+    this.relayOnly = options.iceTransportPolicy === 'relay';
     this.encoder = new OpusEncoder(options.opus);
     this.pc = new RTCPeerConnection({
       iceServers: iceServersOf(options),
@@ -464,6 +466,12 @@ export class AudioPeer {
   private localSdp(): string {
     const sdp = this.pc.localDescription?.sdp;
     if (!sdp) throw new Error('no local description');
+    // werift gathers before returning: relay-only with no relay candidate can never connect.
+    if (this.relayOnly && !/^a=candidate:.* typ relay/m.test(sdp)) {
+      throw new Error(
+        'relay-only call has no TURN relay candidate (TURN unreachable or credentials rejected)',
+      );
+    }
     return sdp;
   }
 

@@ -32,7 +32,7 @@ export function registerCoreMethods(dispatcher: RpcDispatcher, deps: CoreDeps): 
     try {
       ids = await deps.containerIds.get();
     } catch {
-      throw internalError('Internal error: container list unavailable (Temporal unreachable)');
+      throw internalError('Internal error: container list unavailable (Temporal did not answer)');
     }
     return {
       version: deps.version,

@@ -48,10 +48,11 @@ export async function call(
   method: string,
   params?: unknown,
   id: number | string = 1,
+  timeoutMs = 10_000,
 ): Promise<any> {
   const req: Record<string, unknown> = { jsonrpc: '2.0', id, method };
   if (params !== undefined) req.params = params;
-  const lines = parseLines(await ncRequest(socketPath, JSON.stringify(req)));
+  const lines = parseLines(await ncRequest(socketPath, JSON.stringify(req), timeoutMs));
   if (lines.length !== 1) throw new Error(`expected one response, got ${lines.length}`);
   return lines[0];
 }

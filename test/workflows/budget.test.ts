@@ -204,7 +204,7 @@ const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, m
  * Retries `check` (wall clock) until it stops throwing; rethrows its last error on timeout. Each
  * try is bounded too, so a query that never returns fails the test with a message.
  */
-async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000): Promise<T> {
+async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

@@ -1,0 +1,174 @@
+/**
+ * Relay-only calls through a real coturn (Debian `coturn`, REST credentials): the bridge's
+ * AudioPeer with `iceTransportPolicy: 'relay'` connects and receives audio with valid
+ * credentials, and fails with wrong or expired ones. Skipped when `turnserver` is not installed.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import {
+  MediaStreamTrack,
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  RtpHeader,
+  RtpPacket,
+} from 'werift';
+import { ToneGenerator } from '../../media/echo';
+import { rms, zeroCrossingFrequency } from '../../media/audio-analysis';
+import { OpusEncoder } from '../../media/opus';
+import { AudioPeer, type TurnServer } from '../../media/peer';
+import { freePort } from '../support/ports';
+
+const hasCoturn =
+  spawnSync('sh', ['-c', 'command -v turnserver'], { encoding: 'utf8' }).status === 0;
+const describeIfCoturn = hasCoturn ? describe : describe.skip;
+if (!hasCoturn) console.warn('media-turn: turnserver (Debian coturn) not installed; skipping');
+
+jest.setTimeout(90_000);
+
+const SECRET = 'media-turn-test-secret';
+
+/** coturn REST credentials: username `<unix expiry>:<session>`, password base64(HMAC-SHA1(secret, username)). */
+function restCredentials(
+  urls: string,
+  session: string,
+  expiresAt: number,
+  secret = SECRET,
+): TurnServer {
+  const username = `${Math.floor(expiresAt / 1000)}:${session}`;
+  return {
+    urls,
+    username,
+    credential: createHmac('sha1', secret).update(username).digest('base64'),
+  };
+}
+
+/** Starts coturn on loopback with REST auth; resolves once it answers on its port. */
+async function startCoturn(): Promise<{ url: string; proc: ChildProcess; log: () => string }> {
+  const port = await freePort();
+  const minPort = 40_000 + Math.floor(Math.random() * 20_000);
+  const proc = spawn(
+    'turnserver',
+    [
+      '-n',
+      '--listening-ip=127.0.0.1',
+      `--listening-port=${port}`,
+      '--relay-ip=127.0.0.1',
+      `--min-port=${minPort}`,
+      `--max-port=${minPort + 50}`,
+      '--use-auth-secret',
+      `--static-auth-secret=${SECRET}`,
+      '--realm=armorclaw.test',
+      '--allow-loopback-peers', // test only: the peers are on 127.0.0.1
+      '--no-cli',
+      '--no-tls',
+      '--no-dtls',
+      '--fingerprint',
+      '--log-file=stdout',
+      '--simple-log',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  proc.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  for (let i = 0; i < 50 && !/listener opened on|Total General servers/i.test(log); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url: `turn:127.0.0.1:${port}?transport=udp`, proc, log: () => log };
+}
+
+/** A werift caller (all candidate types) offering Opus audio. */
+async function caller() {
+  const pc = new RTCPeerConnection({
+    iceServers: [],
+    iceAdditionalHostAddresses: ['127.0.0.1'],
+    iceUseIpv6: false,
+    codecs: {
+      audio: [
+        new RTCRtpCodecParameters({
+          mimeType: 'audio/opus',
+          clockRate: 48_000,
+          channels: 2,
+          payloadType: 111,
+        }),
+      ],
+      video: [],
+    },
+  });
+  const track = new MediaStreamTrack({ kind: 'audio' });
+  pc.addTransceiver(track, { direction: 'sendrecv' });
+  await pc.setLocalDescription(await pc.createOffer());
+  return { pc, track, offerSdp: pc.localDescription?.sdp ?? '' };
+}
+
+describeIfCoturn('media over TURN (coturn, relay only)', () => {
+  let turn: Awaited<ReturnType<typeof startCoturn>>;
+  beforeAll(async () => {
+    turn = await startCoturn();
+  });
+  afterAll(() => {
+    turn?.proc.kill();
+  });
+
+  it('a relay-only call with issued credentials connects and carries a 440 Hz tone', async () => {
+    const { pc, track, offerSdp } = await caller();
+    const t0 = performance.now();
+    const { peer, answerSdp } = await AudioPeer.answer(offerSdp, {
+      turn: restCredentials(turn.url, 'call-ok', Date.now() + 600_000),
+      iceTransportPolicy: 'relay',
+    });
+    const candidates = answerSdp.split(/\r?\n/).filter((l) => l.startsWith('a=candidate'));
+    expect(candidates.length).toBeGreaterThan(0);
+    expect(candidates.every((c) => / typ relay /.test(c))).toBe(true);
+    await pc.setRemoteDescription({ type: 'answer', sdp: answerSdp });
+    await peer.waitConnected(10_000);
+    console.log(`relay-only connect: ${(performance.now() - t0).toFixed(0)} ms`);
+
+    const pcm: Buffer[] = [];
+    peer.onAudioFrame((f) => pcm.push(f.pcm));
+    const enc = new OpusEncoder();
+    const tone = new ToneGenerator(440);
+    for (let i = 0; i < 50; i++) {
+      track.writeRtp(
+        new RtpPacket(
+          new RtpHeader({ payloadType: 111, sequenceNumber: i, timestamp: i * 960 }),
+          enc.encode(tone.next()),
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pcm.length).toBeGreaterThanOrEqual(45);
+    const steady = Buffer.concat(pcm.slice(10, 40));
+    expect(Math.abs(zeroCrossingFrequency(steady) - 440)).toBeLessThan(4.4);
+    expect(rms(steady)).toBeGreaterThan(0.3);
+
+    enc.close();
+    await peer.close();
+    await pc.close();
+  });
+
+  it('wrong or expired credentials: the relay-only call is refused', async () => {
+    const attempts = [
+      restCredentials(turn.url, 'call-wrong', Date.now() + 600_000, 'not-the-secret'),
+      restCredentials(turn.url, 'call-expired', Date.now() - 60_000),
+    ].map(async (credentials) => {
+      const { pc, offerSdp } = await caller();
+      try {
+        await AudioPeer.answer(offerSdp, { turn: credentials, iceTransportPolicy: 'relay' });
+        return 'connected?';
+      } catch (err) {
+        return String(err);
+      } finally {
+        await pc.close();
+      }
+    });
+    const t0 = performance.now();
+    const results = await Promise.all(attempts);
+    console.log(
+      `rejected TURN credentials reported after ${(performance.now() - t0).toFixed(0)} ms`,
+    );
+    for (const r of results) expect(r).toMatch(/no TURN relay candidate/);
+    expect(turn.log()).toMatch(/check_stun_auth|401|expired|Cannot find credentials/i);
+  });
+});
