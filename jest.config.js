@@ -18,4 +18,7 @@ const project = (name, extra = {}) => ({
 module.exports = {
   projects: [project('unit'), project('workflows'), project('replay'), project('integration')],
   testTimeout: 60_000,
+  // The Temporal SDK's native runtime (replay and workflow tests) keeps threads alive after its
+  // last worker is gone; without this jest would wait on them forever instead of exiting.
+  forceExit: true,
 };

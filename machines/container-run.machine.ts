@@ -88,6 +88,11 @@ export const containerRunMachine = setup({
           actions: assign({ endReason: 'stop_requested' as EndReason }),
         },
         SECRETS_ACKED: { actions: assign({ ackedWhilePending: true }) },
+        // A budget stop during the start must not let the run become Active afterwards.
+        BUDGET_EXCEEDED: {
+          target: 'Ended',
+          actions: assign({ endReason: 'budget_exceeded' as EndReason }),
+        },
       },
     },
     Active: {

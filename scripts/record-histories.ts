@@ -18,6 +18,8 @@ import { docker } from '../test/support/docker';
 import { call } from '../test/support/socket-clients';
 
 const VERSION: string = require('../package.json').version;
+/** Distinguishes recordings made with the same version (e.g. after a patched() change). */
+const TAG = process.env.HISTORY_TAG ? `-${process.env.HISTORY_TAG}` : '';
 const OUT = path.join(PROJECT_ROOT, 'test', 'replay', 'histories');
 const TEMPORAL = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin', 'temporal');
 
@@ -87,7 +89,7 @@ async function main(): Promise<void> {
       );
       if (json.includes('sk-recording-only'))
         throw new Error(`a token reached the history of ${name}`);
-      const file = path.join(OUT, `container-run-${label}-v${VERSION}.json`);
+      const file = path.join(OUT, `container-run-${label}-v${VERSION}${TAG}.json`);
       writeFileSync(file, json);
       console.log(`${label}: ${name} (${status}) -> ${path.relative(PROJECT_ROOT, file)}`);
     }

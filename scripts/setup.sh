@@ -14,7 +14,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 APT_PACKAGES=(python3-venv)
-if (( WITH_TEST )); then APT_PACKAGES+=(socat netcat-openbsd docker-compose); fi
+if (( WITH_TEST )); then APT_PACKAGES+=(socat netcat-openbsd docker-compose coturn); fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -75,12 +75,24 @@ describe('environment overrides', () => {
 
 describe('validation names the key and where it came from', () => {
   test.each([
-    [{ ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES: 'big' }, 'socket.max_message_bytes (env ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES): expected an integer'],
+    [
+      { ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES: 'big' },
+      'socket.max_message_bytes (env ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES): expected an integer',
+    ],
     [{ ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES: '10' }, 'must be at least 1024'],
-    [{ ARMORCLAW_TEMPORAL_UI_PORT: '70000' }, 'temporal.dev_server.ui_port (env ARMORCLAW_TEMPORAL_UI_PORT): must be at most 65535'],
+    [
+      { ARMORCLAW_TEMPORAL_UI_PORT: '70000' },
+      'temporal.dev_server.ui_port (env ARMORCLAW_TEMPORAL_UI_PORT): must be at most 65535',
+    ],
     [{ ARMORCLAW_LOG_LEVEL: 'loud' }, 'log.level (env ARMORCLAW_LOG_LEVEL): must be one of'],
-    [{ TEMPORAL_ADDRESS: 'localhost' }, 'temporal.address (env TEMPORAL_ADDRESS): expected host:port'],
-    [{ ARMORCLAW_MASTER_KEY: 'abc' }, 'keystore.master_key (env ARMORCLAW_MASTER_KEY): must be 32 bytes'],
+    [
+      { TEMPORAL_ADDRESS: 'localhost' },
+      'temporal.address (env TEMPORAL_ADDRESS): expected host:port',
+    ],
+    [
+      { ARMORCLAW_MASTER_KEY: 'abc' },
+      'keystore.master_key (env ARMORCLAW_MASTER_KEY): must be 32 bytes',
+    ],
   ])('%o', (env, message) => {
     const problems = problemsOf(() => load(env as NodeJS.ProcessEnv));
     expect(problems.join('\n')).toContain(message);
@@ -88,19 +100,27 @@ describe('validation names the key and where it came from', () => {
 
   test('a bad master key is never echoed', () => {
     const secret = 'not-a-valid-key-but-still-secret';
-    expect(problemsOf(() => load({ ARMORCLAW_MASTER_KEY: secret })).join('\n')).not.toContain(secret);
+    expect(problemsOf(() => load({ ARMORCLAW_MASTER_KEY: secret })).join('\n')).not.toContain(
+      secret,
+    );
   });
 
   test('file problems: unknown keys, wrong types, a secret in the file, broken TOML', () => {
     const file = path.join(dir, 'c.toml');
     writeFileSync(
       file,
-      'state_dirr = "/x"\n[socket]\nmax_message_bytes = "1MB"\n[keystore]\nmaster_key = "' + HEX_KEY + '"\n',
+      'state_dirr = "/x"\n[socket]\nmax_message_bytes = "1MB"\n[keystore]\nmaster_key = "' +
+        HEX_KEY +
+        '"\n',
     );
     const problems = problemsOf(() => load({}, 1000, file)).join('\n');
     expect(problems).toContain(`state_dirr (in ${file}): unknown setting`);
-    expect(problems).toContain(`socket.max_message_bytes (in ${file}): expected an integer, got "1MB"`);
-    expect(problems).toContain(`keystore.master_key (in ${file}): secrets are read from ARMORCLAW_MASTER_KEY only`);
+    expect(problems).toContain(
+      `socket.max_message_bytes (in ${file}): expected an integer, got "1MB"`,
+    );
+    expect(problems).toContain(
+      `keystore.master_key (in ${file}): secrets are read from ARMORCLAW_MASTER_KEY only`,
+    );
     expect(problems).not.toContain(HEX_KEY);
 
     writeFileSync(file, '[socket\n');

@@ -133,6 +133,8 @@ describe('every event in Pending', () => {
       { endReason: 'start_failed', endDetail: 'image not found' },
     ],
     ['STOP_REQUESTED', STOP, 'Ended', { endReason: 'stop_requested' }],
+    // A budget stop that reaches a run still starting ends it before it becomes Active.
+    ['BUDGET_EXCEEDED', BUDGET, 'Ended', { endReason: 'budget_exceeded' }],
   ];
   test.each(titled(cases))('%s', (_name, event, target, extra) => {
     const [next, actions] = transition(containerRunMachine, pending(), event);

@@ -27,7 +27,8 @@ describe('error catalogue', () => {
     expect(defaultMessage[ErrorCode.ContainerStopped]).toBe('Container not found');
     expect(defaultMessage[ErrorCode.KeyNotFound]).toBe('Key not found');
     expect(defaultMessage[ErrorCode.BudgetExceeded]).toBe('Budget exceeded');
-    for (const code of Object.values(ErrorCode)) expect(defaultMessage[code]).toEqual(expect.any(String));
+    for (const code of Object.values(ErrorCode))
+      expect(defaultMessage[code]).toEqual(expect.any(String));
   });
 
   test('codes are the spec values', () => {
@@ -51,14 +52,22 @@ describe('error catalogue', () => {
       message: 'nope',
       data: { id: 'x' },
     });
-    expect(toWireError(new Error('/etc/shadow: EACCES'))).toEqual({ code: -32603, message: 'Internal error' });
+    expect(toWireError(new Error('/etc/shadow: EACCES'))).toEqual({
+      code: -32603,
+      message: 'Internal error',
+    });
     expect(toWireError('string thrown')).toEqual({ code: -32603, message: 'Internal error' });
   });
 });
 
 describe('RpcDispatcher', () => {
   test('a call returns its result with the same id', async () => {
-    expect(await dispatcher().handleText('{"jsonrpc":"2.0","id":"a","method":"echo","params":{"x":1}}', ctx)).toEqual({
+    expect(
+      await dispatcher().handleText(
+        '{"jsonrpc":"2.0","id":"a","method":"echo","params":{"x":1}}',
+        ctx,
+      ),
+    ).toEqual({
       jsonrpc: '2.0',
       id: 'a',
       result: { x: 1 },
@@ -73,7 +82,11 @@ describe('RpcDispatcher', () => {
       error: { code: -3, message: 'key k1 not found' },
     });
     const bug = await d.handleText('{"jsonrpc":"2.0","id":2,"method":"fail-bug"}', ctx);
-    expect(bug).toEqual({ jsonrpc: '2.0', id: 2, error: { code: -32603, message: 'Internal error' } });
+    expect(bug).toEqual({
+      jsonrpc: '2.0',
+      id: 2,
+      error: { code: -32603, message: 'Internal error' },
+    });
   });
 
   test('a failing notification is owed nothing', async () => {
@@ -83,11 +96,19 @@ describe('RpcDispatcher', () => {
 
   test('batches: arrays even of one, notifications dropped, all-notification batch owed nothing', async () => {
     const d = dispatcher();
-    expect(await d.handleText('[{"jsonrpc":"2.0","id":1,"method":"echo","params":[]}]', ctx)).toEqual([
-      { jsonrpc: '2.0', id: 1, result: [] },
-    ]);
-    expect(await d.handleText('[{"jsonrpc":"2.0","method":"echo"},{"jsonrpc":"2.0","method":"echo"}]', ctx)).toBeNull();
-    const mixed = (await d.handleText('[1,{"jsonrpc":"2.0","id":2,"method":"nope"}]', ctx)) as any[];
+    expect(
+      await d.handleText('[{"jsonrpc":"2.0","id":1,"method":"echo","params":[]}]', ctx),
+    ).toEqual([{ jsonrpc: '2.0', id: 1, result: [] }]);
+    expect(
+      await d.handleText(
+        '[{"jsonrpc":"2.0","method":"echo"},{"jsonrpc":"2.0","method":"echo"}]',
+        ctx,
+      ),
+    ).toBeNull();
+    const mixed = (await d.handleText(
+      '[1,{"jsonrpc":"2.0","id":2,"method":"nope"}]',
+      ctx,
+    )) as any[];
     expect(mixed.map((r) => r.error.code)).toEqual([-32600, -32601]);
   });
 
