@@ -15,9 +15,10 @@ import { PROJECT_ROOT } from './lib/child';
 import { runCleanups } from './lib/cleanup';
 import { DEFAULT_SUITE_BUDGET_MS, type BenchSettings, type Suite } from './lib/suite';
 import { containerStart } from './container-start';
+import { matrixPush } from './matrix-push';
 import { rpcRoundtrip } from './rpc-roundtrip';
 
-const suites: Suite[] = [rpcRoundtrip, containerStart];
+const suites: Suite[] = [rpcRoundtrip, containerStart, matrixPush];
 
 class SettingError extends Error {}
 

@@ -153,6 +153,7 @@ const commandOf = (service: Obj): string[] =>
 
 // --- the tests ----------------------------------------------------------------------------
 const masterKey = randomBytes(32).toString('hex');
+const turnSecret = randomBytes(32).toString('hex');
 let config: Obj;
 let services: Obj;
 
@@ -169,7 +170,10 @@ beforeAll(async () => {
   emptyEnvFile = path.join(workDir, 'empty.env');
   writeFileSync(emptyEnvFile, '');
 
-  const r = await composeConfig({ ARMORCLAW_MASTER_KEY: masterKey });
+  const r = await composeConfig({
+    ARMORCLAW_MASTER_KEY: masterKey,
+    ARMORCLAW_TURN_SECRET: turnSecret,
+  });
   if (r.code !== 0) throw new Error(`${compose.join(' ')} config failed (${r.code}): ${r.stderr}`);
   config = asObj(yaml.load(r.stdout));
   services = asObj(config.services);
@@ -270,9 +274,10 @@ describe('docker-compose.yml', () => {
     const [moved, missing] = await Promise.all([
       composeConfig({
         ARMORCLAW_MASTER_KEY: masterKey,
+        ARMORCLAW_TURN_SECRET: turnSecret,
         ARMORCLAW_RUN_DIR: path.join(workDir, 'run'),
       }),
-      composeConfig({}),
+      composeConfig({ ARMORCLAW_TURN_SECRET: turnSecret }),
     ]);
     expect(moved.code).toBe(0);
     const run = mountsOf(asObj(asObj(asObj(yaml.load(moved.stdout)).services).bridge)).find(
@@ -282,6 +287,55 @@ describe('docker-compose.yml', () => {
 
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain('set ARMORCLAW_MASTER_KEY');
+  });
+
+  test('synapse: built locally, loopback port 8008, SQLite in a named volume, bridge points at it', () => {
+    expect(Object.keys(services)).toEqual(expect.arrayContaining(['synapse', 'coturn']));
+    const synapse = asObj(services.synapse);
+    expect(String(asObj(synapse.build).context)).toBe(path.join(ROOT, 'docker', 'synapse'));
+    expect(envOf(synapse).SYNAPSE_SERVER_NAME).toBe('armorclaw.local');
+    expect(portsOf(synapse)).toEqual([{ hostIp: '127.0.0.1', published: '8008', target: '8008' }]);
+    expect(mountsOf(synapse)).toEqual([
+      { type: 'volume', source: 'synapse-data', target: '/data' },
+    ]);
+    expect(Object.keys(asObj(config.volumes))).toContain('synapse-data');
+    expect(envOf(asObj(services.bridge)).ARMORCLAW_MATRIX_HOMESERVER).toBe('http://synapse:8008');
+
+    const dockerfile = readFileSync(path.join(ROOT, 'docker', 'synapse', 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^FROM python:3\.11-slim$/m);
+    expect(dockerfile).toMatch(/matrix-synapse==\$\{SYNAPSE_VERSION\}/);
+    expect(dockerfile).toMatch(/^ARG SYNAPSE_VERSION=1\.163\.2$/m);
+  });
+
+  test('coturn: shared secret from the environment only, 3478 udp+tcp on loopback', async () => {
+    const coturn = asObj(services.coturn);
+    expect(String(asObj(coturn.build).context)).toBe(path.join(ROOT, 'docker', 'coturn'));
+    const cmd = commandOf(coturn);
+    expect(cmd).toContain('--use-auth-secret');
+    expect(cmd).toContain(`--static-auth-secret=${turnSecret}`);
+    const ports = asList(coturn.ports).map((p) =>
+      typeof p === 'string'
+        ? p
+        : `${asObj(p).host_ip}:${asObj(p).published}:${asObj(p).target}/${asObj(p).protocol ?? 'tcp'}`,
+    );
+    expect(ports.sort()).toEqual(['127.0.0.1:3478:3478/tcp', '127.0.0.1:3478:3478/udp']);
+    for (const p of portsOf(coturn)) expect(p.hostIp).toBe('127.0.0.1');
+
+    // Never a literal secret in the file; only coturn gets it; missing it fails with its message.
+    const text = readFileSync(COMPOSE_FILE, 'utf8');
+    expect(text).toMatch(/--static-auth-secret=\$\{ARMORCLAW_TURN_SECRET:\?[^}]+\}/);
+    expect(text.match(/static-auth-secret/g)).toHaveLength(1);
+    for (const [name, svc] of Object.entries(services)) {
+      if (name !== 'coturn') expect(JSON.stringify(svc)).not.toContain(turnSecret);
+    }
+    const missing = await composeConfig({ ARMORCLAW_MASTER_KEY: masterKey });
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('set ARMORCLAW_TURN_SECRET');
+
+    const dockerfile = readFileSync(path.join(ROOT, 'docker', 'coturn', 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^FROM debian:bookworm-slim$/m);
+    expect(dockerfile).toMatch(/apt-get install[^\n]*\bcoturn\b/);
+    expect(dockerfile).not.toMatch(/static-auth-secret/);
   });
 });
 
