@@ -70,6 +70,18 @@ export const voiceCallMachine = setup({
   after: {
     ttl: { target: '.Expired', actions: assign({ endReason: 'ttl_expired' as VoiceEndReason }) },
   },
+  // Whether connecting or live, these end the call (final states take no more events).
+  on: {
+    HANGUP: { target: '.Ended', actions: assign({ endReason: 'user_hangup' as VoiceEndReason }) },
+    AGENT_DIED: {
+      target: '.Failed',
+      actions: assign({ endReason: 'agent_died' as VoiceEndReason }),
+    },
+    BUDGET_EXCEEDED: {
+      target: '.Ended',
+      actions: assign({ endReason: 'budget_exceeded' as VoiceEndReason }),
+    },
+  },
   states: {
     Pending: {
       after: {
@@ -91,38 +103,12 @@ export const voiceCallMachine = setup({
           target: 'Failed',
           actions: assign({ endReason: 'ice_failed' as VoiceEndReason }),
         },
-        HANGUP: {
-          target: 'Ended',
-          actions: assign({ endReason: 'user_hangup' as VoiceEndReason }),
-        },
-        AGENT_DIED: {
-          target: 'Failed',
-          actions: assign({ endReason: 'agent_died' as VoiceEndReason }),
-        },
-        BUDGET_EXCEEDED: {
-          target: 'Ended',
-          actions: assign({ endReason: 'budget_exceeded' as VoiceEndReason }),
-        },
       },
     },
     Active: {
       initial: 'Live',
       after: {
         budgetWarning: { guard: 'notWarned', actions: ['warnBudget', assign({ warned: true })] },
-      },
-      on: {
-        HANGUP: {
-          target: 'Ended',
-          actions: assign({ endReason: 'user_hangup' as VoiceEndReason }),
-        },
-        AGENT_DIED: {
-          target: 'Failed',
-          actions: assign({ endReason: 'agent_died' as VoiceEndReason }),
-        },
-        BUDGET_EXCEEDED: {
-          target: 'Ended',
-          actions: assign({ endReason: 'budget_exceeded' as VoiceEndReason }),
-        },
       },
       states: {
         Live: {

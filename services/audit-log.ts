@@ -23,9 +23,9 @@
  *   external anchor (as above) exposes that.
  */
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openPrivateDatabase, restrictSidecarModes } from './private-sqlite';
 
 export const DEFAULT_LIST_LIMIT = 100;
 export const MAX_LIST_LIMIT = 1000;
@@ -140,15 +140,8 @@ export class AuditLog {
 
   /** Opens (creating if needed, mode 0600) the audit log at `path`. */
   static open(opts: AuditLogOptions): AuditLog {
-    // Born 0600 rather than 0644 & ~umask; SQLite gives -wal/-shm the main file's mode.
-    fs.closeSync(fs.openSync(opts.path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600));
-    fs.chmodSync(opts.path, 0o600);
-    const db = new Database(opts.path);
+    const db = openPrivateDatabase(opts.path, { busyTimeoutMs: BUSY_TIMEOUT_MS });
     try {
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      db.pragma('journal_mode = WAL');
-      // FULL: a commit is fsynced before append returns, so an acknowledged event survives a crash.
-      db.pragma('synchronous = FULL');
       createSchema(db);
       restrictSidecarModes(opts.path);
       return new AuditLog(db, opts.now ?? (() => new Date()));
@@ -462,16 +455,4 @@ function validateDetails(value: unknown, at: string, depth: number, seen: Set<ob
     }
   }
   seen.delete(value);
-}
-
-// SQLite creates -wal/-shm with the main file's mode, but a file left by an older run (or made
-// under another umask before the main file was fixed) may be looser.
-function restrictSidecarModes(dbPath: string): void {
-  for (const suffix of ['-wal', '-shm', '-journal']) {
-    try {
-      fs.chmodSync(dbPath + suffix, 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
 }

@@ -13,7 +13,8 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openPrivateDatabase, restrictSidecarModes } from './private-sqlite';
 import { decodeMasterKey } from '../config/load';
 
 /** Providers a key may belong to (armorclaw-rpc-api.md, Appendix A). */
@@ -104,19 +105,13 @@ export class Keystore {
       throw new KeystoreError('invalid', 'the master key must be exactly 32 bytes');
     }
     const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
-    // Create the file ourselves so it is born 0600: SQLite would otherwise create it 0644 & ~umask,
-    // and it gives its -wal/-shm files the main file's mode, so this protects those too.
-    fs.closeSync(fs.openSync(opts.dbPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600));
-    fs.chmodSync(opts.dbPath, 0o600);
-
-    const db = new Database(opts.dbPath);
+    let db: Database.Database;
     try {
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      // WAL lets the bridge keep reading while the CLI writes; see restrictSidecarModes for modes.
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      // Freed pages (deleted keys) are zeroed rather than left for anyone who copies the file.
-      db.pragma('secure_delete = ON');
+      db = openPrivateDatabase(opts.dbPath, { busyTimeoutMs: BUSY_TIMEOUT_MS, secureDelete: true });
+    } catch (err) {
+      throw new Error(`cannot open keystore ${opts.dbPath}: ${(err as Error).message}`);
+    }
+    try {
       const dataKey = initialise(db, opts.masterKey);
       restrictSidecarModes(opts.dbPath);
       return new Keystore(db, dataKey, now);
@@ -372,18 +367,6 @@ function parseRow(row: KeyRow): KeyRecord {
     expires_at: row.expires_at,
     tags,
   };
-}
-
-// SQLite creates -wal/-shm with the main file's mode, but a file left by an older run (or made
-// under another umask before the main file was fixed) may be looser.
-function restrictSidecarModes(dbPath: string): void {
-  for (const suffix of ['-wal', '-shm', '-journal']) {
-    try {
-      fs.chmodSync(dbPath + suffix, 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
 }
 
 function isProvider(p: unknown): p is Provider {

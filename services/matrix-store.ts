@@ -1,6 +1,6 @@
-import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openPrivateDatabase } from './private-sqlite';
 
 /** A room event as the bridge keeps and delivers it (the API spec's `matrix.receive` shape). */
 export interface StoredEvent {
@@ -57,12 +57,7 @@ export class MatrixStore {
 
   /** Opens (creating) the store at `file`, mode 0600. */
   static open(file: string): MatrixStore {
-    fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600));
-    fs.chmodSync(file, 0o600);
-    const db = new Database(file);
-    db.pragma('busy_timeout = 5000');
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    const db = openPrivateDatabase(file);
     db.exec(`
       CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
       CREATE TABLE IF NOT EXISTS events (
