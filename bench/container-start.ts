@@ -14,25 +14,12 @@ import { PROJECT_ROOT } from './lib/child';
 import { onCleanup } from './lib/cleanup';
 import { machineInfo } from './lib/machine';
 import type { BenchSettings, Suite } from './lib/suite';
+import { summariseMs } from './lib/stats';
 import { barChartPanel, legend } from './lib/svg';
 
 const RUNS = Number(process.env.BENCH_CONTAINER_RUNS ?? 20);
 const STORM = Number(process.env.BENCH_CONTAINER_STORM ?? 50);
 const AIM_OVERHEAD = 0.25;
-
-interface Summary {
-  n: number;
-  p50: number;
-  p95: number;
-  min: number;
-  max: number;
-}
-
-function summarise(samples: number[]): Summary {
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-  return { n: s.length, p50: at(0.5), p95: at(0.95), min: s[0]!, max: s[s.length - 1]! };
-}
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
@@ -173,15 +160,15 @@ export const containerStart: Suite = {
     const result = {
       machine,
       runs: RUNS,
-      bridge_start: summarise(bridgeStart),
-      docker_run: summarise(rawRun),
-      bridge_stop: summarise(bridgeStop),
-      docker_stop_rm: summarise(rawStop),
+      bridge_start: summariseMs(bridgeStart),
+      docker_run: summariseMs(rawRun),
+      bridge_stop: summariseMs(bridgeStop),
+      docker_stop_rm: summariseMs(rawStop),
       storm: {
         n: STORM,
         ok: storm.filter((r) => r.ok).length,
         total_ms: stormTotal,
-        per_start: summarise(storm.map((r) => r.ms)),
+        per_start: summariseMs(storm.map((r) => r.ms)),
         stop_all_ms: stormStopTotal,
       },
       samples: { bridgeStart, rawRun, bridgeStop, rawStop },

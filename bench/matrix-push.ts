@@ -17,6 +17,7 @@ import { PROJECT_ROOT } from './lib/child';
 import { onCleanup } from './lib/cleanup';
 import { machineInfo } from './lib/machine';
 import type { BenchSettings, Suite } from './lib/suite';
+import { summariseMs, type MsSummary } from './lib/stats';
 import { barChartPanel, legend } from './lib/svg';
 
 const MESSAGES = Number(process.env.BENCH_MATRIX_MESSAGES ?? 100);
@@ -27,23 +28,6 @@ const AIM_RATIO = 1.2;
 /** Pause after both listeners got a message, so both are back in their long-poll. */
 const GAP_MS = 50;
 const WAIT_MS = 15_000;
-
-interface Summary {
-  n: number;
-  p50: number;
-  p95: number;
-  min: number;
-  max: number;
-  mean: number;
-}
-
-function summarise(samples: number[]): Summary {
-  if (samples.length === 0) return { n: 0, p50: NaN, p95: NaN, min: NaN, max: NaN, mean: NaN };
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-  const mean = s.reduce((a, b) => a + b, 0) / s.length;
-  return { n: s.length, p50: at(0.5), p95: at(0.95), min: s[0]!, max: s[s.length - 1]!, mean };
-}
 
 const now = () => process.hrtime.bigint();
 const msSince = (t0: bigint, t1 = now()) => Number(t1 - t0) / 1e6;
@@ -239,7 +223,7 @@ interface Throughput {
   ok: number;
   total_ms: number;
   msgs_per_s: number;
-  latency: Summary;
+  latency: MsSummary;
 }
 
 async function throughput(
@@ -259,7 +243,7 @@ async function throughput(
   if (concurrent) await Promise.all(Array.from({ length: n }, (_, i) => run(i)));
   else for (let i = 0; i < n; i++) await run(i);
   const total = msSince(t0);
-  return { n, ok, total_ms: total, msgs_per_s: (ok / total) * 1e3, latency: summarise(lat) };
+  return { n, ok, total_ms: total, msgs_per_s: (ok / total) * 1e3, latency: summariseMs(lat) };
 }
 
 async function joined(syn: SynapseHandle, token: string, roomId: string, userId: string) {
@@ -404,8 +388,8 @@ export const matrixPush: Suite = {
       const rpcConc = await throughput(SENDS, true, viaRpc('rpc-conc'));
       const putConc = await throughput(SENDS, true, viaPut('put-conc'));
 
-      const bridgePush = summarise(bridgeLat);
-      const barePush = summarise(bareLat);
+      const bridgePush = summariseMs(bridgeLat);
+      const barePush = summariseMs(bareLat);
       const ratio95 = bridgePush.p95 / barePush.p95;
       const ratio50 = bridgePush.p50 / barePush.p50;
       const aimP95 = bridgePush.p95 < AIM_P95_MS;
@@ -419,7 +403,7 @@ export const matrixPush: Suite = {
         push: {
           bridge_subscription: bridgePush,
           bare_sync: barePush,
-          alice_put: summarise(sendLat),
+          alice_put: summariseMs(sendLat),
           p95_ratio: ratio95,
           p50_ratio: ratio50,
           aim_p95_ms: AIM_P95_MS,
@@ -444,7 +428,7 @@ export const matrixPush: Suite = {
       writeFileSync(jsonPath, JSON.stringify(result, null, 2) + '\n');
       const f1 = (v: number) => v.toFixed(1);
       const f0 = (v: number) => v.toFixed(0);
-      const row = (what: string, s: Summary) =>
+      const row = (what: string, s: MsSummary) =>
         `| ${what} | ${s.n} | ${f1(s.p50)} | ${f1(s.p95)} | ${f1(s.min)} | ${f1(s.max)} | ${f1(s.mean)} |`;
       const trow = (what: string, t: Throughput) =>
         `| ${what} | ${t.ok}/${t.n} | ${f0(t.total_ms)} | ${f1(t.msgs_per_s)} | ${f1(t.latency.p50)} | ${f1(t.latency.p95)} |`;

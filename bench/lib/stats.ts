@@ -45,3 +45,22 @@ export class SampleBuffer {
     return this.data.subarray(0, this.size);
   }
 }
+
+/** Order statistics of a small sample of milliseconds (tens to hundreds of values). */
+export interface MsSummary {
+  n: number;
+  p50: number;
+  p95: number;
+  min: number;
+  max: number;
+  mean: number;
+}
+
+/** Nearest-rank p50/p95, min, max and mean of `samples`; NaNs for an empty sample. */
+export function summariseMs(samples: number[]): MsSummary {
+  if (samples.length === 0) return { n: 0, p50: NaN, p95: NaN, min: NaN, max: NaN, mean: NaN };
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+  const mean = s.reduce((a, b) => a + b, 0) / s.length;
+  return { n: s.length, p50: at(0.5), p95: at(0.95), min: s[0]!, max: s[s.length - 1]!, mean };
+}
