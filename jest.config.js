@@ -16,7 +16,13 @@ const project = (name, extra = {}) => ({
 });
 
 module.exports = {
-  projects: [project('unit'), project('workflows'), project('replay'), project('integration')],
+  projects: [
+    project('unit'),
+    project('workflows'),
+    project('replay'),
+    project('integration'),
+    project('e2e'),
+  ],
   testTimeout: 60_000,
   // The Temporal SDK's native runtime (replay and workflow tests) keeps threads alive after its
   // last worker is gone; without this jest would wait on them forever instead of exiting.

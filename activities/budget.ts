@@ -46,6 +46,18 @@ export function createBudgetActivities(deps: BudgetActivityDeps) {
         throw err;
       }
     }
+    // Calls end too (their agents' runs are among the containers above when started for them).
+    if (!args.containerNames) {
+      const query = `${ArmorclawKind.name} = 'call' AND ExecutionStatus = 'Running'`;
+      for await (const wf of deps.client.workflow.list({ query })) {
+        await deps.client.workflow
+          .getHandle(wf.workflowId)
+          .signal(budgetExceededSignal)
+          .catch((err) => {
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+          });
+      }
+    }
     deps.log.warn({ containers: signalled }, 'budget exceeded: container runs told to end');
     return { signalled };
   }

@@ -8,20 +8,29 @@
  *    2.0 over it, one JSON object per line each way, in both directions:
  *      agent → bridge: `secrets.ack` {key_id} (so the bridge can delete the file at once),
  *                      `notify` {kind, message}, `heartbeat` {seq, uptime_ms};
- *      bridge → agent: `ping`, `agent.echo` and whatever later issues add to `handlers` below.
+ *      bridge → agent: `ping`, `agent.echo`, `matrix.event` {seq, event} (answered by
+ *                      `matrix.ack`/`matrix.send`), and the notifications `audio.start`
+ *                      {session_id, format} / `audio.end` {session_id} of a voice call.
  *    Agent → bridge messages are requests (with an id) so a silent bridge is noticed.
+ * 3a. Voice (agent/audio.ts): on `audio.start` it connects to its audio socket
+ *    (`/run/armorclaw/audio.sock`, PCM frames as in media/README.md) and echoes the caller or
+ *    plays a tone; once a second it notifies `audio_in frequency_hz=<f> rms=<r> frames=<n>` about
+ *    what it heard; `audio.end` or an END frame closes the audio socket.
  * 3. Reconnects with backoff (100 ms doubling to 2 s) when the connection goes away.
  * 4. On SIGTERM/SIGINT: notifies `stopping`, closes, exits 0 within a second.
  *
  * Whatever a container prints lands in the host's Docker log: this program prints one-line
- * status messages and never the token or anything derived from it. Node built-ins only; bundled
- * into one file by scripts/build-agent-image.sh.
+ * status messages and never the token or anything derived from it. Node built-ins only (plus the
+ * bridge's own media/ framing and analysis files); bundled into one file by
+ * scripts/build-agent-image.sh.
  *
  * Environment:
  *   ARMORCLAW_SECRETS_FILE  default /run/secrets/credentials.json
  *   ARMORCLAW_BRIDGE_SOCKET default /run/armorclaw/bridge.sock
  *   ARMORCLAW_HEARTBEAT_MS  default 5000
  *   ARMORCLAW_AGENT_MODE    default | crash-after-ms:<n> (exit 1 after n ms) | no-ack (never acks)
+ *   ARMORCLAW_AUDIO_SOCKET  default /run/armorclaw/audio.sock
+ *   ARMORCLAW_AGENT_AUDIO   echo (default: caller frames straight back) | tone:<hz> (steady tone)
  *
  * Exit codes: 0 stopped by signal, 1 crash (or crash-after-ms), 2 bad configuration,
  * 3 secrets file missing or invalid.
@@ -29,6 +38,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { inspect } from 'node:util';
+import { AgentAudio, parseAudioMode, type AgentAudioMode } from './audio';
 
 // --- configuration -------------------------------------------------------------------------------
 
@@ -39,6 +49,8 @@ interface AgentConfig {
   socketPath: string;
   heartbeatMs: number;
   mode: AgentMode;
+  audioSocketPath: string;
+  audioMode: AgentAudioMode;
 }
 
 class ConfigError extends Error {}
@@ -52,6 +64,14 @@ function parseMode(raw: string | undefined): AgentMode {
   throw new ConfigError(`unknown ARMORCLAW_AGENT_MODE ${JSON.stringify(value)}`);
 }
 
+function parseAudio(raw: string | undefined): AgentAudioMode {
+  try {
+    return parseAudioMode(raw);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+}
+
 function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
   const heartbeatRaw = env.ARMORCLAW_HEARTBEAT_MS?.trim();
   const heartbeatMs = heartbeatRaw ? Number(heartbeatRaw) : 5000;
@@ -63,6 +83,8 @@ function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
     socketPath: env.ARMORCLAW_BRIDGE_SOCKET || '/run/armorclaw/bridge.sock',
     heartbeatMs,
     mode: parseMode(env.ARMORCLAW_AGENT_MODE),
+    audioSocketPath: env.ARMORCLAW_AUDIO_SOCKET || '/run/armorclaw/audio.sock',
+    audioMode: parseAudio(env.ARMORCLAW_AGENT_AUDIO),
   };
 }
 
@@ -246,8 +268,8 @@ function objectParams(params: unknown): Record<string, unknown> {
 }
 
 /**
- * Methods the bridge may call on the agent. Later issues add Matrix message push and audio here:
- * one entry per method, params validated by the handler (throw RpcError for -32602).
+ * Methods the bridge may call on the agent: one entry per method, params validated by the
+ * handler (throw RpcError for -32602). `main` adds `audio.start` / `audio.end` once configured.
  */
 const handlers = new Map<string, Handler>([
   ['ping', () => ({ pong: true })],
@@ -650,9 +672,19 @@ async function main(): Promise<void> {
     log(`configuration: ${err instanceof ConfigError ? err.message : errorCode(err)}`);
     process.exit(2);
   }
+  const audio = new AgentAudio({
+    socketPath: config.audioSocketPath,
+    mode: config.audioMode,
+    log,
+  });
+  handlers.set('audio.start', (params, ctx) => audio.start(params, ctx.notify));
+  handlers.set('audio.end', (params) => audio.end(params));
   // Until the agent runs there is nothing to say goodbye to.
   let agent: Agent | null = null;
-  const onSignal = (signal: string) => (agent ? void agent.stop(signal) : process.exit(0));
+  const onSignal = (signal: string) => {
+    audio.endAll();
+    return agent ? void agent.stop(signal) : process.exit(0);
+  };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
 

@@ -60,6 +60,35 @@ export interface BridgeConfig {
     secretsDir: string;
     heartbeatIntervalMs: number;
   };
+  voice: {
+    defaultTtlMs: number;
+    maxTtlMs: number;
+    connectTimeoutMs: number;
+    signaling: {
+      host: string;
+      port: number;
+      publicUrl?: string;
+      tlsCert?: string;
+      tlsKey?: string;
+      allowedOrigins: string[];
+      maxMessageBytes: number;
+      messagesPerSecond: number;
+    };
+    turnUrls: string[];
+    turnSecret?: string;
+    iceHostAddresses: string[];
+    allowedRooms: string[];
+    blockedRooms: string[];
+    requireEncryptedRoom: boolean;
+    requireMembership: boolean;
+    rateLimitCalls: number;
+    rateLimitWindowMs: number;
+    maxConcurrentCalls: number;
+    maxCallDurationMs: number;
+    maxCallTokens: number;
+    budgetWarningFraction: number;
+    stopExistingAgentOnEnd: boolean;
+  };
   budget: {
     /** 0: no limit. */
     dailyLimitUsd: number;
@@ -177,6 +206,12 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
   if (ms('containers.default_ttl') > ms('containers.max_ttl')) {
     problems.push('containers.default_ttl: must not exceed containers.max_ttl');
   }
+  if (ms('voice.default_ttl') > ms('voice.max_ttl')) {
+    problems.push('voice.default_ttl: must not exceed voice.max_ttl');
+  }
+  if (Boolean(value('voice.tls_cert')) !== Boolean(value('voice.tls_key'))) {
+    problems.push('voice.tls_cert, voice.tls_key: give both or neither');
+  }
   const homeserver = value('matrix.homeserver') as string | undefined;
   if (homeserver !== undefined && !/^https?:\/\/[^\s/]+(\/.*)?$/.test(homeserver)) {
     problems.push(`matrix.homeserver: expected an http(s) URL, got "${homeserver}"`);
@@ -245,6 +280,35 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
       agentUid: int('containers.agent_uid'),
       secretsDir: path.resolve(str('containers.secrets_dir')),
       heartbeatIntervalMs: ms('containers.heartbeat_interval'),
+    },
+    voice: {
+      defaultTtlMs: ms('voice.default_ttl'),
+      maxTtlMs: ms('voice.max_ttl'),
+      connectTimeoutMs: ms('voice.connect_timeout'),
+      signaling: {
+        host: str('voice.signaling_host'),
+        port: int('voice.signaling_port'),
+        publicUrl: value('voice.public_url') as string | undefined,
+        tlsCert: value('voice.tls_cert') as string | undefined,
+        tlsKey: value('voice.tls_key') as string | undefined,
+        allowedOrigins: value('voice.allowed_origins') as string[],
+        maxMessageBytes: int('voice.max_message_bytes'),
+        messagesPerSecond: int('voice.messages_per_second'),
+      },
+      turnUrls: value('voice.turn_urls') as string[],
+      turnSecret: raw.get('voice.turn_secret') as string | undefined,
+      iceHostAddresses: value('voice.ice_host_addresses') as string[],
+      allowedRooms: value('voice.allowed_rooms') as string[],
+      blockedRooms: value('voice.blocked_rooms') as string[],
+      requireEncryptedRoom: value('voice.require_encrypted_room') as boolean,
+      requireMembership: value('voice.require_membership') as boolean,
+      rateLimitCalls: int('voice.rate_limit_calls'),
+      rateLimitWindowMs: ms('voice.rate_limit_window'),
+      maxConcurrentCalls: int('voice.max_concurrent_calls'),
+      maxCallDurationMs: ms('voice.max_call_duration'),
+      maxCallTokens: int('voice.max_call_tokens'),
+      budgetWarningFraction: value('voice.budget_warning_fraction') as number,
+      stopExistingAgentOnEnd: value('voice.stop_existing_agent_on_end') as boolean,
     },
     budget,
   };

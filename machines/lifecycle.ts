@@ -20,3 +20,13 @@ export type EndReason =
   | 'health_check_failed'
   | 'ttl_expired'
   | 'budget_exceeded';
+
+/** A duration as the API spec renders it: "5m23s", "0m45s", "1h2m3s". */
+export function formatElapsed(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  if (h > 0) return `${h}h${m}m${s}s`;
+  return `${m}m${s}s`;
+}

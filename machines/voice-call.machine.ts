@@ -14,7 +14,13 @@ import type { EndReason, LifecycleState } from './lifecycle';
  */
 
 export type VoiceEndReason =
-  EndReason | 'user_hangup' | 'connect_timeout' | 'ice_failed' | 'agent_died';
+  | EndReason
+  | 'user_hangup'
+  | 'connect_timeout'
+  | 'ice_failed'
+  | 'agent_died'
+  | 'media_lost'
+  | 'rejected';
 
 /** What users see (the voice plan's states); also the `ArmorclawState` of calls. */
 export type UserCallState = 'Connecting' | 'Live' | 'Reconnecting' | 'Ended' | 'Failed';
@@ -24,10 +30,17 @@ export interface VoiceCallInput {
   connectTimeoutMs: number;
   /** When the budget warning fires (the configured fraction of the allowed duration). */
   budgetWarningMs: number;
+  /** Per-call talk time from connect; then the call ends (budget_exceeded). */
+  maxDurationMs: number;
+  /** Per-call model tokens the agent may report; 0: no per-call token limit. */
+  maxTokens: number;
+  /** Tokens at which the budget warning fires (the configured fraction of maxTokens). */
+  tokenWarningAt: number;
 }
 
 export interface VoiceCallContext extends VoiceCallInput {
   iceRestarts: number;
+  tokensUsed: number;
   endReason?: VoiceEndReason;
   endDetail?: string;
   warned: boolean;
@@ -40,7 +53,18 @@ export type VoiceCallEvent =
   | { type: 'HANGUP'; reason?: string }
   | { type: 'AGENT_DIED'; detail?: string }
   | { type: 'BUDGET_EXCEEDED' }
+  /** Model tokens the call's agent reported. */
+  | { type: 'USAGE'; tokens: number }
+  /** The bridge holding the peer lost it (restarted, or its host is unreachable). */
+  | { type: 'MEDIA_LOST'; detail: string }
+  /** Admission or a policy check refused the call. */
+  | { type: 'REJECTED'; detail: string }
   | { type: 'START_FAILED'; message: string };
+
+const addTokens = assign<VoiceCallContext, VoiceCallEvent, undefined, VoiceCallEvent, never>({
+  tokensUsed: ({ context, event }) =>
+    context.tokensUsed + (event.type === 'USAGE' ? event.tokens : 0),
+});
 
 export const voiceCallMachine = setup({
   types: {
@@ -56,16 +80,26 @@ export const voiceCallMachine = setup({
   guards: {
     canRestartIce: ({ context }) => context.iceRestarts < 1,
     notWarned: ({ context }) => !context.warned,
+    tokensExceeded: ({ context, event }) =>
+      event.type === 'USAGE' &&
+      context.maxTokens > 0 &&
+      context.tokensUsed + event.tokens >= context.maxTokens,
+    tokensWarn: ({ context, event }) =>
+      event.type === 'USAGE' &&
+      !context.warned &&
+      context.maxTokens > 0 &&
+      context.tokensUsed + event.tokens >= context.tokenWarningAt,
   },
   delays: {
     ttl: ({ context }) => context.ttlMs,
     connectTimeout: ({ context }) => context.connectTimeoutMs,
     budgetWarning: ({ context }) => context.budgetWarningMs,
+    maxDuration: ({ context }) => context.maxDurationMs,
   },
 }).createMachine({
   id: 'voiceCall',
   initial: 'Pending',
-  context: ({ input }) => ({ ...input, iceRestarts: 0, warned: false }),
+  context: ({ input }) => ({ ...input, iceRestarts: 0, tokensUsed: 0, warned: false }),
   // The TTL counts from the start of the call, whatever state it is in.
   after: {
     ttl: { target: '.Expired', actions: assign({ endReason: 'ttl_expired' as VoiceEndReason }) },
@@ -81,6 +115,22 @@ export const voiceCallMachine = setup({
       target: '.Ended',
       actions: assign({ endReason: 'budget_exceeded' as VoiceEndReason }),
     },
+    MEDIA_LOST: {
+      target: '.Failed',
+      actions: assign({
+        endReason: 'media_lost' as VoiceEndReason,
+        endDetail: ({ event }) => event.detail,
+      }),
+    },
+    USAGE: [
+      {
+        guard: 'tokensExceeded',
+        target: '.Ended',
+        actions: [addTokens, assign({ endReason: 'budget_exceeded' as VoiceEndReason })],
+      },
+      { guard: 'tokensWarn', actions: [addTokens, 'warnBudget', assign({ warned: true })] },
+      { actions: addTokens },
+    ],
   },
   states: {
     Pending: {
@@ -92,6 +142,13 @@ export const voiceCallMachine = setup({
       },
       on: {
         PEER_CONNECTED: 'Active',
+        REJECTED: {
+          target: 'Failed',
+          actions: assign({
+            endReason: 'rejected' as VoiceEndReason,
+            endDetail: ({ event }) => event.detail,
+          }),
+        },
         START_FAILED: {
           target: 'Failed',
           actions: assign({
@@ -109,6 +166,10 @@ export const voiceCallMachine = setup({
       initial: 'Live',
       after: {
         budgetWarning: { guard: 'notWarned', actions: ['warnBudget', assign({ warned: true })] },
+        maxDuration: {
+          target: 'Ended',
+          actions: assign({ endReason: 'budget_exceeded' as VoiceEndReason }),
+        },
       },
       states: {
         Live: {

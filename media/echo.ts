@@ -1,10 +1,11 @@
 /**
  * A tiny agent-side audio helper for tests and the reference agent's echo/tone mode: it reads
  * framed PCM from a stream (see pcm-framing.ts) and writes frames back — either the same
- * audio (echo) or a generated sine tone, one frame out per frame in (so the bridge paces it).
+ * audio (echo) or a generated sine tone, one frame out per frame in (so the bridge paces it),
+ * or, with `pace: 'clock'`, a tone at real time whatever comes in.
  */
 import type { Duplex } from 'node:stream';
-import { FRAME_SAMPLES, SAMPLE_RATE } from './pcm';
+import { FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE } from './pcm';
 import { FrameType, PcmFrameDecoder, PcmFrameWriter, type PcmFrame } from './pcm-framing';
 
 /** Generates a continuous sine tone as 20 ms frames of 48 kHz mono s16le. */
@@ -35,7 +36,23 @@ export class ToneGenerator {
   }
 }
 
-export type EchoMode = { kind: 'echo' } | { kind: 'tone'; frequency: number; amplitude?: number };
+export type EchoMode =
+  | { kind: 'echo' }
+  | {
+      kind: 'tone';
+      frequency: number;
+      amplitude?: number;
+      /** `input` (default): one tone frame per frame heard; `clock`: 50 frames a second from the start. */
+      pace?: 'input' | 'clock';
+    };
+
+export interface EchoAgentOptions {
+  /** Called with every AUDIO frame heard, before it is answered (to measure the input, say). */
+  onAudio?(frame: PcmFrame): void;
+}
+
+/** Frames a clock-paced tone keeps written ahead of real time, absorbing timer jitter. */
+const CLOCK_LEAD_FRAMES = 2;
 
 export interface EchoAgentHandle {
   /** Frames received so far. */
@@ -47,18 +64,40 @@ export interface EchoAgentHandle {
 }
 
 /** Runs an echo (or tone) agent on one end of a byte stream carrying the PCM framing. */
-export function runEchoAgent(stream: Duplex, mode: EchoMode = { kind: 'echo' }): EchoAgentHandle {
+export function runEchoAgent(
+  stream: Duplex,
+  mode: EchoMode = { kind: 'echo' },
+  options: EchoAgentOptions = {},
+): EchoAgentHandle {
   const decoder = new PcmFrameDecoder();
   const writer = new PcmFrameWriter();
   const tone = mode.kind === 'tone' ? new ToneGenerator(mode.frequency, mode.amplitude) : undefined;
+  const clocked = mode.kind === 'tone' && mode.pace === 'clock';
   let received = 0;
   let stopped = false;
+  let clock: NodeJS.Timeout | undefined;
 
   const stop = (): void => {
     if (stopped) return;
     stopped = true;
+    if (clock) clearInterval(clock);
     if (!stream.destroyed && stream.writable) stream.end(writer.end());
   };
+
+  if (clocked && tone) {
+    // Written by elapsed time, not per tick: a late timer catches up instead of drifting.
+    const startMs = performance.now();
+    let written = 0;
+    const play = (): void => {
+      const due = Math.floor((performance.now() - startMs) / FRAME_MS) + 1 + CLOCK_LEAD_FRAMES;
+      while (!stopped && written < due && stream.writable) {
+        stream.write(writer.audio(tone.next()));
+        written++;
+      }
+    };
+    play();
+    clock = setInterval(play, FRAME_MS);
+  }
 
   const done = new Promise<void>((resolve, reject) => {
     const onFrame = (frame: PcmFrame): void => {
@@ -69,6 +108,8 @@ export function runEchoAgent(stream: Duplex, mode: EchoMode = { kind: 'echo' }):
       }
       if (frame.type !== FrameType.AUDIO || stopped) return;
       received++;
+      options.onAudio?.(frame);
+      if (clocked) return;
       stream.write(writer.audioAt(frame.timestamp, tone ? tone.next() : frame.payload));
     };
     stream.on('data', (chunk: Buffer) => {
@@ -79,8 +120,14 @@ export function runEchoAgent(stream: Duplex, mode: EchoMode = { kind: 'echo' }):
         stream.destroy();
       }
     });
-    stream.on('error', reject);
-    stream.on('close', () => resolve());
+    stream.on('error', (err) => {
+      if (clock) clearInterval(clock);
+      reject(err);
+    });
+    stream.on('close', () => {
+      if (clock) clearInterval(clock);
+      resolve();
+    });
   });
 
   done.catch(() => undefined); // a caller that never awaits `done` must not crash the process

@@ -1,5 +1,6 @@
 import { mkdir, rm, symlink, unlink, readlink } from 'node:fs/promises';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -12,6 +13,7 @@ import {
 import { publicEvent, type MatrixInbox } from '../matrix/inbox';
 import type { MatrixStore } from '../services/matrix-store';
 import { registerAgentBudgetMethods, type AgentBudgetDeps } from './methods/budget';
+import { AgentAudioError, AgentAudioErrorCode, ContainerAudioChannel } from './container-audio';
 import { RpcDispatcher } from './dispatcher';
 import { ErrorCode, RpcError } from './errors';
 import { parseParams } from './params';
@@ -22,6 +24,8 @@ export interface ContainerSocketPaths {
   /** Bind-mounted into the container at /run/armorclaw (a directory, architecture rule 8). */
   dir: string;
   socket: string;
+  /** The agent's audio channel (PCM frames of one call at a time); see rpc/container-audio.ts. */
+  audioSocket: string;
   /** The spec's `endpoint`: `containers/<name>.sock`, a link to the socket in the directory. */
   endpoint: string;
 }
@@ -35,6 +39,7 @@ export function containerSocketPaths(
   return {
     dir,
     socket: path.join(dir, 'bridge.sock'),
+    audioSocket: path.join(dir, 'audio.sock'),
     endpoint: path.join(base, `${containerName}.sock`),
   };
 }
@@ -99,6 +104,7 @@ const NOTIFY_PER_SECOND = 10;
 
 interface Served {
   server: RpcSocketServer;
+  audio: ContainerAudioChannel;
   cleanup: Array<() => void>;
   lastHeartbeatMs?: number;
   notifyWindowStart: number;
@@ -126,6 +132,7 @@ export class ContainerSocketHub {
     const dispatcher = new RpcDispatcher(log);
     const served: Served = {
       server: undefined as never,
+      audio: undefined as never,
       cleanup: [],
       notifyWindowStart: 0,
       notifyCount: 0,
@@ -156,6 +163,18 @@ export class ContainerSocketHub {
       log,
     );
     await served.server.listen();
+    served.audio = new ContainerAudioChannel({
+      socketPath: paths.audioSocket,
+      groupId: this.deps.agentGid,
+      control: served.server,
+      log,
+    });
+    try {
+      await served.audio.listen();
+    } catch (err) {
+      await served.server.close(0);
+      throw err;
+    }
     this.served.set(containerName, served);
     if (matrix && roomId) this.bindRoom(containerName, roomId, served, matrix);
     await ensureLink(paths.endpoint, paths.socket);
@@ -168,6 +187,7 @@ export class ContainerSocketHub {
     const served = this.served.get(containerName);
     this.served.delete(containerName);
     for (const fn of served?.cleanup ?? []) fn();
+    await served?.audio.close();
     await served?.server.close(1_000);
     this.deps.matrix?.store.delete(bindingKey(containerName));
     await unlink(paths.endpoint).catch(() => undefined);
@@ -189,7 +209,32 @@ export class ContainerSocketHub {
     const all = [...this.served.values()];
     this.served.clear();
     for (const s of all) for (const fn of s.cleanup) fn();
-    await Promise.all(all.map((s) => s.server.close(1_000)));
+    await Promise.all(all.map((s) => Promise.all([s.audio.close(), s.server.close(1_000)])));
+  }
+
+  /**
+   * Lends the agent's audio channel to the call `sessionId`: sends `audio.start` to the agent and
+   * resolves with the connection it opens on audio.sock. Rejects with an `AgentAudioError` whose
+   * `code` is `agent_unavailable` (no such open container), `agent_busy` (another call holds it)
+   * or `agent_audio_timeout` (the agent did not connect within `timeoutMs`, default 5 s).
+   */
+  attachAudio(
+    containerName: string,
+    sessionId: string,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<Duplex> {
+    const served = this.served.get(containerName);
+    if (!served) {
+      return Promise.reject(
+        new AgentAudioError(AgentAudioErrorCode.Unavailable, 'no such running agent'),
+      );
+    }
+    return served.audio.attach(sessionId, opts.timeoutMs);
+  }
+
+  /** Ends the call's hold on the agent's audio (`audio.end`, connection closed). Idempotent. */
+  detachAudio(containerName: string, sessionId: string): void {
+    this.served.get(containerName)?.audio.detach(sessionId);
   }
 
   /**

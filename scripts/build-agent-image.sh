@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the reference agent image `armorclaw/agent:v1` offline, without a registry or a base
-# image: agent/main.ts is bundled into one JS file (esbuild, already installed with tsx), and a
+# image: agent/main.ts (with what it imports from agent/ and media/) is bundled into one JS file
+# (esbuild, already installed with tsx), and a
 # root filesystem is assembled from host files — the host's `node` binary, the shared libraries
 # `ldd` lists and the dynamic loader, passwd/group entries for uid/gid 10001, the bundle — and
 # imported with `docker import`. The image holds no shell and no other program.
@@ -18,13 +19,52 @@ log() { printf '[agent-image] %s\n' "$*" >&2; }
 
 NODE_BIN=$(readlink -f "$(command -v node)")
 
-# What the image is made of: the agent's sources, this recipe, and which node it carries.
+# esbuild as installed with tsx (resolved from tsx if npm nested it).
+#   bundle inputs      prints every source file the bundle is made of, one per line
+#   bundle <outfile>   writes the bundle
+# Either way it refuses a bundle that pulls in a package (node_modules): the agent runs on Node
+# built-ins only, and werift/Opus in particular must never end up in the image.
+bundle() {
+  node -e '
+const path = require("node:path");
+let esbuild;
+try {
+  esbuild = require("esbuild");
+} catch {
+  esbuild = require(require.resolve("esbuild", { paths: [path.dirname(require.resolve("tsx"))] }));
+}
+const [what, outfile] = process.argv.slice(1);
+const result = esbuild.buildSync({
+  entryPoints: ["agent/main.ts"],
+  outfile: outfile || "main.js",
+  write: what !== "inputs",
+  metafile: true,
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "cjs",
+  legalComments: "none",
+  logLevel: "warning",
+});
+const inputs = Object.keys(result.metafile.inputs).sort();
+const packages = inputs.filter((f) => f.includes("node_modules/"));
+if (packages.length > 0) {
+  console.error("[agent-image] refusing: the agent bundle imports packages: " + packages.join(", "));
+  process.exit(1);
+}
+if (what === "inputs") process.stdout.write(inputs.join("\n") + "\n");
+' "$@"
+}
+
+# What the image is made of: every file the bundle is built from (agent/ and the media/ files it
+# imports), this recipe, and which node it carries.
 source_hash() {
+  local inputs
+  inputs=$(bundle inputs) || exit 1
   {
-    find agent -type f ! -name Dockerfile -print0 | LC_ALL=C sort -z |
-      while IFS= read -r -d '' f; do
-        printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"
-      done
+    while IFS= read -r f; do
+      printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"
+    done <<<"$inputs"
     printf 'recipe %s\n' "$(sha256sum <scripts/build-agent-image.sh | cut -d' ' -f1)"
     printf 'node %s %s\n' "$NODE_BIN" "$("$NODE_BIN" --version)"
   } | sha256sum | cut -c1-32
@@ -43,27 +83,9 @@ trap 'rm -rf "$WORK"' EXIT
 R="$WORK/root"
 mkdir -p "$R"
 
-# --- the bundle: esbuild as installed with tsx (resolved from tsx if npm nested it) ------------
+# --- the bundle ----------------------------------------------------------------------------------
 install -d -m 0755 "$R/opt/agent"
-node -e '
-const path = require("node:path");
-let esbuild;
-try {
-  esbuild = require("esbuild");
-} catch {
-  esbuild = require(require.resolve("esbuild", { paths: [path.dirname(require.resolve("tsx"))] }));
-}
-esbuild.buildSync({
-  entryPoints: ["agent/main.ts"],
-  outfile: process.argv[1],
-  bundle: true,
-  platform: "node",
-  target: "node20",
-  format: "cjs",
-  legalComments: "none",
-  logLevel: "warning",
-});
-' "$R/opt/agent/main.js"
+bundle build "$R/opt/agent/main.js"
 chmod 0644 "$R/opt/agent/main.js"
 
 # --- node, its libraries and the dynamic loader, each at the path the loader expects -----------

@@ -14,7 +14,8 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 APT_PACKAGES=(python3-venv)
-if (( WITH_TEST )); then APT_PACKAGES+=(socat netcat-openbsd docker-compose coturn); fi
+# chromium: the e2e tier's browser (driven by playwright-core at /usr/bin/chromium).
+if (( WITH_TEST )); then APT_PACKAGES+=(socat netcat-openbsd docker-compose coturn chromium); fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -84,6 +84,8 @@ export interface AuditEntry {
 export interface ListAuditOptions {
   limit?: number;
   event_type?: string;
+  /** Any of these event types. */
+  event_types?: readonly string[];
   session_id?: string;
   container_id?: string;
 }
@@ -207,6 +209,11 @@ export class AuditLog {
       if (typeof value !== 'string') throw new AuditLogError('invalid', `${key}: must be a string`);
       where.push(`${key} = ?`);
       params.push(value);
+    }
+    if (opts.event_types !== undefined) {
+      if (opts.event_types.length === 0) return [];
+      where.push(`event_type IN (${opts.event_types.map(() => '?').join(', ')})`);
+      params.push(...opts.event_types);
     }
     const sql =
       'SELECT * FROM entries' +

@@ -38,6 +38,10 @@ import { startWorkers } from './workers';
 import { SingleFlightCache } from '../services/single-flight-cache';
 import { createLogger } from './logger';
 import { connectTemporal, probeTemporal, type TemporalHandle } from './temporal';
+import { createVoice } from './voice';
+import { createAgentRunActivities, createVoiceHostActivities } from '../activities/voice';
+import { createAdmissionActivities } from '../activities/admission';
+import { registerWebrtcMethods } from '../rpc/methods/webrtc';
 
 export const BRIDGE_VERSION: string = require('../package.json').version;
 
@@ -110,6 +114,8 @@ export async function start(
         msgtype,
         key,
       );
+    // Agents' usage also counts against the call they are on (set once voice exists).
+    let onAgentUsage: (containerName: string, tokens: number) => void = () => undefined;
     const sockets = new ContainerSocketHub({
       bridgeSocketPath: config.socket.path,
       matrix: { store: matrixStore, inbox, send: sendToRoom },
@@ -119,6 +125,7 @@ export async function start(
         client: temporal.client,
         prices: config.budget.models,
         unknownModel: config.budget.unknownModelCost,
+        onUsage: (name, tokens) => onAgentUsage(name, tokens),
       },
       audit: (entry) => {
         try {
@@ -130,6 +137,16 @@ export async function start(
       log: log.child({ component: 'container-socket' }),
     });
     cleanups.push(() => sockets.closeAll());
+    const voice = createVoice({
+      config,
+      client: temporal.client,
+      agents: sockets,
+      keystore,
+      auditLog,
+      log,
+    });
+    onAgentUsage = voice.onAgentUsage;
+    cleanups.push(() => voice.close());
     // Runs outlive the process: serve the sockets of the runs that are still live.
     for (const name of await listLiveContainerNames(temporal)) await sockets.open(name);
 
@@ -138,35 +155,54 @@ export async function start(
       namespace: temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       hostId: config.hostId,
-      hostActivities: createHostActivities({
-        docker,
-        keystore,
-        auditLog,
-        sockets,
-        matrix: {
+      hostActivities: {
+        ...createVoiceHostActivities({
+          hub: voice.hub,
           matrix,
-          store: matrixStore,
-          inbox,
-          trust: {
-            trustedSenders: config.matrix.trustedSenders,
-            trustedRooms: config.matrix.trustedRooms,
-            emptyListAllowsAll: config.matrix.emptyListAllowsAll,
+          log: log.child({ component: 'voice' }),
+        }),
+        ...createHostActivities({
+          docker,
+          keystore,
+          auditLog,
+          sockets,
+          matrix: {
+            matrix,
+            store: matrixStore,
+            inbox,
+            trust: {
+              trustedSenders: config.matrix.trustedSenders,
+              trustedRooms: config.matrix.trustedRooms,
+              emptyListAllowsAll: config.matrix.emptyListAllowsAll,
+            },
+            rejectNotice: config.matrix.rejectNotice,
+            syncTimeoutMs: config.matrix.syncTimeoutMs,
+            e2ee,
           },
-          rejectNotice: config.matrix.rejectNotice,
-          syncTimeoutMs: config.matrix.syncTimeoutMs,
-          e2ee,
-        },
-        policy: {
-          network: config.containers.network,
-          memoryBytes: config.containers.memoryBytes,
-          pidsLimit: config.containers.pidsLimit,
-          agentUid: config.containers.agentUid,
-          secretsDir: config.containers.secretsDir,
-          heartbeatIntervalMs: config.containers.heartbeatIntervalMs,
-        },
-        log,
-      }),
-      sharedActivities: createSharedActivities({ auditLog, client: temporal.client, log }),
+          policy: {
+            network: config.containers.network,
+            memoryBytes: config.containers.memoryBytes,
+            pidsLimit: config.containers.pidsLimit,
+            agentUid: config.containers.agentUid,
+            secretsDir: config.containers.secretsDir,
+            heartbeatIntervalMs: config.containers.heartbeatIntervalMs,
+          },
+          log,
+        }),
+      },
+      sharedActivities: {
+        ...createSharedActivities({ auditLog, client: temporal.client, log }),
+        ...createAgentRunActivities({
+          client: temporal.client,
+          taskQueue: config.temporal.taskQueue,
+          log: log.child({ component: 'voice' }),
+        }),
+        ...createAdmissionActivities({
+          client: temporal.client,
+          taskQueue: config.temporal.taskQueue,
+          log: log.child({ component: 'admission' }),
+        }),
+      },
       log: log.child({ component: 'worker' }),
     });
     cleanups.push(() => workers.stop());
@@ -189,6 +225,8 @@ export async function start(
     cleanups.push(() => dockerEvents.stop());
 
     await startMatrix(config, matrix, temporal, log);
+    await voice.reconcile();
+    await voice.listen();
 
     const dispatcher = new RpcDispatcher(log.child({ component: 'rpc' }));
     const containerIds = new SingleFlightCache(
@@ -254,6 +292,25 @@ export async function start(
         network: config.containers.network,
       },
       log: log.child({ component: 'containers' }),
+    });
+    registerWebrtcMethods(dispatcher, {
+      client: temporal.client,
+      taskQueue: config.temporal.taskQueue,
+      hostId: config.hostId,
+      hub: voice.hub,
+      auditLog,
+      keystore,
+      matrixReady: () => matrix.loggedIn,
+      tokenKey: voice.tokenKey,
+      voice: config.voice,
+      matrixPolicy: {
+        trustedRooms: config.matrix.trustedRooms,
+        emptyListAllowsAll: config.matrix.emptyListAllowsAll,
+      },
+      containers: config.containers,
+      signalingUrl: voice.signalingUrl,
+      callPageUrl: voice.callPageUrl,
+      log: log.child({ component: 'webrtc' }),
     });
     registerKeyMethods(dispatcher, keystore);
     registerConfigMethods(dispatcher, configStore);

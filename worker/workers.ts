@@ -17,8 +17,8 @@ export interface WorkersOptions {
   namespace: string;
   taskQueue: string;
   hostId: string;
-  hostActivities: HostContainerActivities & MatrixActivities;
-  sharedActivities: SharedActivities;
+  hostActivities: HostContainerActivities & MatrixActivities & object;
+  sharedActivities: SharedActivities & object;
   log: Logger;
 }
 

@@ -6,6 +6,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { EndReason, LifecycleState } from '../machines/lifecycle';
 import type { BudgetLedger } from '../services/budget';
+import type { UserCallState, VoiceEndReason } from '../machines/voice-call.machine';
 
 export const SHARED_TASK_QUEUE = 'armorclaw';
 /** Docker and media activities run on the host that owns the container (architecture rule 5). */
@@ -166,3 +167,191 @@ export const budgetReportSignal = defineSignal<[BudgetReport]>('budget-report');
 export const budgetStatusQuery = defineQuery<BudgetStatus>('budget-status');
 /** Replaces the policy (limits may rise or fall mid-period); answers the status under it. */
 export const budgetConfigureUpdate = defineUpdate<BudgetStatus, [BudgetPolicy]>('budget-configure');
+
+// --- voice calls ----------------------------------------------------------------------------
+
+export const callWorkflowId = (sessionId: string): string => `call-${sessionId}`;
+
+/** The agent a call talks to: a run started for the call, or one already running. */
+export type CallAgent =
+  | { kind: 'existing'; containerName: string }
+  | { kind: 'start'; run: ContainerRunInput };
+
+/** Failure types of `call-ready`: the RPC layer maps them to the spec's error codes. */
+export const CallFailureType = {
+  RoomDenied: 'RoomDenied', // -32001
+  RateLimited: 'RateLimited', // -32002
+  MaxConcurrent: 'MaxConcurrent', // -32003
+  SecurityViolation: 'SecurityViolation', // -32005
+  BudgetExceeded: 'BudgetExceeded', // -32006
+  AgentUnavailable: 'AgentUnavailable', // -32000
+  CallEnded: 'CallEnded',
+} as const;
+
+/** A call's input: ids and limits only (tokens, TURN passwords and SDP never enter history). */
+export interface VoiceCallInput {
+  sessionId: string;
+  roomId: string;
+  /** The Matrix user placing the call, when the client says. */
+  userId?: string;
+  hostId: string;
+  ttlMs: number;
+  connectTimeoutMs: number;
+  agent: CallAgent;
+  /** Stop the agent's run when the call ends (always for runs started for the call). */
+  stopAgentOnEnd: boolean;
+  policy: {
+    allowedRooms: string[];
+    blockedRooms: string[];
+    trustedRooms: string[];
+    emptyListAllowsAll: boolean;
+    requireEncryptedRoom: boolean;
+    requireMembership: boolean;
+    rateLimitCalls: number;
+    rateLimitWindowMs: number;
+    maxConcurrentCalls: number;
+  };
+  budget: { maxDurationMs: number; maxTokens: number; warningFraction: number };
+  /** Media health check period (the peer lives in one bridge process). */
+  mediaCheckIntervalMs: number;
+}
+
+/** What `call-ready` answers once the call's media is prepared on its host. */
+export interface CallReady {
+  session_id: string;
+  room_id: string;
+  container_name: string;
+  host_id: string;
+  /** Unix ms at which the call expires (its TTL). */
+  expires_at_ms: number;
+}
+
+export interface VoiceCallStatus {
+  session_id: string;
+  room_id: string;
+  user_id?: string;
+  state: LifecycleState;
+  user_state: UserCallState;
+  container_name?: string;
+  host_id: string;
+  created_at: string;
+  connected_at?: string;
+  ended_at?: string;
+  end_reason?: VoiceEndReason;
+  end_detail?: string;
+  tokens_used: number;
+  ice_restarts: number;
+  cleanup_done: boolean;
+}
+
+export interface VoiceCallResult {
+  state: LifecycleState;
+  end_reason?: VoiceEndReason;
+  end_detail?: string;
+  /** Whole seconds from start to end, and the spec's "5m23s" rendering. */
+  duration_s: number;
+  duration: string;
+}
+
+/** Peer facts from the host's media hub. */
+export type CallPeerEvent = 'connected' | 'disconnected' | 'failed';
+
+/** Waits until the call is admitted and its media prepared (or throws a CallFailureType). */
+export const callReadyUpdate = defineUpdate<CallReady>('call-ready');
+/** Ends the call and waits until it has, cleanup included. */
+export const endCallUpdate = defineUpdate<VoiceCallResult, [{ reason?: string }]>('end-call');
+export const callPeerSignal = defineSignal<[{ event: CallPeerEvent }]>('call-peer');
+export const callHangupSignal = defineSignal<[{ reason: string }]>('call-hangup');
+export const callMediaLostSignal = defineSignal<[{ detail: string }]>('call-media-lost');
+export const callUsageSignal = defineSignal<[{ tokens: number }]>('call-usage');
+export const callStatusQuery = defineQuery<VoiceCallStatus>('call-status');
+
+// --- voice admission ------------------------------------------------------------------------
+
+/** The one call-admission entity workflow of a Temporal namespace (every bridge shares it). */
+export const CALL_ADMISSION_WORKFLOW_ID = 'call-admission';
+
+/** The configured limits (`voice.rate_limit_calls`, `…_window`, `…max_concurrent_calls`). */
+export interface CallAdmissionLimits {
+  /** Admissions one user key may have in any sliding window of `rateLimitWindowMs`. */
+  rateLimitCalls: number;
+  rateLimitWindowMs: number;
+  /** Calls admitted and not yet released (or expired) across every bridge. */
+  maxConcurrentCalls: number;
+}
+
+export interface AdmitCallArgs {
+  /** The call's session id (its workflow is `call-<sessionId>`); admitting it twice counts once. */
+  sessionId: string;
+  roomId: string;
+  /** Who the rate limit counts against: the Matrix user id, or `room:<roomId>` when unknown. */
+  userKey: string;
+  hostId: string;
+  /**
+   * When the call's TTL ends (epoch ms). A slot never released is dropped at the first admit
+   * after `expiresAtMs + CALL_ADMISSION_EXPIRY_GRACE_MS`.
+   */
+  expiresAtMs: number;
+  limits: CallAdmissionLimits;
+}
+
+/** How long past its `expiresAtMs` an unreleased call keeps its slot (its cleanup's time). */
+export const CALL_ADMISSION_EXPIRY_GRACE_MS = 60_000;
+
+export interface CallAdmitted {
+  admitted: true;
+  /** Calls holding a slot now, this one included. */
+  active: number;
+}
+
+export interface CallRefused<Reason extends string> {
+  admitted: false;
+  reason: Reason;
+  message: string;
+}
+
+/** What the admission workflow answers (`admit-call`). */
+export type CallAdmissionDecision = CallAdmitted | CallRefused<'rate_limited' | 'max_concurrent'>;
+/** What the `admitCall` activity answers: the workflow's decision, or the budget gate's. */
+export type AdmitCallResult = CallAdmissionDecision | CallRefused<'budget_exceeded'>;
+export type CallRefusalReason = Extract<AdmitCallResult, { admitted: false }>['reason'];
+
+/** A call holding a slot. */
+export interface ActiveCall {
+  sessionId: string;
+  roomId: string;
+  userKey: string;
+  hostId: string;
+  /** Workflow time of the admission. */
+  admittedAtMs: number;
+  expiresAtMs: number;
+}
+
+/** The admission workflow's durable state, carried across continue-as-new. */
+export interface CallAdmissionState {
+  /** By session id. */
+  active: Record<string, ActiveCall>;
+  /** Admission times (workflow ms, ascending) per user key within the last rate window. */
+  recent: Record<string, number[]>;
+  /** The rate window of the latest admit: what `recent` is counted over in the status. */
+  rateLimitWindowMs: number;
+}
+
+export interface CallAdmissionWorkflowInput {
+  state?: CallAdmissionState;
+  /** History length past which the workflow continues as new (default 2000; tests lower it). */
+  maxHistoryEvents?: number;
+}
+
+/** The `admission-status` query: slots held and admissions per user in the current window. */
+export interface CallAdmissionStatus {
+  /** Oldest admission first. */
+  active: ActiveCall[];
+  /** Admissions per user key within the latest rate window (users with none are left out). */
+  recent: Record<string, number>;
+}
+
+export const admitCallUpdate = defineUpdate<CallAdmissionDecision, [AdmitCallArgs]>('admit-call');
+/** Frees the session's slot; an unknown session id is ignored. */
+export const releaseCallSignal = defineSignal<[{ sessionId: string }]>('release-call');
+export const admissionStatusQuery = defineQuery<CallAdmissionStatus>('admission-status');

@@ -3,3 +3,5 @@ export { containerRunWorkflow } from './container-run';
 export { matrixSyncWorkflow } from './matrix-sync';
 export { matrixSendWorkflow } from './matrix-send';
 export { budgetWorkflow } from './budget';
+export { callAdmissionWorkflow } from './admission';
+export { voiceCallWorkflow } from './voice-call';

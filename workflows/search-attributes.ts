@@ -25,6 +25,12 @@ export const ArmorclawKeyId = defineSearchAttributeKey(
   SearchAttributeType.KEYWORD,
 );
 
+/** A call's user-visible state (Connecting, Live, Reconnecting, Ended, Failed). */
+export const ArmorclawUserState = defineSearchAttributeKey(
+  'ArmorclawUserState',
+  SearchAttributeType.KEYWORD,
+);
+
 export const allSearchAttributes = [
   ArmorclawKind,
   ArmorclawState,
@@ -33,4 +39,5 @@ export const allSearchAttributes = [
   ArmorclawHost,
   ArmorclawAgentType,
   ArmorclawKeyId,
+  ArmorclawUserState,
 ] as const;

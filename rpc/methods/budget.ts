@@ -107,6 +107,8 @@ export interface AgentBudgetDeps {
   client: Client;
   prices: ModelPrices;
   unknownModel: UnknownModelPolicy;
+  /** Told of every recorded report (a call on this agent counts its tokens). */
+  onUsage?(containerName: string, tokens: number): void;
 }
 
 const reportParams = z.strictObject({
@@ -143,6 +145,7 @@ export function registerAgentBudgetMethods(
     } catch {
       throw internalError('Internal error: usage not recorded (budget unavailable)');
     }
+    deps.onUsage?.(containerName, p.input_tokens + p.output_tokens);
     return { status: 'recorded', cost_usd: toUsd(cost) };
   });
 }

@@ -55,7 +55,7 @@ export interface ContainerMethodsDeps {
   now?: () => number;
 }
 
-const AGENT_TYPE = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
+export const AGENT_TYPE = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
 // Docker image references: registry/name:tag or @digest, no spaces or shell characters.
 const IMAGE_REF =
   /^[a-z0-9][a-z0-9._/-]{0,254}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
@@ -125,20 +125,7 @@ export function registerContainerMethods(
       };
       let handle;
       try {
-        handle = await deps.client.workflow.start('containerRunWorkflow', {
-          taskQueue: deps.taskQueue,
-          workflowId: containerWorkflowId(containerName),
-          args: [input],
-          // Names are unique forever: a finished run's name is never reused.
-          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-          typedSearchAttributes: [
-            { key: ArmorclawKind, value: 'container' },
-            { key: ArmorclawState, value: 'Pending' },
-            { key: ArmorclawAgentType, value: agentType },
-            { key: ArmorclawKeyId, value: p.key_id },
-            { key: ArmorclawHost, value: deps.hostId },
-          ],
-        });
+        handle = await startRunWorkflow(deps.client, deps.taskQueue, input);
       } catch (err) {
         if (err instanceof WorkflowExecutionAlreadyStartedError) continue;
         throw err;
@@ -191,7 +178,25 @@ export function registerContainerMethods(
   });
 }
 
-function checkCredential(keystore: Keystore, keyId: string): void {
+/** Starts a container run's workflow (throws WorkflowExecutionAlreadyStartedError if taken). */
+export function startRunWorkflow(client: Client, taskQueue: string, input: ContainerRunInput) {
+  return client.workflow.start('containerRunWorkflow', {
+    taskQueue,
+    workflowId: containerWorkflowId(input.containerName),
+    args: [input],
+    // Names are unique forever: a finished run's name is never reused.
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    typedSearchAttributes: [
+      { key: ArmorclawKind, value: 'container' },
+      { key: ArmorclawState, value: 'Pending' },
+      { key: ArmorclawAgentType, value: input.agentType },
+      { key: ArmorclawKeyId, value: input.keyId },
+      { key: ArmorclawHost, value: input.hostId },
+    ],
+  });
+}
+
+export function checkCredential(keystore: Keystore, keyId: string): void {
   try {
     keystore.get(keyId);
   } catch (err) {

@@ -5,7 +5,14 @@ import {
   type VoiceCallEvent,
 } from '../../machines/voice-call.machine';
 
-const input = { ttlMs: 600_000, connectTimeoutMs: 30_000, budgetWarningMs: 480_000 };
+const input = {
+  ttlMs: 600_000,
+  connectTimeoutMs: 30_000,
+  budgetWarningMs: 480_000,
+  maxDurationMs: 540_000,
+  maxTokens: 1000,
+  tokenWarningAt: 800,
+};
 type Snap = ReturnType<typeof initialTransition<typeof voiceCallMachine>>[0];
 
 function run(events: Array<VoiceCallEvent | { delayed: string }>): {
@@ -123,5 +130,39 @@ describe('voice call machine', () => {
     const [after, acts] = transition(voiceCallMachine, snap, { type: 'PEER_CONNECTED' });
     expect(after.value).toBe('Ended');
     expect(acts).toEqual([]);
+  });
+  test('per-call tokens: a warning at the fraction, once; the limit ends the call', () => {
+    const { snap, actions } = run([
+      { type: 'PEER_CONNECTED' },
+      { type: 'USAGE', tokens: 500 },
+      { type: 'USAGE', tokens: 350 },
+      { type: 'USAGE', tokens: 100 },
+      { type: 'USAGE', tokens: 50 },
+    ]);
+    expect(actions.filter((a) => a === 'warnBudget')).toHaveLength(1);
+    expect(states(snap).lifecycle).toBe('Ended');
+    expect(snap.context.endReason).toBe('budget_exceeded');
+    expect(snap.context.tokensUsed).toBe(1000);
+  });
+
+  test('talk-time budget: maxDuration after connect ends the call', () => {
+    const { snap } = run([{ type: 'PEER_CONNECTED' }, { delayed: 'maxDuration' }]);
+    expect(states(snap)).toEqual({ lifecycle: 'Ended', user: 'Ended' });
+    expect(snap.context.endReason).toBe('budget_exceeded');
+  });
+
+  test('media lost (bridge restarted) → Failed, from Pending or Live', () => {
+    for (const before of [[], [{ type: 'PEER_CONNECTED' } as VoiceCallEvent]]) {
+      const { snap, actions } = run([...before, { type: 'MEDIA_LOST', detail: 'restart' }]);
+      expect(states(snap)).toEqual({ lifecycle: 'Failed', user: 'Failed' });
+      expect(snap.context.endReason).toBe('media_lost');
+      expect(actions).toContain('cleanup');
+    }
+  });
+
+  test('rejected while Pending → Failed with the reason', () => {
+    const { snap } = run([{ type: 'REJECTED', detail: 'rate_limited' }]);
+    expect(states(snap).lifecycle).toBe('Failed');
+    expect(snap.context).toMatchObject({ endReason: 'rejected', endDetail: 'rate_limited' });
   });
 });
