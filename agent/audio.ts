@@ -14,7 +14,7 @@ import net from 'node:net';
 import { rms, zeroCrossingFrequency } from '../media/audio-analysis';
 import { runEchoAgent, type EchoAgentHandle, type EchoMode } from '../media/echo';
 import { FRAME_MS, SAMPLE_RATE } from '../media/pcm';
-import type { PcmFrame } from '../media/pcm-framing';
+import { PcmFramingError, type PcmFrame } from '../media/pcm-framing';
 
 /** How the agent answers a call: `echo`, or `tone` at `frequency` Hz. */
 export type AgentAudioMode = { kind: 'echo' } | { kind: 'tone'; frequency: number };
@@ -108,15 +108,17 @@ export class AgentAudio {
     call.handle = runEchoAgent(socket, echoMode, { onAudio: (frame) => hear(call, frame) });
     call.report = setInterval(() => report(call, notify), REPORT_EVERY_MS);
     call.handle.done.then(
-      () => this.finish(call, 'ended'),
-      () => this.finish(call, 'broken stream'),
+      () => this.finish(call, 'stream ended'),
+      // A reset or EPIPE is the bridge hanging up mid-write, not a fault of the stream.
+      (err) =>
+        this.finish(call, err instanceof PcmFramingError ? 'bad framing' : 'connection lost'),
     );
   }
 
   /** `audio.end` {session_id}: stop answering and close the audio socket. */
   end(params: unknown): void {
     const call = this.call;
-    if (call && call.sessionId === sessionIdOf(params)) this.finish(call, 'ended by the bridge');
+    if (call && call.sessionId === sessionIdOf(params)) this.finish(call, 'audio.end');
   }
 
   /** Ends whatever call is going (the agent is stopping). */
@@ -135,7 +137,7 @@ export class AgentAudio {
     if (socket) setTimeout(() => socket.destroy(), 500).unref();
     if (socket) {
       this.deps.log(
-        `audio call ${call.sessionId} ${why} (${call.handle?.received() ?? 0} frames heard)`,
+        `audio call ${call.sessionId} ended: ${why} (${call.handle?.received() ?? 0} frames heard)`,
       );
     }
   }

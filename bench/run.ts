@@ -17,8 +17,9 @@ import { DEFAULT_SUITE_BUDGET_MS, type BenchSettings, type Suite } from './lib/s
 import { containerStart } from './container-start';
 import { matrixPush } from './matrix-push';
 import { rpcRoundtrip } from './rpc-roundtrip';
+import { voice } from './voice';
 
-const suites: Suite[] = [rpcRoundtrip, containerStart, matrixPush];
+const suites: Suite[] = [rpcRoundtrip, containerStart, matrixPush, voice];
 
 class SettingError extends Error {}
 

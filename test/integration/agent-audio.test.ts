@@ -249,7 +249,7 @@ describe('agent audio through the real bridge', () => {
     await waitFor('END from the agent', () => frames.some((f) => f.type === FrameType.END));
     await closedOf(stream);
     await waitFor('the end log line', async () =>
-      /audio call call-it-2 ended \(/.test(await agentLogs()),
+      /audio call call-it-2 ended: stream ended/.test(await agentLogs()),
     );
     await waitFor(
       'an audio_in of 523 Hz',

@@ -4,7 +4,6 @@
  * credentials, and fails with wrong or expired ones. Fails (never skips) when `turnserver` is missing: `bash scripts/setup.sh --test` installs Debian's coturn.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import dgram from 'node:dgram';
 import {
   MediaStreamTrack,
@@ -18,6 +17,7 @@ import { rms, zeroCrossingFrequency } from '../../media/audio-analysis';
 import { OpusEncoder } from '../../media/opus';
 import { AudioPeer, type TurnServer } from '../../media/peer';
 import { freePort } from '../support/ports';
+import { issueTurnCredentials } from '../../services/turn-credentials';
 
 const hasCoturn =
   spawnSync('sh', ['-c', 'command -v turnserver'], { encoding: 'utf8' }).status === 0;
@@ -31,19 +31,21 @@ jest.setTimeout(90_000);
 
 const SECRET = 'media-turn-test-secret';
 
-/** coturn REST credentials: username `<unix expiry>:<session>`, password base64(HMAC-SHA1(secret, username)). */
+/** Credentials as `webrtc.start` issues them (services/turn-credentials.ts), for `urls`. */
 function restCredentials(
   urls: string,
   session: string,
   expiresAt: number,
   secret = SECRET,
 ): TurnServer {
-  const username = `${Math.floor(expiresAt / 1000)}:${session}`;
-  return {
-    urls,
-    username,
-    credential: createHmac('sha1', secret).update(username).digest('base64'),
-  };
+  const ttlSeconds = 600;
+  const issued = issueTurnCredentials({
+    secret,
+    sessionId: session,
+    ttlSeconds,
+    nowMs: expiresAt - ttlSeconds * 1000,
+  });
+  return { urls, username: issued.username, credential: issued.password };
 }
 
 /** Starts coturn on loopback with REST auth; resolves once it answers on its port. */

@@ -1,0 +1,636 @@
+/**
+ * Suite `voice`: what the bridge adds to a voice call, against two werift peers talking to each
+ * other directly in the bench process, measured in the same run.
+ *
+ * - Round trip: the caller sends silence with a tone burst at a known frame; the time from
+ *   sending the burst's first frame to the arrival of the first frame heard back above an RMS
+ *   threshold. Bridge path: caller → bridge (Opus decode) → echo agent container (PCM over its
+ *   socket) → bridge (Opus encode) → caller. Direct path: caller → a second AudioPeer that
+ *   sends every decoded frame straight back. Same codec passes either way (two encodes, two
+ *   decodes).
+ * - Connect time: `webrtc.start` sent → caller connected, against offer made → connected.
+ * - Bridge CPU per call with N concurrent calls streaming a tone both ways, idle bridge as
+ *   baseline; and the most concurrent calls with no packet or frame lost.
+ *
+ * One call per agent container (`key_id` in `webrtc.start`), as a deployment runs them.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { rms } from '../media/audio-analysis';
+import { ToneGenerator } from '../media/echo';
+import { AudioPeer, type AudioPeerStats } from '../media/peer';
+import { silentFrame } from '../media/pcm';
+import { removeDir, type BridgeProcess } from '../test/support/bridge-process';
+import { rpc } from '../test/support/containers';
+import { docker, ensureAgentImage, ensureDocker } from '../test/support/docker';
+import {
+  bridgeSlot,
+  setupMatrixWorld,
+  startBridge,
+  teardownMatrixWorld,
+  type BridgeSlot,
+  type MatrixWorld,
+} from '../test/support/matrix-scenario';
+import { PROJECT_ROOT } from './lib/child';
+import { onCleanup } from './lib/cleanup';
+import { prepareCpuSampling, processCpuSeconds, systemBusyCpuSeconds } from './lib/cpu';
+import { machineInfo } from './lib/machine';
+import type { BenchSettings, Suite } from './lib/suite';
+import { summariseMs, type MsSummary } from './lib/stats';
+import { barChartPanel, legend, REFERENCE_COLOR } from './lib/svg';
+
+const intEnv = (name: string, fallback: number): number => {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
+  return v;
+};
+
+/** Sequential calls per path for connect time; the first LATENCY_CALLS also carry bursts. */
+const CONNECT_CALLS = intEnv('BENCH_VOICE_CONNECT_CALLS', 10);
+const LATENCY_CALLS = Math.min(CONNECT_CALLS, intEnv('BENCH_VOICE_LATENCY_CALLS', 3));
+const BURSTS_PER_CALL = intEnv('BENCH_VOICE_BURSTS', 10);
+const WINDOW_S = intEnv('BENCH_VOICE_WINDOW_SECONDS', 10);
+const LEVELS = (process.env.BENCH_VOICE_LEVELS ?? '1,10,20,30,40')
+  .split(',')
+  .map((s) => Number(s.trim()))
+  .filter((n) => Number.isInteger(n) && n > 0 && n <= 50)
+  .sort((a, b) => a - b);
+/** Levels measured for CPU whatever happens to loss (the brief's 1, 10, 20). */
+const CPU_LEVELS = 20;
+const START_BATCH = 5;
+
+const AIM_ADDED_P95_MS = 20;
+const AIM_CALLS = 40;
+const FRAME_MS = 20;
+/** Burst cycle: SILENCE_FRAMES of silence, then TONE_FRAMES of tone. */
+const SILENCE_FRAMES = 25;
+const TONE_FRAMES = 10;
+/** Per-frame RMS above which a frame counts as the burst (tone sent at RMS 0.354). */
+const ONSET_RMS = 0.05;
+const WARMUP_S = 2;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const now = () => performance.now();
+const ICE = { additionalHostAddresses: ['127.0.0.1'] };
+
+type Mode = 'silence' | 'tone' | 'bursts' | 'pause';
+
+/** One caller (or the near end of a direct pair), fed a frame every 20 ms by the Driver. */
+class Caller {
+  mode: Mode = 'silence';
+  private readonly tone = new ToneGenerator(440, 0.5);
+  private readonly silence = silentFrame();
+  private frame = 0;
+  private pendingBurstAt: number | undefined;
+  readonly roundTrips: number[] = [];
+  missed = 0;
+  sessionId: string | undefined;
+  containerName: string | undefined;
+  /** The far end of a direct pair. */
+  far: AudioPeer | undefined;
+
+  constructor(readonly peer: AudioPeer) {
+    peer.onAudioFrame((f) => {
+      if (this.pendingBurstAt !== undefined && rms(f.pcm) > ONSET_RMS) {
+        this.roundTrips.push(now() - this.pendingBurstAt);
+        this.pendingBurstAt = undefined;
+      }
+    });
+  }
+
+  /** Starts `n` burst cycles; resolves when they are done. */
+  async bursts(n: number): Promise<void> {
+    this.frame = 0;
+    this.mode = 'bursts';
+    await sleep(n * (SILENCE_FRAMES + TONE_FRAMES) * FRAME_MS + 500);
+    if (this.pendingBurstAt !== undefined) this.missed++;
+    this.pendingBurstAt = undefined;
+    this.mode = 'silence';
+  }
+
+  tick(): void {
+    if (this.mode === 'pause' || this.peer.connectionState !== 'connected') return;
+    if (this.mode === 'silence') {
+      this.peer.sendAudioFrame(this.silence);
+      return;
+    }
+    if (this.mode === 'tone') {
+      this.peer.sendAudioFrame(this.tone.next());
+      return;
+    }
+    const pos = this.frame++ % (SILENCE_FRAMES + TONE_FRAMES);
+    if (pos < SILENCE_FRAMES) {
+      this.peer.sendAudioFrame(this.silence);
+      return;
+    }
+    if (pos === SILENCE_FRAMES) {
+      if (this.pendingBurstAt !== undefined) this.missed++;
+      this.pendingBurstAt = now();
+    }
+    this.peer.sendAudioFrame(this.tone.next());
+  }
+
+  async close(): Promise<void> {
+    await this.peer.close().catch(() => undefined);
+    await this.far?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Sends one frame for every live caller every 20 ms, on a drift-free schedule (browsers send
+ * 50 packets a second, silence included). Records how late each tick ran.
+ */
+class Driver {
+  readonly callers = new Set<Caller>();
+  private running = true;
+  private readonly done: Promise<void>;
+  lateMs: number[] = [];
+
+  constructor() {
+    this.done = (async () => {
+      let due = now();
+      while (this.running) {
+        const late = now() - due;
+        this.lateMs.push(late);
+        for (const c of this.callers) c.tick();
+        due += FRAME_MS;
+        // More than 10 frames behind: the process cannot keep up; do not burst to catch up.
+        if (now() - due > 10 * FRAME_MS) due = now();
+        await sleep(Math.max(0, due - now()));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.done;
+  }
+}
+
+interface StartedCall {
+  caller: Caller;
+  rpcMs: number;
+  connectMs: number;
+}
+
+interface LevelResult {
+  calls: number;
+  window_s: number;
+  bridge_cpu_s: number;
+  bridge_cpu_pct: number;
+  bridge_cpu_pct_per_call: number;
+  bench_process_cpu_pct: number;
+  machine_busy_pct: number | null;
+  frames_sent: number;
+  frames_received: number;
+  frames_missing: number;
+  packets_received: number;
+  packets_lost: number;
+  packets_late: number;
+  decode_errors: number;
+  calls_disconnected: number;
+  driver_late_ms: MsSummary;
+  loss_free: boolean;
+  added_calls_connect_ms: MsSummary | null;
+}
+
+const sumStats = (list: AudioPeerStats[]): AudioPeerStats =>
+  list.reduce(
+    (a, s) => {
+      for (const k of Object.keys(a) as Array<keyof AudioPeerStats>) a[k] += s[k];
+      return a;
+    },
+    {
+      packetsReceived: 0,
+      packetsLost: 0,
+      packetsLate: 0,
+      decodeErrors: 0,
+      framesDecoded: 0,
+      framesSent: 0,
+      framesDropped: 0,
+      iceRestarts: 0,
+    } as AudioPeerStats,
+  );
+
+export const voice: Suite = {
+  name: 'voice',
+  budgetMs: () => 25 * 60_000,
+  async run(settings: BenchSettings): Promise<string[]> {
+    if (LEVELS.length === 0) throw new Error('BENCH_VOICE_LEVELS names no level from 1 to 50');
+    prepareCpuSampling();
+    await ensureDocker();
+    await ensureAgentImage();
+    const machine = machineInfo(PROJECT_ROOT);
+    const stops: Array<() => Promise<void>> = [];
+    const driver = new Driver();
+    stops.push(onCleanup(() => driver.stop()));
+    const live = new Set<Caller>();
+    try {
+      console.log('starting Synapse...');
+      const w: MatrixWorld = await setupMatrixWorld();
+      stops.push(onCleanup(() => teardownMatrixWorld(w)));
+      const hostId = `bench-voice-${process.pid}`;
+      const slot: BridgeSlot = await bridgeSlot(w, {
+        ARMORCLAW_HOST_ID: hostId,
+        ARMORCLAW_LOG_LEVEL: 'warn',
+        ARMORCLAW_MATRIX_TRUSTED_ROOMS: w.rooms.agent,
+        ARMORCLAW_VOICE_SIGNALING_PORT: '0',
+        ARMORCLAW_VOICE_REQUIRE_ENCRYPTED_ROOM: 'false',
+        ARMORCLAW_VOICE_REQUIRE_MEMBERSHIP: 'false',
+        ARMORCLAW_VOICE_RATE_LIMIT_CALLS: '10000',
+        ARMORCLAW_VOICE_MAX_CONCURRENT_CALLS: '1000',
+        ARMORCLAW_VOICE_MAX_CALL_DURATION: '1h',
+        ARMORCLAW_VOICE_ICE_HOST_ADDRESSES: '127.0.0.1',
+      });
+      stops.push(onCleanup(() => removeDir(slot.dir)));
+      console.log('starting the bridge (embedded Temporal, Matrix login, Docker)...');
+      const bridge: BridgeProcess = await startBridge(slot);
+      stops.push(
+        onCleanup(async () => {
+          // End what is still live, stop the bridge, then remove anything its host id labels.
+          await Promise.all(
+            [...live].map((c) =>
+              c.sessionId
+                ? rpc(bridge.socketPath, 'webrtc.end', { session_id: c.sessionId }, 60_000).catch(
+                    () => undefined,
+                  )
+                : undefined,
+            ),
+          );
+          const killer = setTimeout(() => bridge.child.kill('SIGKILL'), 30_000);
+          await bridge.stop();
+          clearTimeout(killer);
+          const left = await docker(['ps', '-aq', '--filter', `label=armorclaw.host=${hostId}`]);
+          const ids = left.stdout.split('\n').filter(Boolean);
+          if (ids.length > 0) await docker(['rm', '-f', ...ids]);
+        }),
+      );
+      const pid = bridge.child.pid!;
+      const call = (method: string, params?: unknown) =>
+        rpc(bridge.socketPath, method, params, 120_000);
+      const keyId = 'bench-voice';
+      const stored = await call('store_key', { id: keyId, provider: 'openai', token: 'sk-bench' });
+      if (stored.error) throw new Error(`store_key: ${JSON.stringify(stored.error)}`);
+
+      const startCall = async (): Promise<StartedCall> => {
+        const { peer, offerSdp } = await AudioPeer.offer(ICE);
+        const caller = new Caller(peer);
+        live.add(caller);
+        const t0 = now();
+        const res = await call('webrtc.start', {
+          room_id: w.rooms.agent,
+          user_id: w.alice.userId,
+          key_id: keyId,
+          ttl: '1h',
+          sdp_offer: offerSdp,
+        });
+        const rpcMs = now() - t0;
+        if (res.error) {
+          live.delete(caller);
+          await caller.close();
+          throw new Error(`webrtc.start: ${JSON.stringify(res.error)}`);
+        }
+        caller.sessionId = res.result.session_id;
+        caller.containerName = res.result.container_name;
+        await peer.acceptAnswer(res.result.sdp_answer);
+        await peer.waitConnected(30_000);
+        const connectMs = now() - t0;
+        driver.callers.add(caller);
+        return { caller, rpcMs, connectMs };
+      };
+      const endCall = async (c: Caller): Promise<void> => {
+        driver.callers.delete(c);
+        if (c.sessionId) {
+          const r = await call('webrtc.end', { session_id: c.sessionId, reason: 'user_hangup' });
+          if (r.error) console.warn(`webrtc.end ${c.sessionId}: ${JSON.stringify(r.error)}`);
+        }
+        live.delete(c);
+        await c.close();
+      };
+      const startDirect = async (): Promise<StartedCall> => {
+        const { peer, offerSdp } = await AudioPeer.offer(ICE);
+        const caller = new Caller(peer);
+        const t0 = now();
+        const { peer: far, answerSdp } = await AudioPeer.answer(offerSdp, ICE);
+        caller.far = far;
+        far.onAudioFrame((f) => far.sendAudioFrame(f.pcm));
+        const rpcMs = now() - t0;
+        await peer.acceptAnswer(answerSdp);
+        await peer.waitConnected(30_000);
+        const connectMs = now() - t0;
+        driver.callers.add(caller);
+        return { caller, rpcMs, connectMs };
+      };
+
+      // --- warmup: one call each way, unrecorded (image, workflow bundle, codec JIT) -------
+      console.log('warmup: one bridge call, one direct pair...');
+      {
+        const b = await startCall();
+        await b.caller.bursts(3);
+        await endCall(b.caller);
+        const d = await startDirect();
+        await d.caller.bursts(3);
+        driver.callers.delete(d.caller);
+        await d.caller.close();
+      }
+
+      // --- connect time and round trip ------------------------------------------------------
+      const paths = {
+        bridge: { connect: [] as number[], rpc: [] as number[], rtt: [] as number[], missed: 0 },
+        direct: { connect: [] as number[], rpc: [] as number[], rtt: [] as number[], missed: 0 },
+      };
+      console.log(
+        `connect: ${CONNECT_CALLS} sequential calls per path; round trip: ${LATENCY_CALLS} × ${BURSTS_PER_CALL} bursts per path...`,
+      );
+      for (let i = 0; i < CONNECT_CALLS; i++) {
+        for (const which of ['bridge', 'direct'] as const) {
+          const s = which === 'bridge' ? await startCall() : await startDirect();
+          const p = paths[which];
+          p.connect.push(s.connectMs);
+          p.rpc.push(s.rpcMs);
+          if (i < LATENCY_CALLS) {
+            await sleep(500);
+            await s.caller.bursts(BURSTS_PER_CALL);
+            p.rtt.push(...s.caller.roundTrips);
+            p.missed += s.caller.missed;
+          }
+          if (which === 'bridge') await endCall(s.caller);
+          else {
+            driver.callers.delete(s.caller);
+            await s.caller.close();
+          }
+        }
+      }
+      const rtt = { bridge: summariseMs(paths.bridge.rtt), direct: summariseMs(paths.direct.rtt) };
+      const connect = {
+        bridge: summariseMs(paths.bridge.connect),
+        direct: summariseMs(paths.direct.connect),
+      };
+      const addedP50 = rtt.bridge.p50 - rtt.direct.p50;
+      const addedP95 = rtt.bridge.p95 - rtt.direct.p95;
+      console.log(
+        `round trip p50/p95: bridge ${rtt.bridge.p50.toFixed(1)}/${rtt.bridge.p95.toFixed(1)} ms, direct ${rtt.direct.p50.toFixed(1)}/${rtt.direct.p95.toFixed(1)} ms; connect p50 bridge ${connect.bridge.p50.toFixed(0)} ms, direct ${connect.direct.p50.toFixed(0)} ms`,
+      );
+
+      // --- idle bridge CPU ------------------------------------------------------------------
+      const measureCpu = async (seconds: number) => {
+        const b0 = processCpuSeconds(pid);
+        const m0 = systemBusyCpuSeconds();
+        const u0 = process.cpuUsage();
+        const t0 = now();
+        await sleep(seconds * 1e3);
+        const elapsed = (now() - t0) / 1e3;
+        const b1 = processCpuSeconds(pid);
+        const m1 = systemBusyCpuSeconds();
+        const u1 = process.cpuUsage(u0);
+        return {
+          elapsed,
+          bridge: (b1! - b0!) / elapsed,
+          bench: (u1.user + u1.system) / 1e6 / elapsed,
+          machine: m0 !== null && m1 !== null ? (m1 - m0) / elapsed / machine.nproc : null,
+        };
+      };
+      console.log(`idle bridge CPU over ${WINDOW_S} s...`);
+      const idle = await measureCpu(WINDOW_S);
+
+      // --- concurrent calls: CPU and loss ---------------------------------------------------
+      const levels: LevelResult[] = [];
+      const calls: Caller[] = [];
+      let stopReason = '';
+      for (const level of LEVELS) {
+        console.log(`level ${level}: starting ${level - calls.length} more calls...`);
+        const added: number[] = [];
+        let failure: Error | undefined;
+        while (calls.length < level && !failure) {
+          const n = Math.min(START_BATCH, level - calls.length);
+          const results = await Promise.allSettled(Array.from({ length: n }, () => startCall()));
+          for (const r of results) {
+            if (r.status === 'fulfilled') {
+              calls.push(r.value.caller);
+              added.push(r.value.connectMs);
+            } else failure = r.reason as Error;
+          }
+        }
+        if (failure) {
+          stopReason = `at ${level} calls a call could not start (${failure.message.slice(0, 300)})`;
+          console.warn(`level ${level}: ${stopReason}`);
+          break;
+        }
+        await sleep(1000);
+        // Quiet (nothing in flight), count, stream a tone, quiet again, count.
+        for (const c of calls) c.mode = 'pause';
+        await sleep(1000);
+        const before = calls.map((c) => c.peer.stats);
+        for (const c of calls) c.mode = 'tone';
+        driver.lateMs = [];
+        await sleep(WARMUP_S * 1e3);
+        const cpu = await measureCpu(WINDOW_S);
+        const lateness = summariseMs(driver.lateMs);
+        for (const c of calls) c.mode = 'pause';
+        await sleep(1500);
+        const after = calls.map((c) => c.peer.stats);
+        for (const c of calls) c.mode = 'silence';
+        const delta = sumStats(
+          after.map((a, i) => {
+            const b = before[i]!;
+            const d = { ...a };
+            for (const k of Object.keys(d) as Array<keyof AudioPeerStats>) d[k] -= b[k];
+            return d;
+          }),
+        );
+        const disconnected = calls.filter((c) => c.peer.connectionState !== 'connected').length;
+        const missing = delta.framesSent - delta.framesDecoded;
+        const lossFree =
+          missing === 0 && delta.packetsLost === 0 && delta.decodeErrors === 0 && !disconnected;
+        const bridgePct = (cpu.bridge - idle.bridge) * 100;
+        const r: LevelResult = {
+          calls: level,
+          window_s: cpu.elapsed,
+          bridge_cpu_s: cpu.bridge * cpu.elapsed,
+          bridge_cpu_pct: cpu.bridge * 100,
+          bridge_cpu_pct_per_call: bridgePct / level,
+          bench_process_cpu_pct: cpu.bench * 100,
+          machine_busy_pct: cpu.machine === null ? null : cpu.machine * 100,
+          frames_sent: delta.framesSent,
+          frames_received: delta.framesDecoded,
+          frames_missing: missing,
+          packets_received: delta.packetsReceived,
+          packets_lost: delta.packetsLost,
+          packets_late: delta.packetsLate,
+          decode_errors: delta.decodeErrors,
+          calls_disconnected: disconnected,
+          driver_late_ms: lateness,
+          loss_free: lossFree,
+          added_calls_connect_ms: added.length ? summariseMs(added) : null,
+        };
+        levels.push(r);
+        console.log(
+          `level ${level}: bridge ${r.bridge_cpu_pct.toFixed(1)}% of a core (${r.bridge_cpu_pct_per_call.toFixed(2)}%/call over idle), frames ${r.frames_received}/${r.frames_sent}, packets lost ${r.packets_lost}, bench process ${r.bench_process_cpu_pct.toFixed(0)}%, driver late p95 ${lateness.p95.toFixed(1)} ms`,
+        );
+        if (!lossFree && level >= CPU_LEVELS) {
+          stopReason = `loss at ${level} calls`;
+          break;
+        }
+        if (lateness.p95 > 4 * FRAME_MS && level >= CPU_LEVELS) {
+          stopReason = `the bench process could not keep the 20 ms send schedule at ${level} calls (tick lateness p95 ${lateness.p95.toFixed(0)} ms)`;
+          break;
+        }
+      }
+      const concurrentCalls = calls.length;
+      console.log(`ending ${calls.length} calls...`);
+      const tEnd = now();
+      for (let i = 0; i < calls.length; i += 10)
+        await Promise.all(calls.slice(i, i + 10).map((c) => endCall(c)));
+      const endAllMs = now() - tEnd;
+
+      const best = levels.filter((l) => l.loss_free).reduce((m, l) => Math.max(m, l.calls), 0);
+      // The highest level counts only if every level below it was loss-free too.
+      let clean = 0;
+      for (const l of levels) {
+        if (!l.loss_free) break;
+        clean = l.calls;
+      }
+      const result = {
+        machine,
+        settings: {
+          connect_calls: CONNECT_CALLS,
+          latency_calls: LATENCY_CALLS,
+          bursts_per_call: BURSTS_PER_CALL,
+          burst: { silence_frames: SILENCE_FRAMES, tone_frames: TONE_FRAMES, onset_rms: ONSET_RMS },
+          window_s: WINDOW_S,
+          warmup_s: WARMUP_S,
+          levels: LEVELS,
+        },
+        round_trip_ms: {
+          bridge: rtt.bridge,
+          direct: rtt.direct,
+          added_p50: addedP50,
+          added_p95: addedP95,
+          missed_bursts: { bridge: paths.bridge.missed, direct: paths.direct.missed },
+          aim_added_p95_ms: AIM_ADDED_P95_MS,
+          aim_met: addedP95 <= AIM_ADDED_P95_MS,
+        },
+        connect_ms: {
+          bridge: connect.bridge,
+          direct: connect.direct,
+          bridge_webrtc_start_answer: summariseMs(paths.bridge.rpc),
+          direct_answer_made: summariseMs(paths.direct.rpc),
+        },
+        idle_bridge_cpu_pct: idle.bridge * 100,
+        idle_machine_busy_pct: idle.machine === null ? null : idle.machine * 100,
+        levels,
+        most_loss_free_calls: clean,
+        highest_loss_free_level: best,
+        concurrent_calls_reached: concurrentCalls,
+        stop_reason: stopReason || null,
+        aim_calls: AIM_CALLS,
+        aim_calls_met: clean >= AIM_CALLS,
+        end_all_calls_ms: endAllMs,
+        samples: {
+          round_trip: { bridge: paths.bridge.rtt, direct: paths.direct.rtt },
+          connect: { bridge: paths.bridge.connect, direct: paths.direct.connect },
+        },
+      };
+      mkdirSync(settings.outDir, { recursive: true });
+      const jsonPath = path.join(settings.outDir, 'voice.json');
+      const svgPath = path.join(settings.outDir, 'voice.svg');
+      writeFileSync(jsonPath, JSON.stringify(result, null, 2) + '\n');
+      writeFileSync(svgPath, drawSvg(result));
+      console.log(
+        `voice: added round trip p50 ${addedP50.toFixed(1)} / p95 ${addedP95.toFixed(1)} ms; ${clean} concurrent calls loss-free; wrote ${jsonPath} and ${svgPath} (docs/benchmarks/voice.md is written by hand from them)`,
+      );
+      return [jsonPath, svgPath];
+    } finally {
+      for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    }
+  },
+};
+
+interface SvgInput {
+  round_trip_ms: { bridge: MsSummary; direct: MsSummary; aim_added_p95_ms: number };
+  connect_ms: { bridge: MsSummary; direct: MsSummary };
+  levels: LevelResult[];
+  idle_bridge_cpu_pct: number;
+}
+
+function drawSvg(r: SvgInput): string {
+  const blue = '#3b6ea5';
+  const grey = '#999999';
+  const rt = barChartPanel(
+    {
+      title: 'audio round trip (ms)',
+      groupLabel: '',
+      groups: ['p50', 'p95', 'max'],
+      series: [
+        {
+          name: 'bridge',
+          color: blue,
+          values: [r.round_trip_ms.bridge.p50, r.round_trip_ms.bridge.p95, r.round_trip_ms.bridge.max],
+        },
+        {
+          name: 'direct',
+          color: grey,
+          values: [r.round_trip_ms.direct.p50, r.round_trip_ms.direct.p95, r.round_trip_ms.direct.max],
+        },
+      ],
+      references: [
+        {
+          value: r.round_trip_ms.direct.p95 + r.round_trip_ms.aim_added_p95_ms,
+          label: `aim: direct p95 + ${r.round_trip_ms.aim_added_p95_ms} ms`,
+          group: 1,
+        },
+      ],
+      format: (v) => v.toFixed(0),
+    },
+    0,
+    20,
+    300,
+    320,
+  );
+  const ct = barChartPanel(
+    {
+      title: 'connect time (ms)',
+      groupLabel: '',
+      groups: ['p50', 'p95'],
+      series: [
+        { name: 'bridge', color: blue, values: [r.connect_ms.bridge.p50, r.connect_ms.bridge.p95] },
+        { name: 'direct', color: grey, values: [r.connect_ms.direct.p50, r.connect_ms.direct.p95] },
+      ],
+      format: (v) => v.toFixed(0),
+    },
+    300,
+    20,
+    260,
+    320,
+  );
+  const cpu = barChartPanel(
+    {
+      title: 'bridge CPU, % of a core',
+      groupLabel: 'concurrent calls (✗ = loss)',
+      groups: ['idle', ...r.levels.map((l) => `${l.calls}${l.loss_free ? '' : ' ✗'}`)],
+      series: [
+        {
+          name: 'bridge',
+          color: blue,
+          values: [r.idle_bridge_cpu_pct, ...r.levels.map((l) => l.bridge_cpu_pct)],
+        },
+      ],
+      format: (v) => v.toFixed(0),
+    },
+    560,
+    20,
+    340,
+    320,
+  );
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="900" height="360" viewBox="0 0 900 360"><rect width="900" height="360" fill="#fff"/>\n${legend(
+    [
+      { name: 'via the bridge + echo agent', color: blue },
+      { name: 'direct werift loopback', color: grey },
+      { name: 'aim', color: REFERENCE_COLOR, dashed: true },
+    ],
+    60,
+    16,
+  )}\n${rt}\n${ct}\n${cpu}\n</svg>\n`;
+}
