@@ -33,6 +33,18 @@ export function createBudgetActivities(deps: BudgetActivityDeps) {
   async function signalBudgetExceeded(args: {
     containerNames?: string[];
   }): Promise<{ signalled: string[] }> {
+    // Calls first: told before their agents stop, they end as budget_exceeded, not agent_died.
+    if (!args.containerNames) {
+      const query = `${ArmorclawKind.name} = 'call' AND ExecutionStatus = 'Running'`;
+      for await (const wf of deps.client.workflow.list({ query })) {
+        await deps.client.workflow
+          .getHandle(wf.workflowId)
+          .signal(budgetExceededSignal)
+          .catch((err) => {
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+          });
+      }
+    }
     const names = args.containerNames ?? (await listOpenContainerRuns());
     const signalled: string[] = [];
     for (const name of names) {
@@ -44,18 +56,6 @@ export function createBudgetActivities(deps: BudgetActivityDeps) {
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) continue;
         throw err;
-      }
-    }
-    // Calls end too (their agents' runs are among the containers above when started for them).
-    if (!args.containerNames) {
-      const query = `${ArmorclawKind.name} = 'call' AND ExecutionStatus = 'Running'`;
-      for await (const wf of deps.client.workflow.list({ query })) {
-        await deps.client.workflow
-          .getHandle(wf.workflowId)
-          .signal(budgetExceededSignal)
-          .catch((err) => {
-            if (!(err instanceof WorkflowNotFoundError)) throw err;
-          });
       }
     }
     deps.log.warn({ containers: signalled }, 'budget exceeded: container runs told to end');

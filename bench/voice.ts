@@ -49,8 +49,8 @@ const intEnv = (name: string, fallback: number): number => {
 
 /** Sequential calls per path for connect time; the first LATENCY_CALLS also carry bursts. */
 const CONNECT_CALLS = intEnv('BENCH_VOICE_CONNECT_CALLS', 10);
-const LATENCY_CALLS = Math.min(CONNECT_CALLS, intEnv('BENCH_VOICE_LATENCY_CALLS', 3));
-const BURSTS_PER_CALL = intEnv('BENCH_VOICE_BURSTS', 10);
+const LATENCY_CALLS = Math.min(CONNECT_CALLS, intEnv('BENCH_VOICE_LATENCY_CALLS', 10));
+const BURSTS_PER_CALL = intEnv('BENCH_VOICE_BURSTS', 3);
 const WINDOW_S = intEnv('BENCH_VOICE_WINDOW_SECONDS', 10);
 const LEVELS = (process.env.BENCH_VOICE_LEVELS ?? '1,10,20,30,40')
   .split(',')
@@ -59,7 +59,10 @@ const LEVELS = (process.env.BENCH_VOICE_LEVELS ?? '1,10,20,30,40')
   .sort((a, b) => a - b);
 /** Levels measured for CPU whatever happens to loss (the brief's 1, 10, 20). */
 const CPU_LEVELS = 20;
-const START_BATCH = 5;
+/** Calls started at once while ramping (1: one after another, as calls arrive in practice). */
+const START_BATCH = intEnv('BENCH_VOICE_START_BATCH', 1);
+/** Failed starts tolerated per level (each retried) before the ramp stops. */
+const MAX_START_FAILURES = 2;
 
 const AIM_ADDED_P95_MS = 20;
 const AIM_CALLS = 40;
@@ -70,6 +73,10 @@ const TONE_FRAMES = 10;
 /** Per-frame RMS above which a frame counts as the burst (tone sent at RMS 0.354). */
 const ONSET_RMS = 0.05;
 const WARMUP_S = 2;
+/** Quiet time after a level's tone, so every echoed frame is back before counting. */
+const DRAIN_MS = 3000;
+/** A tick this long after the previous one makes AudioPeer start a new talkspurt (a gap). */
+const SENDER_GAP_MS = 3 * FRAME_MS;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now();
@@ -147,13 +154,18 @@ class Driver {
   private running = true;
   private readonly done: Promise<void>;
   lateMs: number[] = [];
+  /** Ticks more than SENDER_GAP_MS after the previous one: the sender fell behind real time. */
+  gaps = 0;
 
   constructor() {
     this.done = (async () => {
       let due = now();
+      let last = due;
       while (this.running) {
-        const late = now() - due;
-        this.lateMs.push(late);
+        const t = now();
+        this.lateMs.push(t - due);
+        if (t - last > SENDER_GAP_MS) this.gaps++;
+        last = t;
         for (const c of this.callers) c.tick();
         due += FRAME_MS;
         // More than 10 frames behind: the process cannot keep up; do not burst to catch up.
@@ -191,6 +203,9 @@ interface LevelResult {
   packets_late: number;
   decode_errors: number;
   calls_disconnected: number;
+  sender_gaps: number;
+  start_failures: number;
+  calls_ended_by_bridge: number;
   driver_late_ms: MsSummary;
   loss_free: boolean;
   added_calls_connect_ms: MsSummary | null;
@@ -338,8 +353,20 @@ export const voice: Suite = {
 
       // --- connect time and round trip ------------------------------------------------------
       const paths = {
-        bridge: { connect: [] as number[], rpc: [] as number[], rtt: [] as number[], missed: 0 },
-        direct: { connect: [] as number[], rpc: [] as number[], rtt: [] as number[], missed: 0 },
+        bridge: {
+          connect: [] as number[],
+          rpc: [] as number[],
+          rtt: [] as number[],
+          byCall: [] as number[][],
+          missed: 0,
+        },
+        direct: {
+          connect: [] as number[],
+          rpc: [] as number[],
+          rtt: [] as number[],
+          byCall: [] as number[][],
+          missed: 0,
+        },
       };
       console.log(
         `connect: ${CONNECT_CALLS} sequential calls per path; round trip: ${LATENCY_CALLS} × ${BURSTS_PER_CALL} bursts per path...`,
@@ -354,6 +381,7 @@ export const voice: Suite = {
             await sleep(500);
             await s.caller.bursts(BURSTS_PER_CALL);
             p.rtt.push(...s.caller.roundTrips);
+            p.byCall.push(s.caller.roundTrips);
             p.missed += s.caller.missed;
           }
           if (which === 'bridge') await endCall(s.caller);
@@ -403,18 +431,25 @@ export const voice: Suite = {
         console.log(`level ${level}: starting ${level - calls.length} more calls...`);
         const added: number[] = [];
         let failure: Error | undefined;
-        while (calls.length < level && !failure) {
+        let startFailures = 0;
+        while (calls.length < level && startFailures <= MAX_START_FAILURES) {
           const n = Math.min(START_BATCH, level - calls.length);
           const results = await Promise.allSettled(Array.from({ length: n }, () => startCall()));
           for (const r of results) {
             if (r.status === 'fulfilled') {
               calls.push(r.value.caller);
               added.push(r.value.connectMs);
-            } else failure = r.reason as Error;
+            } else {
+              failure = r.reason as Error;
+              startFailures++;
+              console.warn(
+                `level ${level}: a call failed to start: ${failure.message.slice(0, 200)}`,
+              );
+            }
           }
         }
-        if (failure) {
-          stopReason = `at ${level} calls a call could not start (${failure.message.slice(0, 300)})`;
+        if (calls.length < level) {
+          stopReason = `at ${level} calls, ${startFailures} starts failed (last: ${failure?.message.slice(0, 300)})`;
           console.warn(`level ${level}: ${stopReason}`);
           break;
         }
@@ -425,11 +460,13 @@ export const voice: Suite = {
         const before = calls.map((c) => c.peer.stats);
         for (const c of calls) c.mode = 'tone';
         driver.lateMs = [];
+        driver.gaps = 0;
         await sleep(WARMUP_S * 1e3);
         const cpu = await measureCpu(WINDOW_S);
         const lateness = summariseMs(driver.lateMs);
+        const senderGaps = driver.gaps;
         for (const c of calls) c.mode = 'pause';
-        await sleep(1500);
+        await sleep(DRAIN_MS);
         const after = calls.map((c) => c.peer.stats);
         for (const c of calls) c.mode = 'silence';
         const delta = sumStats(
@@ -441,9 +478,18 @@ export const voice: Suite = {
           }),
         );
         const disconnected = calls.filter((c) => c.peer.connectionState !== 'connected').length;
+        const listed = (await call('webrtc.list')).result?.sessions as
+          Array<{ session_id: string }> | undefined;
+        const ids = new Set((listed ?? []).map((x) => x.session_id));
+        const ended = calls.filter((c) => !ids.has(c.sessionId!)).length;
         const missing = delta.framesSent - delta.framesDecoded;
         const lossFree =
-          missing === 0 && delta.packetsLost === 0 && delta.decodeErrors === 0 && !disconnected;
+          startFailures === 0 &&
+          missing === 0 &&
+          delta.packetsLost === 0 &&
+          delta.decodeErrors === 0 &&
+          !disconnected &&
+          ended === 0;
         const bridgePct = (cpu.bridge - idle.bridge) * 100;
         const r: LevelResult = {
           calls: level,
@@ -461,13 +507,16 @@ export const voice: Suite = {
           packets_late: delta.packetsLate,
           decode_errors: delta.decodeErrors,
           calls_disconnected: disconnected,
+          sender_gaps: senderGaps,
+          start_failures: startFailures,
+          calls_ended_by_bridge: ended,
           driver_late_ms: lateness,
           loss_free: lossFree,
           added_calls_connect_ms: added.length ? summariseMs(added) : null,
         };
         levels.push(r);
         console.log(
-          `level ${level}: bridge ${r.bridge_cpu_pct.toFixed(1)}% of a core (${r.bridge_cpu_pct_per_call.toFixed(2)}%/call over idle), frames ${r.frames_received}/${r.frames_sent}, packets lost ${r.packets_lost}, bench process ${r.bench_process_cpu_pct.toFixed(0)}%, driver late p95 ${lateness.p95.toFixed(1)} ms`,
+          `level ${level}: bridge ${r.bridge_cpu_pct.toFixed(1)}% of a core (${r.bridge_cpu_pct_per_call.toFixed(2)}%/call over idle), frames ${r.frames_received}/${r.frames_sent}, packets lost ${r.packets_lost}, bench process ${r.bench_process_cpu_pct.toFixed(0)}%, machine ${r.machine_busy_pct?.toFixed(0)}%, driver late p95 ${lateness.p95.toFixed(1)} ms, sender gaps ${senderGaps}`,
         );
         if (!lossFree && level >= CPU_LEVELS) {
           stopReason = `loss at ${level} calls`;
@@ -501,6 +550,7 @@ export const voice: Suite = {
           burst: { silence_frames: SILENCE_FRAMES, tone_frames: TONE_FRAMES, onset_rms: ONSET_RMS },
           window_s: WINDOW_S,
           warmup_s: WARMUP_S,
+          drain_ms: DRAIN_MS,
           levels: LEVELS,
         },
         round_trip_ms: {
@@ -530,6 +580,7 @@ export const voice: Suite = {
         end_all_calls_ms: endAllMs,
         samples: {
           round_trip: { bridge: paths.bridge.rtt, direct: paths.direct.rtt },
+          round_trip_by_call: { bridge: paths.bridge.byCall, direct: paths.direct.byCall },
           connect: { bridge: paths.bridge.connect, direct: paths.direct.connect },
         },
       };
@@ -538,10 +589,12 @@ export const voice: Suite = {
       const svgPath = path.join(settings.outDir, 'voice.svg');
       writeFileSync(jsonPath, JSON.stringify(result, null, 2) + '\n');
       writeFileSync(svgPath, drawSvg(result));
+      const mdPath = path.join(settings.outDir, 'voice.md');
+      writeFileSync(mdPath, renderVoiceMarkdown(result));
       console.log(
-        `voice: added round trip p50 ${addedP50.toFixed(1)} / p95 ${addedP95.toFixed(1)} ms; ${clean} concurrent calls loss-free; wrote ${jsonPath} and ${svgPath} (docs/benchmarks/voice.md is written by hand from them)`,
+        `voice: added round trip p50 ${addedP50.toFixed(1)} / p95 ${addedP95.toFixed(1)} ms; ${clean} concurrent calls loss-free`,
       );
-      return [jsonPath, svgPath];
+      return [jsonPath, mdPath, svgPath];
     } finally {
       for (const stop of stops.reverse()) await stop().catch(() => undefined);
     }
@@ -567,12 +620,20 @@ function drawSvg(r: SvgInput): string {
         {
           name: 'bridge',
           color: blue,
-          values: [r.round_trip_ms.bridge.p50, r.round_trip_ms.bridge.p95, r.round_trip_ms.bridge.max],
+          values: [
+            r.round_trip_ms.bridge.p50,
+            r.round_trip_ms.bridge.p95,
+            r.round_trip_ms.bridge.max,
+          ],
         },
         {
           name: 'direct',
           color: grey,
-          values: [r.round_trip_ms.direct.p50, r.round_trip_ms.direct.p95, r.round_trip_ms.direct.max],
+          values: [
+            r.round_trip_ms.direct.p50,
+            r.round_trip_ms.direct.p95,
+            r.round_trip_ms.direct.max,
+          ],
         },
       ],
       references: [
@@ -633,4 +694,151 @@ function drawSvg(r: SvgInput): string {
     60,
     16,
   )}\n${rt}\n${ct}\n${cpu}\n</svg>\n`;
+}
+
+/** What the Markdown report reads (voice.json has the same shape). */
+export interface VoiceResult extends SvgInput {
+  machine: ReturnType<typeof machineInfo>;
+  settings: {
+    connect_calls: number;
+    latency_calls: number;
+    bursts_per_call: number;
+    burst: { silence_frames: number; tone_frames: number; onset_rms: number };
+    window_s: number;
+    warmup_s: number;
+    drain_ms?: number;
+    levels: number[];
+  };
+  round_trip_ms: SvgInput['round_trip_ms'] & {
+    added_p50: number;
+    added_p95: number;
+    missed_bursts: { bridge: number; direct: number };
+    aim_met: boolean;
+  };
+  connect_ms: SvgInput['connect_ms'] & {
+    bridge_webrtc_start_answer: MsSummary;
+    direct_answer_made: MsSummary;
+  };
+  idle_machine_busy_pct: number | null;
+  most_loss_free_calls: number;
+  concurrent_calls_reached: number;
+  stop_reason: string | null;
+  aim_calls: number;
+  aim_calls_met: boolean;
+  end_all_calls_ms: number;
+  samples: {
+    round_trip: { bridge: number[]; direct: number[] };
+    round_trip_by_call?: { bridge: number[][]; direct: number[][] };
+  };
+}
+
+/** docs/benchmarks/voice.md from a run's results. */
+export function renderVoiceMarkdown(r: VoiceResult): string {
+  const m = r.machine;
+  const f1 = (v: number | null | undefined) =>
+    v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(1);
+  const f0 = (v: number | null | undefined) =>
+    v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(0);
+  const row = (what: string, s: MsSummary) =>
+    `| ${what} | ${s.n} | ${f1(s.p50)} | ${f1(s.p95)} | ${f1(s.min)} | ${f1(s.max)} | ${f1(s.mean)} |`;
+  const rt = r.round_trip_ms;
+  const ct = r.connect_ms;
+  const median = (xs: number[]) => (xs.length ? summariseMs(xs).p50 : NaN);
+  const byCall = r.samples.round_trip_by_call;
+  const callMedians = byCall ? byCall.bridge.map(median) : [];
+  const directMedians = byCall ? byCall.direct.map(median) : [];
+  const levelRows = r.levels
+    .map(
+      (l) =>
+        `| ${l.calls} | ${f1(l.bridge_cpu_pct)} | ${l.bridge_cpu_pct_per_call.toFixed(2)} | ${l.frames_sent} | ${l.frames_received} | ${l.frames_missing} | ${l.packets_lost} | ${l.calls_disconnected + (l.calls_ended_by_bridge ?? 0)} | ${l.sender_gaps ?? 'n/a'} | ${l.start_failures ?? 'n/a'} | ${f1(l.driver_late_ms.p95)} | ${f0(l.bench_process_cpu_pct)} | ${f0(l.machine_busy_pct)} | ${l.loss_free ? 'yes' : '**no**'} |`,
+    )
+    .join('\n');
+  const busy = (m.loadAverage[0] ?? 0) > m.nproc * 0.5;
+  const perCallCpu = r.levels.filter((l) => l.calls >= 10);
+  return `# Voice calls: added latency, connect time, CPU per call, concurrent calls
+
+Generated by \`BENCH_SUITES=voice npm run bench\` (bench/voice.ts) on ${m.date}: ${m.nproc} CPUs (${m.cpuModel}), ${(m.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB, Node ${m.node}, ${m.platform} ${m.kernel}, commit ${m.gitCommit?.slice(0, 12) ?? 'n/a'}, 1-minute load ${m.loadAverage[0]?.toFixed(2)} at start. Raw numbers: [voice.json](voice.json).
+
+Everything real: a private Synapse, the bridge process exactly as \`npm start\` runs it (embedded Temporal, Docker) with \`ARMORCLAW_VOICE_ICE_HOST_ADDRESSES=127.0.0.1\`, room checks relaxed (\`REQUIRE_ENCRYPTED_ROOM\`/\`REQUIRE_MEMBERSHIP\` false, rate and concurrency limits raised) so the bench measures media, not policy. Each call is \`webrtc.start\` with \`key_id\`, so **each call gets its own agent container** (the reference agent, echoing the caller's PCM), as a deployment runs them. The caller is a werift \`AudioPeer\` in the bench process over loopback UDP. The **baseline**, measured in the same run, is two \`AudioPeer\`s in the bench process, the far one sending every decoded frame straight back (\`sendAudioFrame\`): the same two Opus encodes and two decodes as the bridge path, without the bridge, the agent socket and the container.
+
+${busy ? `> **The machine was shared** (1-minute load ${m.loadAverage[0]?.toFixed(2)} on ${m.nproc} CPUs at start; other work was running on it). The bench process, the bridge, Temporal, Synapse and every agent container share these ${m.nproc} CPUs. Absolute numbers are inflated; the concurrency ramp in particular is limited by the machine (see the notes).\n\n` : ''}## Aims
+
+- Added round trip ≤ ${rt.aim_added_p95_ms} ms at p95: **${rt.aim_met ? 'met' : 'not met'}** — bridge p95 ${f1(rt.bridge.p95)} ms − direct p95 ${f1(rt.direct.p95)} ms = **${f1(rt.added_p95)} ms** (p50: ${f1(rt.added_p50)} ms added).
+- ≥ ${r.aim_calls} concurrent calls with no loss: **${r.aim_calls_met ? 'met' : 'not met'}** — highest loss-free level: **${r.most_loss_free_calls}** calls${r.stop_reason ? ` (ramp stopped: ${r.stop_reason})` : ''}.
+
+## Audio round trip (ms)
+
+The caller streams 20 ms frames at real time (silence, 50 frames/s, as browsers send), with a ${r.settings.burst.tone_frames}-frame 440 Hz burst every ${r.settings.burst.silence_frames + r.settings.burst.tone_frames} frames. A round trip is the time from sending the burst's first frame to the arrival (decode) of the first frame heard back with RMS above ${r.settings.burst.onset_rms} (the tone is sent at RMS 0.354). ${r.settings.latency_calls} calls per path × ${r.settings.bursts_per_call} bursts; one unrecorded call per path first. Missed bursts (no onset heard before the next): bridge ${rt.missed_bursts.bridge}, direct ${rt.missed_bursts.direct}.
+
+| path | n | p50 | p95 | min | max | mean |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+${row('caller → bridge → echo agent → bridge → caller', rt.bridge)}
+${row('direct werift loopback (baseline)', rt.direct)}
+| **added by the bridge** | | **${f1(rt.added_p50)}** | **${f1(rt.added_p95)}** | | | |
+${
+  callMedians.length
+    ? `
+Median round trip of each bridge call, in order: ${callMedians.map((v) => f1(v)).join(', ')} ms (direct pairs: ${directMedians.map((v) => f1(v)).join(', ')} ms).
+`
+    : ''
+}
+## Connect time (ms)
+
+${r.settings.connect_calls} sequential calls per path (the round-trip calls among them), each a fresh agent container. Bridge: from \`webrtc.start\` sent (the caller's offer inside, already gathered) to the caller's peer \`connected\`; it includes starting the agent's container run. Direct: from the offer made to the caller's peer \`connected\`, including the far peer's answer.
+
+| what | n | p50 | p95 | min | max | mean |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+${row('bridge: `webrtc.start` sent → connected', ct.bridge)}
+${row('… of which `webrtc.start` answered (SDP answer back)', ct.bridge_webrtc_start_answer)}
+${row('direct: offer → connected (baseline)', ct.direct)}
+${row('… of which the far peer answered', ct.direct_answer_made)}
+
+## Concurrent calls: bridge CPU and loss
+
+Calls are added ${START_BATCH === 1 ? 'one after another' : `${START_BATCH} at a time`} up to each level (a failed \`webrtc.start\` is retried; ${MAX_START_FAILURES + 1} failures at a level stop the ramp, and any failure makes the level not loss-free) and kept (one container each). At each level all callers go quiet for 1 s, their counters are read, every call streams a 440 Hz tone both ways (caller → bridge → agent → bridge → caller) for ${r.settings.warmup_s} s + a ${r.settings.window_s} s window over which the bridge process's CPU (\`/proc/<pid>/stat\` utime + stime, all threads) is read, then the callers go quiet for ${((r.settings.drain_ms ?? 1500) / 1e3).toFixed(1)} s so every echo is back, and the counters are read again. **Frames missing** = frames the callers sent − frames they decoded back (the echo answers one frame per frame); **packets lost** = RTP sequence gaps on the bridge → caller leg (AudioPeer \`stats\`). A level is loss-free when both are 0, no decode error, no failed start, every caller still \`connected\` and every call still listed by \`webrtc.list\`. **Sender gaps**: ticks of the bench's 20 ms send schedule that came more than 60 ms after the previous one (the load generator itself falling behind real time; AudioPeer then starts a new talkspurt). Idle bridge (no call, Matrix sync and Temporal worker only): **${f1(r.idle_bridge_cpu_pct)}%** of a core${r.idle_machine_busy_pct !== null ? `, machine ${f0(r.idle_machine_busy_pct)}% busy` : ''}. "% per call" is (bridge − idle) / calls.
+
+| calls | bridge CPU, % of a core | % per call | frames sent | frames back | frames missing | packets lost | calls dropped | sender gaps | failed starts | send tick late p95 ms | bench process % | machine busy % | loss-free |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |
+${levelRows}
+
+${r.stop_reason ? `Ramp stopped: ${r.stop_reason}. ` : ''}Highest level reached: ${r.concurrent_calls_reached} concurrent calls. Ending them all (\`webrtc.end\`, 10 at a time, each stopping its container) took ${f0(r.end_all_calls_ms)} ms.${perCallCpu.length ? ` Bridge CPU per call at 10+ calls: ${perCallCpu.map((l) => `${l.bridge_cpu_pct_per_call.toFixed(1)}% (${l.calls})`).join(', ')} of a core.` : ''}
+
+![round trip, connect time, bridge CPU by concurrency](voice.svg)
+
+## Notes
+
+${notes(r, callMedians, directMedians)}
+`;
+}
+
+function notes(r: VoiceResult, callMedians: number[], directMedians: number[]): string {
+  const out: string[] = [];
+  const directTypical = directMedians.length
+    ? summariseMs(directMedians).p50
+    : r.round_trip_ms.direct.p50;
+  const slow = callMedians.filter((v) => v - directTypical > r.round_trip_ms.aim_added_p95_ms);
+  const fast = callMedians.filter((v) => v - directTypical <= r.round_trip_ms.aim_added_p95_ms);
+  if (callMedians.length > 0) {
+    out.push(
+      `- **The added latency is set per call, not per packet.** Within one call the round trip is steady (see the per-call medians); between calls it differs: ${fast.length} of ${callMedians.length} bridge calls added at most ${r.round_trip_ms.aim_added_p95_ms} ms over the direct path's typical ${directTypical.toFixed(1)} ms${fast.length ? ` (medians ${summariseMs(fast).min.toFixed(1)}–${summariseMs(fast).max.toFixed(1)} ms)` : ''}, ${slow.length} held a constant extra${slow.length ? ` (medians ${summariseMs(slow).min.toFixed(1)}–${summariseMs(slow).max.toFixed(1)} ms)` : ''} for their whole life. That is the shape of the bridge's play-out pacer (\`FramePacer\` in media/agent-link.ts): it anchors its clock on the agent's first frame and then holds every frame to that clock; it moves the clock only when every frame of the last second was held longer than \`resyncAboveMs\` (60 ms). So a start-up delay of up to 60 ms (agent or bridge busy while the call starts) stays in the call. The p95 of the pooled samples is therefore the p95 over calls of that hold; ${slow.length ? 'lowering the resync threshold towards the 5 ms slack (or re-anchoring on the smallest hold seen over the first second) would likely bring the slow calls to the fast ones. This bench does not change the pacer; it only reports it.' : 'in this run no call kept a hold above the aim.'}`,
+    );
+  }
+  out.push(
+    `- **Connect time** is almost all \`webrtc.start\` itself (${r.connect_ms.bridge_webrtc_start_answer.p50.toFixed(0)} ms p50 of ${r.connect_ms.bridge.p50.toFixed(0)} ms): the call's workflow starts the agent's hardened container and links its audio socket before answering. ICE + DTLS after the answer take about ${(r.connect_ms.bridge.p50 - r.connect_ms.bridge_webrtc_start_answer.p50).toFixed(0)} ms (p50 difference), like the direct pair's ${r.connect_ms.direct.p50.toFixed(0)} ms, most of which is werift's DTLS handshake in one process for both ends. A call to an already running agent (\`container_name\`) skips the container start; not measured here.`,
+  );
+  const l1 = r.levels.find((l) => l.calls === 1);
+  const hi = r.levels.filter((l) => l.calls >= 10);
+  out.push(
+    `- **CPU per call**: the bridge decodes the caller's Opus, writes PCM to the agent, reads its PCM back and encodes it (libopus in WASM), plus SRTP/DTLS in werift, all in its one Node process. ${l1 ? `One call costs ${l1.bridge_cpu_pct_per_call.toFixed(1)}% of a core over idle; ` : ''}${hi.map((l) => `at ${l.calls} calls ${l.bridge_cpu_pct_per_call.toFixed(1)}%`).join(', ')} per call. Per-call cost falls with N partly from shared fixed work (timers, the event loop wakes once for many packets) and partly because a saturated machine starves the bridge (see machine busy %): the high-N figures are floors, not steady-state costs. One Node process is one core for media: at these rates a core carries roughly ${hi.length ? Math.floor(100 / Math.max(...hi.map((l) => l.bridge_cpu_pct_per_call))) : 'n/a'} calls before the bridge itself is the limit.`,
+  );
+  out.push(
+    `- **Concurrency on this machine is bounded by the machine, not (yet) by the bridge.** Everything shares ${r.machine.nproc} CPUs: the bench process (every caller's werift, Opus encode and decode), the bridge, one Node agent container per call, Temporal, Synapse, and whatever else ran (other test suites were running during this run: see "machine busy %", already high at idle ${r.idle_machine_busy_pct !== null ? `(${r.idle_machine_busy_pct.toFixed(0)}%)` : ''}). The load generator's own 20 ms schedule slips first ("sender gaps", "send tick late"), so a level with loss here does not show the bridge dropping audio; neither does it show that it would not. The aim of ${r.aim_calls} calls needs a run on an idle host with more cores (or the callers on another host): \`BENCH_SUITES=voice BENCH_VOICE_LEVELS=10,20,30,40,50 npm run bench\`.`,
+  );
+  out.push(
+    `- Where missing frames went cannot be told from outside: packets lost counts only the bridge → caller leg, and the bridge's own counters (frames dropped for an agent not reading, play-out queue drops) are not exposed over RPC. Missing frames with 0 packets lost were lost before the bridge's encoder (caller → bridge leg, the agent socket, or the agent).`,
+  );
+  out.push(
+    `- Round trips are timed in the bench process from the send of a burst's first frame to the decode of the first loud frame back, so both paths include two Opus encodes and decodes and the bench's own event loop; the onset detection is per 20 ms frame, identical for both paths, so it cancels in the difference. Percentiles are nearest-rank over ${r.round_trip_ms.bridge.n} samples per path, so p95 is the second-largest sample: a single slow call moves it.`,
+  );
+  return out.join('\n');
 }

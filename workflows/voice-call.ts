@@ -113,6 +113,8 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
   let ready = false;
   let rejection: { type: string; message: string } | undefined;
   let admitted = false;
+  /** Set while `admitCall` runs: an admit the call's end overtook may still take a slot. */
+  let admitting = false;
   let connectedAtMs: number | undefined;
   let endedAtMs: number | undefined;
   let cleanupDone = false;
@@ -281,7 +283,10 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
       if (stopAgent && agentName && snapshot.context.endReason !== 'rejected') {
         await shared.stopAgentRun({ containerName: agentName });
       }
-      if (admitted) await shared.releaseCall({ sessionId: input.sessionId });
+      // An admit still in flight is not cancelled (it may land in the entity all the same):
+      // wait for its answer, for a while, and release if it admitted or never answered.
+      if (admitting) await condition(() => !admitting, ADMISSION_GRACE_MS);
+      if (admitted || admitting) await shared.releaseCall({ sessionId: input.sessionId });
       if (!rejection) {
         await shared.recordAudit({
           event_type: 'call_ended',
@@ -360,18 +365,26 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
       policy: input.policy,
     });
     if (!room.ok) return reject(room.type, room.reason, room.message);
-    const admission = await shared.admitCall({
-      sessionId: input.sessionId,
-      roomId: input.roomId,
-      userKey: input.userId ?? `room:${input.roomId}`,
-      hostId: input.hostId,
-      expiresAtMs: expiresAtMs + ADMISSION_GRACE_MS,
-      limits: {
-        rateLimitCalls: input.policy.rateLimitCalls,
-        rateLimitWindowMs: input.policy.rateLimitWindowMs,
-        maxConcurrentCalls: input.policy.maxConcurrentCalls,
-      },
-    });
+    admitting = true;
+    const admission = await CancellationScope.nonCancellable(() =>
+      shared.admitCall({
+        sessionId: input.sessionId,
+        roomId: input.roomId,
+        userKey: input.userId ?? `room:${input.roomId}`,
+        hostId: input.hostId,
+        expiresAtMs: expiresAtMs + ADMISSION_GRACE_MS,
+        limits: {
+          rateLimitCalls: input.policy.rateLimitCalls,
+          rateLimitWindowMs: input.policy.rateLimitWindowMs,
+          maxConcurrentCalls: input.policy.maxConcurrentCalls,
+        },
+      }),
+    ).finally(() => (admitting = false));
+    if (isTerminal(state())) {
+      // The call ended while admitting: its cleanup releases what was admitted.
+      admitted = admission.admitted;
+      return;
+    }
     if (!admission.admitted) {
       const type =
         admission.reason === 'rate_limited'

@@ -3,7 +3,7 @@
  * AudioPeer with `iceTransportPolicy: 'relay'` connects and receives audio with valid
  * credentials, and fails with wrong or expired ones. Fails (never skips) when `turnserver` is missing: `bash scripts/setup.sh --test` installs Debian's coturn.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import {
   MediaStreamTrack,
@@ -16,7 +16,7 @@ import { ToneGenerator } from '../../media/echo';
 import { rms, zeroCrossingFrequency } from '../../media/audio-analysis';
 import { OpusEncoder } from '../../media/opus';
 import { AudioPeer, type TurnServer } from '../../media/peer';
-import { freePort } from '../support/ports';
+import { startCoturn, type Coturn } from '../support/coturn';
 import { issueTurnCredentials } from '../../services/turn-credentials';
 
 const hasCoturn =
@@ -48,44 +48,6 @@ function restCredentials(
   return { urls, username: issued.username, credential: issued.password };
 }
 
-/** Starts coturn on loopback with REST auth; resolves once it answers on its port. */
-async function startCoturn(): Promise<{ url: string; proc: ChildProcess; log: () => string }> {
-  const port = await freePort();
-  const minPort = 40_000 + Math.floor(Math.random() * 20_000);
-  const proc = spawn(
-    'turnserver',
-    [
-      '-n',
-      '--listening-ip=127.0.0.1',
-      `--listening-port=${port}`,
-      '--relay-ip=127.0.0.1',
-      `--min-port=${minPort}`,
-      `--max-port=${minPort + 50}`,
-      '--use-auth-secret',
-      `--static-auth-secret=${SECRET}`,
-      '--realm=armorclaw.test',
-      '--allow-loopback-peers', // test only: the peers are on 127.0.0.1
-      // werift refreshes allocations on a 5/6-lifetime timer it cannot cancel on close: keep
-      // the lifetime short so that no timer outlives the test by more than a few seconds.
-      '--max-allocate-lifetime=4',
-      '--no-cli',
-      '--no-tls',
-      '--no-dtls',
-      '--fingerprint',
-      '--log-file=stdout',
-      '--simple-log',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let log = '';
-  proc.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-  proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-  for (let i = 0; i < 50 && !/listener opened on|Total General servers/i.test(log); i++) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url: `turn:127.0.0.1:${port}?transport=udp`, proc, log: () => log };
-}
-
 /** A werift caller (all candidate types) offering Opus audio. */
 async function caller() {
   const pc = new RTCPeerConnection({
@@ -111,9 +73,9 @@ async function caller() {
 }
 
 describe('media over TURN (coturn, relay only)', () => {
-  let turn: Awaited<ReturnType<typeof startCoturn>>;
+  let turn: Coturn;
   beforeAll(async () => {
-    turn = await startCoturn();
+    turn = await startCoturn(SECRET);
   });
   afterAll(() => {
     turn?.proc.kill();

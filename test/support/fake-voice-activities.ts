@@ -5,7 +5,7 @@
  * (`createAdmissionActivities` against the test server, with `callAdmissionWorkflow` on the same
  * worker); a test may override any activity's behaviour. Every call is recorded.
  */
-import { Context } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -64,6 +64,11 @@ export interface VoiceFakeBehaviour {
   restartCallIce?: (attempt: number) => Promise<void> | void;
   checkCallMedia?: (attempt: number) => Promise<{ alive: boolean }> | { alive: boolean };
   sendMatrixMessage?: (attempt: number) => Promise<void> | void;
+  /**
+   * Wall time one `awaitAgentRunEnd` attempt holds before it fails retryably (default 250 ms),
+   * so the test server can skip time between attempts; Infinity holds like the real one.
+   */
+  agentWatchHoldMs?: number;
 }
 
 /** What `sendMatrixMessage` answers: an event id derived from the transaction id. */
@@ -78,6 +83,10 @@ export class FakeVoiceHost {
   readonly agents = new Set<string>();
   /** Matrix messages sent, once per transaction id (like the homeserver). */
   readonly sent = new Map<string, SendMatrixMessageArgs>();
+  /** How agent runs ended, by container name (what a later `awaitAgentRunEnd` answers). */
+  readonly deadAgents = new Map<string, ContainerRunResult>();
+  /** `awaitAgentRunEnd` attempts that ended by cancellation (the call ended first). */
+  watchesCancelled = 0;
   /** Resolvers of the pending `awaitAgentRunEnd` attempts, by container name. */
   private readonly agentWaiters = new Map<string, Set<(r: ContainerRunResult) => void>>();
   private readonly admission?: AdmissionActivities;
@@ -111,6 +120,7 @@ export class FakeVoiceHost {
       end_reason: 'container_exited',
       ...result,
     };
+    this.deadAgents.set(containerName, end);
     for (const resolve of this.agentWaiters.get(containerName) ?? []) resolve(end);
     this.agentWaiters.delete(containerName);
   }
@@ -201,12 +211,19 @@ export class FakeVoiceHost {
         }
       }),
     // Waits for `killAgent`, heartbeating; a cancelled call ends the wait (CancelledFailure).
+    //
+    // The time-skipping test server does not skip time while an activity is running (seen
+    // here: a 30 s connect timeout took 30 s of wall time while the real-shaped watch held its
+    // attempt). So by default an attempt holds for `agentWatchHoldMs` of wall time only, then
+    // fails retryably: between attempts (the workflow's retry backoff, up to 10 s) the server
+    // skips time again. The workflow sees the same thing: one activity that ends when the run
+    // does. `agentWatchHoldMs: Infinity` holds like the real activity.
     awaitAgentRunEnd: (args) =>
-      this.record('awaitAgentRunEnd', args, async () => {
+      this.record('awaitAgentRunEnd', args, async (): Promise<ContainerRunResult> => {
         const ctx = Context.current();
-        if (!this.agents.has(args.containerName)) {
-          return { state: 'Failed', end_detail: 'gone' } as ContainerRunResult;
-        }
+        const dead = this.deadAgents.get(args.containerName);
+        if (dead) return dead;
+        if (!this.agents.has(args.containerName)) return { state: 'Failed', end_detail: 'gone' };
         let resolve!: (r: ContainerRunResult) => void;
         const ended = new Promise<ContainerRunResult>((r) => (resolve = r));
         const waiters = this.agentWaiters.get(args.containerName) ?? new Set();
@@ -214,11 +231,25 @@ export class FakeVoiceHost {
         this.agentWaiters.set(args.containerName, waiters);
         ctx.heartbeat();
         const beat = setInterval(() => ctx.heartbeat(), 200);
+        const hold = this.behaviour.agentWatchHoldMs ?? 250;
+        let timer: NodeJS.Timeout | undefined;
+        const yielded = new Promise<never>((_, reject) => {
+          if (Number.isFinite(hold)) {
+            timer = setTimeout(
+              () => reject(ApplicationFailure.retryable('still running', 'AgentStillRunning')),
+              hold,
+            );
+          }
+        });
         try {
           // ctx.cancelled rejects with a CancelledFailure when the call's scope is cancelled.
-          return await Promise.race([ended, ctx.cancelled]);
+          return await Promise.race([ended, ctx.cancelled, yielded]);
+        } catch (err) {
+          if (err instanceof CancelledFailure) this.watchesCancelled += 1;
+          throw err;
         } finally {
           clearInterval(beat);
+          clearTimeout(timer);
           waiters.delete(resolve);
         }
       }),

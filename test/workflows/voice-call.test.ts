@@ -111,9 +111,7 @@ async function expectCleanedUp(
   } else {
     expect(stops).toEqual([]);
   }
-  expect(fake.callsOf('releaseCall').map((x) => x.args)).toEqual([
-    { sessionId: input.sessionId },
-  ]);
+  expect(fake.callsOf('releaseCall').map((x) => x.args)).toEqual([{ sessionId: input.sessionId }]);
   await eventually(async () => {
     const admission = c.env.client.workflow.getHandle(CALL_ADMISSION_WORKFLOW_ID);
     expect((await admission.query(admissionStatusQuery)).active).toEqual([]);
@@ -144,7 +142,7 @@ const auditOf = (fake: FakeVoiceHost, type: string) =>
   fake.audit.filter((a) => a.event_type === type);
 
 describe('ready and hangup', () => {
-  test('call-ready answers the session; connect, 5 s, end-call → Ended user_hangup, 0m5s', () =>
+  test('call-ready answers the session; connect, 5 s, end-call → Ended user_hangup, "0m5s"-style duration', () =>
     withCall({}, async (c) => {
       const { handle, input, fake } = c;
       expect((await status(handle)).user_state).toBe('Connecting');
@@ -189,30 +187,48 @@ describe('ready and hangup', () => {
       const ended = await handle.executeUpdate(endCallUpdate, { args: [{}] });
       // The update answered after cleanup: everything is already done.
       expect(fake.callsOf('closeCallMedia')).toHaveLength(1);
+      // Counted from the call's start (workflow time): the 5 s of talk plus the moments the
+      // setup took in wall time (the test server's clock runs at wall speed between skips).
+      const { created_at, ended_at } = await status(handle);
+      const elapsed = Math.floor((Date.parse(ended_at!) - Date.parse(created_at)) / 1000);
+      expect(elapsed).toBeGreaterThanOrEqual(5);
+      expect(elapsed).toBeLessThan(8);
       expect(ended).toEqual({
         state: 'Ended',
         end_reason: 'user_hangup',
-        duration_s: 5,
-        duration: '0m5s',
+        duration_s: elapsed,
+        duration: `0m${elapsed}s`,
       });
       expect(await handle.result()).toEqual(ended);
       await expectCleanedUp(c, { state: 'Ended', user: 'Ended', reason: 'user_hangup' });
       expect(fake.auditTypes()).toEqual(['call_created', 'call_ended']);
-      expect(auditOf(fake, 'call_ended')[0]!.details).toMatchObject({ duration: '0m5s' });
+      expect(auditOf(fake, 'call_ended')[0]!.details).toMatchObject({
+        duration: `0m${elapsed}s`,
+      });
     }));
 
-  test('call-hangup signal → Ended user_hangup', () =>
-    withCall({}, async (c) => {
+  test('call-hangup signal → Ended user_hangup; the agent watch is cancelled', () =>
+    // The watch holds its attempt like the real activity: the call's end must cancel it.
+    withCall({ behaviour: { agentWatchHoldMs: Infinity } }, async (c) => {
       await connect(c);
+      const name = agentNameOf(c.input);
+      await eventually(() => expect(c.fake.pendingAgentWatches(name)).toBe(1));
       await c.handle.signal(callHangupSignal, { reason: 'user' });
       expect(await c.handle.result()).toMatchObject({ state: 'Ended', end_reason: 'user_hangup' });
       await expectCleanedUp(c, { state: 'Ended', user: 'Ended', reason: 'user_hangup' });
       expect(c.fake.auditTypes()).toEqual(['call_created', 'call_ended']);
+      await eventually(() => expect(c.fake.pendingAgentWatches(name)).toBe(0));
+      expect(c.fake.watchesCancelled + c.fake.callsOf('stopAgentRun').length).toBeGreaterThan(0);
     }));
 
   test('an existing agent, stopAgentOnEnd false: checked, never stopped', () =>
     withCall(
-      { input: { agent: { kind: 'existing', containerName: 'armorclaw-standing-agent' } } },
+      {
+        input: {
+          agent: { kind: 'existing', containerName: 'armorclaw-standing-agent' },
+          stopAgentOnEnd: false,
+        },
+      },
       async (c) => {
         await connect(c);
         expect(c.fake.callsOf('checkAgentRun').map((x) => x.args)).toEqual([
@@ -296,9 +312,11 @@ describe('budget', () => {
           details: { fraction: 0.75, max_duration_s: 120 },
         });
         // Warned at 90 s of talk time (75 % of 2 min), ended at 2 min.
-        const warnedAt = fake.callsOf('recordAudit').find(
-          (x) => (x.args as { event_type: string }).event_type === 'budget_warning',
-        )!.scheduledMs;
+        const warnedAt = fake
+          .callsOf('recordAudit')
+          .find(
+            (x) => (x.args as { event_type: string }).event_type === 'budget_warning',
+          )!.scheduledMs;
         const connectedAt = Date.parse((await status(handle)).connected_at!);
         expect(warnedAt - connectedAt).toBeGreaterThanOrEqual(90 * SECOND);
         expect(warnedAt - connectedAt).toBeLessThan(95 * SECOND);
@@ -385,9 +403,7 @@ describe('ICE', () => {
       const { fake, handle } = c;
       await connect(c);
       await handle.signal(callPeerSignal, { event: 'disconnected' });
-      await eventually(async () =>
-        expect((await status(handle)).user_state).toBe('Reconnecting'),
-      );
+      await eventually(async () => expect((await status(handle)).user_state).toBe('Reconnecting'));
       await handle.signal(callPeerSignal, { event: 'connected' });
       await eventually(async () =>
         expect(await status(handle)).toMatchObject({ user_state: 'Live', ice_restarts: 1 }),
@@ -437,7 +453,7 @@ describe('the agent and the media die', () => {
       const { fake, input, handle } = c;
       await connect(c);
       const name = agentNameOf(input);
-      await eventually(() => expect(fake.pendingAgentWatches(name)).toBe(1));
+      await eventually(() => expect(fake.callsOf('awaitAgentRunEnd').length).toBeGreaterThan(0));
       fake.killAgent(name);
       expect(await handle.result()).toMatchObject({
         state: 'Failed',
@@ -542,32 +558,38 @@ describe('rejections before ready', () => {
       'budget_exceeded',
       'call_rejected',
     ],
-  ] as const)('%s → call-ready fails with its type, Failed rejected', (_n, behaviour, type, reason, event) =>
-    withCall({ behaviour: behaviour as VoiceFakeBehaviour }, async (c) => {
-      const { fake, input, handle } = c;
-      const failure = await readyFailure(handle);
-      expect(failure.type).toBe(type);
-      const result = await handle.result();
-      expect(result).toMatchObject({ state: 'Failed', end_reason: 'rejected', end_detail: reason });
-      expect(await status(handle)).toMatchObject({
-        state: 'Failed',
-        user_state: 'Failed',
-        end_reason: 'rejected',
-        cleanup_done: true,
-      });
-      expect(fake.auditTypes()).toEqual([event]);
-      expect(fake.audit[0]).toMatchObject({
-        session_id: input.sessionId,
-        room_id: input.roomId,
-        details: { reason, code: type },
-      });
-      expect(fake.callsOf('startAgentRun')).toHaveLength(0);
-      expect(fake.callsOf('stopAgentRun')).toHaveLength(0);
-      expect(fake.callsOf('prepareCallMedia')).toHaveLength(0);
-      // Never admitted: nothing to release.
-      expect(fake.callsOf('releaseCall')).toHaveLength(0);
-      expect((await handle.describe()).typedSearchAttributes.get(ArmorclawState)).toBe('Failed');
-    }),
+  ] as const)(
+    '%s → call-ready fails with its type, Failed rejected',
+    (_n, behaviour, type, reason, event) =>
+      withCall({ behaviour: behaviour as VoiceFakeBehaviour }, async (c) => {
+        const { fake, input, handle } = c;
+        const failure = await readyFailure(handle);
+        expect(failure.type).toBe(type);
+        const result = await handle.result();
+        expect(result).toMatchObject({
+          state: 'Failed',
+          end_reason: 'rejected',
+          end_detail: reason,
+        });
+        expect(await status(handle)).toMatchObject({
+          state: 'Failed',
+          user_state: 'Failed',
+          end_reason: 'rejected',
+          cleanup_done: true,
+        });
+        expect(fake.auditTypes()).toEqual([event]);
+        expect(fake.audit[0]).toMatchObject({
+          session_id: input.sessionId,
+          room_id: input.roomId,
+          details: { reason, code: type },
+        });
+        expect(fake.callsOf('startAgentRun')).toHaveLength(0);
+        expect(fake.callsOf('stopAgentRun')).toHaveLength(0);
+        expect(fake.callsOf('prepareCallMedia')).toHaveLength(0);
+        // Never admitted: nothing to release.
+        expect(fake.callsOf('releaseCall')).toHaveLength(0);
+        expect((await handle.describe()).typedSearchAttributes.get(ArmorclawState)).toBe('Failed');
+      }),
   );
 
   test('the real admission entity: a second call over max_concurrent_calls 1 is refused', () =>
@@ -611,9 +633,58 @@ describe('rejections before ready', () => {
       await third.handle.executeUpdate(callReadyUpdate);
       await third.handle.executeUpdate(endCallUpdate, { args: [{}] });
       expect(v.fake.auditTypes().sort()).toEqual(
-        ['call_created', 'call_ended', 'call_rejected', 'call_rejected', 'call_created', 'call_ended'].sort(),
+        [
+          'call_created',
+          'call_ended',
+          'call_rejected',
+          'call_rejected',
+          'call_created',
+          'call_ended',
+        ].sort(),
       );
     }));
+});
+
+describe('an ending that overtakes the admission', () => {
+  test.each([
+    ['admitted', undefined, 1],
+    ['refused', { admitted: false, reason: 'max_concurrent', message: 'full' } as const, 0],
+  ] as const)(
+    'hangup while admitCall runs, which then answers %s: no slot is left held',
+    async (_n, answer, releases) => {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const behaviour: VoiceFakeBehaviour = {
+        admitCall: async () => {
+          await gate;
+          return answer;
+        },
+      };
+      await withCall({ behaviour }, async (c) => {
+        try {
+          await eventually(() => expect(c.fake.callsOf('admitCall')).toHaveLength(1));
+          await c.handle.signal(callHangupSignal, { reason: 'user' });
+          // The call ends at once (the peer is closed), the admit is left to answer.
+          await eventually(() => expect(c.fake.callsOf('closeCallMedia')).toHaveLength(1));
+          expect((await status(c.handle)).state).toBe('Ended');
+          release();
+          expect(await c.handle.result()).toMatchObject({
+            state: 'Ended',
+            end_reason: 'user_hangup',
+          });
+          const admission = c.env.client.workflow.getHandle(CALL_ADMISSION_WORKFLOW_ID);
+          if (answer === undefined) {
+            expect((await admission.query(admissionStatusQuery)).active).toEqual([]);
+          }
+          expect(c.fake.callsOf('releaseCall')).toHaveLength(releases);
+          expect(c.fake.callsOf('startAgentRun')).toHaveLength(0);
+          expect(c.fake.auditTypes()).toEqual(['call_ended']);
+        } finally {
+          release();
+        }
+      });
+    },
+  );
 });
 
 describe('start failures', () => {
@@ -655,8 +726,11 @@ describe('secrets never reach Temporal history', () => {
         await handle.signal(callUsageSignal, { tokens: 600 });
         await eventually(() => expect(c.fake.sent.size).toBe(1));
         await handle.signal(callPeerSignal, { event: 'failed' });
+        await eventually(() => expect(c.fake.callsOf('restartCallIce')).toHaveLength(1));
         await handle.signal(callPeerSignal, { event: 'connected' });
+        await eventually(async () => expect((await status(handle)).user_state).toBe('Live'));
         await handle.executeUpdate(endCallUpdate, { args: [{ reason: 'user' }] });
+        expect(await handle.result()).toMatchObject({ state: 'Ended' });
         const inputText = JSON.stringify(input);
         const text = await historyText(handle);
         // Positive control: payloads are decoded, so ids in the input and arguments show.
