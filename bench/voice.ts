@@ -197,7 +197,10 @@ interface LevelResult {
   machine_busy_pct: number | null;
   frames_sent: number;
   frames_received: number;
+  /** Over the calls' lives (sent − decoded back), read after the drain. */
   frames_missing: number;
+  lifetime_frames_sent: number;
+  lifetime_frames_received: number;
   packets_received: number;
   packets_lost: number;
   packets_late: number;
@@ -482,7 +485,11 @@ export const voice: Suite = {
           Array<{ session_id: string }> | undefined;
         const ids = new Set((listed ?? []).map((x) => x.session_id));
         const ended = calls.filter((c) => !ids.has(c.sessionId!)).length;
-        const missing = delta.framesSent - delta.framesDecoded;
+        // Over each call's life, after the drain: every frame sent must be back by now. (Window
+        // deltas alone mislead on a starved machine: echoes of frames sent before the window
+        // can still be queued in the bridge's play-out pacer when the window opens.)
+        const lifetime = sumStats(after);
+        const missing = lifetime.framesSent - lifetime.framesDecoded;
         const lossFree =
           startFailures === 0 &&
           missing === 0 &&
@@ -502,6 +509,8 @@ export const voice: Suite = {
           frames_sent: delta.framesSent,
           frames_received: delta.framesDecoded,
           frames_missing: missing,
+          lifetime_frames_sent: lifetime.framesSent,
+          lifetime_frames_received: lifetime.framesDecoded,
           packets_received: delta.packetsReceived,
           packets_lost: delta.packetsLost,
           packets_late: delta.packetsLate,
@@ -608,7 +617,8 @@ interface SvgInput {
   idle_bridge_cpu_pct: number;
 }
 
-function drawSvg(r: SvgInput): string {
+/** docs/benchmarks/voice.svg from a run's results. */
+export function drawSvg(r: SvgInput): string {
   const blue = '#3b6ea5';
   const grey = '#999999';
   const rt = barChartPanel(
@@ -678,7 +688,7 @@ function drawSvg(r: SvgInput): string {
           values: [r.idle_bridge_cpu_pct, ...r.levels.map((l) => l.bridge_cpu_pct)],
         },
       ],
-      format: (v) => v.toFixed(0),
+      format: (v) => (v < 10 ? v.toFixed(1) : v.toFixed(0)),
     },
     560,
     20,
@@ -795,9 +805,9 @@ ${row('… of which the far peer answered', ct.direct_answer_made)}
 
 ## Concurrent calls: bridge CPU and loss
 
-Calls are added ${START_BATCH === 1 ? 'one after another' : `${START_BATCH} at a time`} up to each level (a failed \`webrtc.start\` is retried; ${MAX_START_FAILURES + 1} failures at a level stop the ramp, and any failure makes the level not loss-free) and kept (one container each). At each level all callers go quiet for 1 s, their counters are read, every call streams a 440 Hz tone both ways (caller → bridge → agent → bridge → caller) for ${r.settings.warmup_s} s + a ${r.settings.window_s} s window over which the bridge process's CPU (\`/proc/<pid>/stat\` utime + stime, all threads) is read, then the callers go quiet for ${((r.settings.drain_ms ?? 1500) / 1e3).toFixed(1)} s so every echo is back, and the counters are read again. **Frames missing** = frames the callers sent − frames they decoded back (the echo answers one frame per frame); **packets lost** = RTP sequence gaps on the bridge → caller leg (AudioPeer \`stats\`). A level is loss-free when both are 0, no decode error, no failed start, every caller still \`connected\` and every call still listed by \`webrtc.list\`. **Sender gaps**: ticks of the bench's 20 ms send schedule that came more than 60 ms after the previous one (the load generator itself falling behind real time; AudioPeer then starts a new talkspurt). Idle bridge (no call, Matrix sync and Temporal worker only): **${f1(r.idle_bridge_cpu_pct)}%** of a core${r.idle_machine_busy_pct !== null ? `, machine ${f0(r.idle_machine_busy_pct)}% busy` : ''}. "% per call" is (bridge − idle) / calls.
+Calls are added ${START_BATCH === 1 ? 'one after another' : `${START_BATCH} at a time`} up to each level (a failed \`webrtc.start\` is retried; ${MAX_START_FAILURES + 1} failures at a level stop the ramp, and any failure makes the level not loss-free) and kept (one container each). At each level all callers go quiet for 1 s, their counters are read, every call streams a 440 Hz tone both ways (caller → bridge → agent → bridge → caller) for ${r.settings.warmup_s} s + a ${r.settings.window_s} s window over which the bridge process's CPU (\`/proc/<pid>/stat\` utime + stime, all threads) is read, then the callers go quiet for ${((r.settings.drain_ms ?? 1500) / 1e3).toFixed(1)} s so every echo is back, and the counters are read again. **Frames missing** = frames the callers sent − frames they decoded back over the calls' whole lives, read after the drain (the echo answers one frame per frame; the window columns are the counts between the two reads); **packets lost** = RTP sequence gaps on the bridge → caller leg (AudioPeer \`stats\`). A level is loss-free when both are 0, no decode error, no failed start, every caller still \`connected\` and every call still listed by \`webrtc.list\`. **Sender gaps**: ticks of the bench's 20 ms send schedule that came more than 60 ms after the previous one (the load generator itself falling behind real time; AudioPeer then starts a new talkspurt). Idle bridge (no call, Matrix sync and Temporal worker only): **${f1(r.idle_bridge_cpu_pct)}%** of a core${r.idle_machine_busy_pct !== null ? `, machine ${f0(r.idle_machine_busy_pct)}% busy` : ''}. "% per call" is (bridge − idle) / calls.
 
-| calls | bridge CPU, % of a core | % per call | frames sent | frames back | frames missing | packets lost | calls dropped | sender gaps | failed starts | send tick late p95 ms | bench process % | machine busy % | loss-free |
+| calls | bridge CPU, % of a core | % per call | frames sent (window) | frames back (window) | frames missing (calls' lives) | packets lost | calls dropped | sender gaps | failed starts | send tick late p95 ms | bench process % | machine busy % | loss-free |
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |
 ${levelRows}
 

@@ -46,8 +46,8 @@ import {
   ArmorclawUserState,
 } from './search-attributes';
 
-/** After the TTL, how long the call's admission slot is kept if nobody releases it. */
-const ADMISSION_GRACE_MS = 60_000;
+/** How long cleanup waits for an admission still in flight before releasing anyway. */
+const ADMIT_WAIT_MS = 60_000;
 
 const PEER_EVENT: Record<string, VoiceCallEvent['type']> = {
   connected: 'PEER_CONNECTED',
@@ -285,7 +285,7 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
       }
       // An admit still in flight is not cancelled (it may land in the entity all the same):
       // wait for its answer, for a while, and release if it admitted or never answered.
-      if (admitting) await condition(() => !admitting, ADMISSION_GRACE_MS);
+      if (admitting) await condition(() => !admitting, ADMIT_WAIT_MS);
       if (admitted || admitting) await shared.releaseCall({ sessionId: input.sessionId });
       if (!rejection) {
         await shared.recordAudit({
@@ -372,7 +372,8 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
         roomId: input.roomId,
         userKey: input.userId ?? `room:${input.roomId}`,
         hostId: input.hostId,
-        expiresAtMs: expiresAtMs + ADMISSION_GRACE_MS,
+        // The admission workflow keeps an unreleased slot for a grace period past this.
+        expiresAtMs,
         limits: {
           rateLimitCalls: input.policy.rateLimitCalls,
           rateLimitWindowMs: input.policy.rateLimitWindowMs,

@@ -7,7 +7,6 @@
  * the page and in the workflow, agent stopped, `call_ended` audited). Fails — never skips —
  * without Chromium, Docker or Synapse.
  */
-import type { Client } from '@temporalio/client';
 import type { Page } from 'playwright-core';
 import {
   callWorkflowId,
@@ -15,22 +14,9 @@ import {
   containerWorkflowId,
   type VoiceCallResult,
 } from '../../workflows/definitions';
-import { removeDir, type BridgeProcess } from '../support/bridge-process';
 import { launchChromium, type LaunchedChromium } from '../support/chromium';
-import { temporalClient } from '../support/containers';
-import { ensureAgentImage, ensureDocker } from '../support/docker';
-import {
-  bridgeSlot,
-  nonce,
-  rpc,
-  setupMatrixWorld,
-  startBridge,
-  stopAgents,
-  teardownMatrixWorld,
-  waitFor,
-  type BridgeSlot,
-  type MatrixWorld,
-} from '../support/matrix-scenario';
+import { waitFor } from '../support/matrix-scenario';
+import { joinedRoom, startVoiceWorld, type VoiceWorld } from '../support/voice-scenario';
 
 jest.setTimeout(180_000);
 
@@ -40,43 +26,21 @@ interface PageGlobals {
 }
 
 let chromium: LaunchedChromium | undefined;
-let w: MatrixWorld | undefined;
-let slot: BridgeSlot | undefined;
-let bridge: BridgeProcess | undefined;
-let client: Client | undefined;
-let closeClient: (() => Promise<void>) | undefined;
+let v: VoiceWorld | undefined;
 let room: string;
-const names = new Set<string>();
 
-const call = (method: string, params?: unknown) => rpc(bridge!.socketPath, method, params, 90_000);
+const call = (method: string, params?: unknown) => v!.call(method, params);
 
 beforeAll(async () => {
   chromium = await launchChromium({ toneHz: 440, toneSeconds: 60 });
-  await ensureDocker();
-  await ensureAgentImage();
-  w = await setupMatrixWorld();
-  room = await w.syn.client.createRoom(w.alice.accessToken, {
-    invite: [w.bot.userId],
-    encrypted: true,
-    name: 'browser call',
+  v = await startVoiceWorld(async (w) => {
+    room = await joinedRoom(w, 'browser call');
+    return { ARMORCLAW_MATRIX_TRUSTED_ROOMS: room };
   });
-  await w.syn.client.join(w.bot.accessToken, room);
-  slot = await bridgeSlot(w, {
-    ARMORCLAW_MATRIX_TRUSTED_ROOMS: room,
-    ARMORCLAW_VOICE_SIGNALING_PORT: '0',
-    ARMORCLAW_VOICE_ICE_HOST_ADDRESSES: '127.0.0.1',
-  });
-  bridge = await startBridge(slot);
-  ({ client, close: closeClient } = await temporalClient(slot.temporalPort));
 }, 180_000);
 
 afterAll(async () => {
-  const dirs = [slot?.dir, w?.secretsDir].filter((d): d is string => !!d);
-  await stopAgents(bridge?.socketPath, names, dirs);
-  await bridge?.stop();
-  await closeClient?.();
-  await teardownMatrixWorld(w);
-  if (slot) removeDir(slot.dir);
+  await v?.stop();
   await chromium?.cleanup();
 }, 120_000);
 
@@ -87,19 +51,14 @@ const pageState = (page: Page) =>
   );
 
 test('Chromium joins through the call page: Live, the agent hears 440 Hz, the page hears it back, hangup → Ended', async () => {
-  const keyId = `e2e-key-${nonce()}`;
-  expect(
-    (await call('store_key', { id: keyId, provider: 'openai', token: `sk-${nonce()}${nonce()}` }))
-      .error,
-  ).toBeUndefined();
   const started = await call('webrtc.start', {
     room_id: room,
-    user_id: w!.alice.userId,
-    key_id: keyId,
+    user_id: v!.w.alice.userId,
+    key_id: v!.keyId,
   });
   expect(started.error).toBeUndefined();
   const r = started.result;
-  names.add(r.container_name);
+  v!.names.add(r.container_name);
   expect(r.sdp_answer).toBeNull(); // no offer: the page offers over signaling
 
   const page = await chromium!.browser.newPage();
@@ -121,7 +80,7 @@ test('Chromium joins through the call page: Live, the agent hears 440 Hz, the pa
   const report = await waitFor(
     'the agent to report the tone',
     async () => {
-      const status = await client!.workflow
+      const status = await v!.client.workflow
         .getHandle(containerWorkflowId(r.container_name))
         .query(containerStatusQuery);
       return status.notifications.find((n) => /audio_in frequency_hz=4[34]\d/.test(n.message));
@@ -147,14 +106,14 @@ test('Chromium joins through the call page: Live, the agent hears 440 Hz, the pa
   await waitFor('the page to be Ended', async () => (await pageState(page)) === 'Ended', {
     timeoutMs: 15_000,
   });
-  const result = (await client!.workflow
+  const result = (await v!.client.workflow
     .getHandle(callWorkflowId(r.session_id))
     .result()) as VoiceCallResult;
   expect(result).toMatchObject({ state: 'Ended', end_reason: 'user_hangup' });
   const run = await waitFor(
     'the agent run to end',
     async () => {
-      const s = await client!.workflow
+      const s = await v!.client.workflow
         .getHandle(containerWorkflowId(r.container_name))
         .query(containerStatusQuery);
       return s.cleanup_done ? s : undefined;

@@ -7,30 +7,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import type { Client } from '@temporalio/client';
 import WebSocket from 'ws';
 import { rms, zeroCrossingFrequency } from '../../media/audio-analysis';
-import { ToneGenerator } from '../../media/echo';
 import { AudioPeer, type AudioPeerOptions } from '../../media/peer';
 import { containerSocketPaths } from '../../rpc/container-socket';
-import { callWorkflowId, type VoiceCallResult } from '../../workflows/definitions';
-import { removeDir, type BridgeProcess } from '../support/bridge-process';
+import { callWorkflowId } from '../../workflows/definitions';
 import { startCoturn, type Coturn } from '../support/coturn';
-import { temporalClient } from '../support/containers';
-import { ensureAgentImage, ensureDocker } from '../support/docker';
-import {
-  bridgeSlot,
-  nonce,
-  rpc,
-  setupMatrixWorld,
-  sleep,
-  startBridge,
-  stopAgents,
-  teardownMatrixWorld,
-  waitFor,
-  type BridgeSlot,
-  type MatrixWorld,
-} from '../support/matrix-scenario';
+import { nonce, rpc, sleep, waitFor } from '../support/matrix-scenario';
+import { caller, joinedRoom, startVoiceWorld, type VoiceWorld } from '../support/voice-scenario';
 
 jest.setTimeout(180_000);
 
@@ -38,57 +22,32 @@ const TURN_SECRET = `turn-secret-${nonce()}${nonce()}`;
 const MODELS = { 'test-model': { input_per_1k_usd: 0.01, output_per_1k_usd: 0.01 } };
 
 let turn: Coturn | undefined;
-let w: MatrixWorld | undefined;
-let slot: BridgeSlot | undefined;
-let bridge: BridgeProcess | undefined;
-let client: Client | undefined;
-let closeClient: (() => Promise<void>) | undefined;
+let v: VoiceWorld | undefined;
 let room: string;
-let keyId: string;
-const names = new Set<string>();
 
-const call = (method: string, params?: unknown) => rpc(bridge!.socketPath, method, params, 90_000);
+const call = (method: string, params?: unknown) => v!.call(method, params);
+const callResult = (sessionId: string) => v!.callResult(sessionId);
 
 beforeAll(async () => {
-  await ensureDocker();
-  await ensureAgentImage();
   turn = await startCoturn(TURN_SECRET);
-  w = await setupMatrixWorld();
-  room = await w.syn.client.createRoom(w.alice.accessToken, {
-    invite: [w.bot.userId],
-    encrypted: true,
-    name: 'voice limits',
+  v = await startVoiceWorld(async (w) => {
+    room = await joinedRoom(w, 'voice limits');
+    return {
+      ARMORCLAW_MATRIX_TRUSTED_ROOMS: room,
+      ARMORCLAW_VOICE_TURN_URLS: turn!.url,
+      ARMORCLAW_VOICE_TURN_SECRET: TURN_SECRET,
+      ARMORCLAW_VOICE_RATE_LIMIT_CALLS: '100',
+      ARMORCLAW_VOICE_MAX_CALL_DURATION: '8s',
+      ARMORCLAW_VOICE_MAX_CALL_TOKENS: '1000',
+      ARMORCLAW_VOICE_BUDGET_WARNING_FRACTION: '0.5',
+      ARMORCLAW_BUDGET_DAILY_LIMIT_USD: '1',
+      ARMORCLAW_BUDGET_MODELS: JSON.stringify(MODELS),
+    };
   });
-  await w.syn.client.join(w.bot.accessToken, room);
-  slot = await bridgeSlot(w, {
-    ARMORCLAW_MATRIX_TRUSTED_ROOMS: room,
-    ARMORCLAW_VOICE_SIGNALING_PORT: '0',
-    ARMORCLAW_VOICE_ICE_HOST_ADDRESSES: '127.0.0.1',
-    ARMORCLAW_VOICE_TURN_URLS: turn.url,
-    ARMORCLAW_VOICE_TURN_SECRET: TURN_SECRET,
-    ARMORCLAW_VOICE_RATE_LIMIT_CALLS: '100',
-    ARMORCLAW_VOICE_MAX_CALL_DURATION: '8s',
-    ARMORCLAW_VOICE_MAX_CALL_TOKENS: '1000',
-    ARMORCLAW_VOICE_BUDGET_WARNING_FRACTION: '0.5',
-    ARMORCLAW_BUDGET_DAILY_LIMIT_USD: '1',
-    ARMORCLAW_BUDGET_MODELS: JSON.stringify(MODELS),
-  });
-  bridge = await startBridge(slot);
-  ({ client, close: closeClient } = await temporalClient(slot.temporalPort));
-  keyId = `limits-key-${nonce()}`;
-  expect(
-    (await call('store_key', { id: keyId, provider: 'openai', token: `sk-${nonce()}${nonce()}` }))
-      .error,
-  ).toBeUndefined();
 }, 180_000);
 
 afterAll(async () => {
-  const dirs = [slot?.dir, w?.secretsDir].filter((d): d is string => !!d);
-  await stopAgents(bridge?.socketPath, names, dirs);
-  await bridge?.stop();
-  await closeClient?.();
-  await teardownMatrixWorld(w);
-  if (slot) removeDir(slot.dir);
+  await v?.stop();
   turn?.proc.kill();
   // werift 0.24 leaks the UDP socket of a refused TURN allocation (see media-turn.test.ts).
   const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
@@ -98,25 +57,22 @@ afterAll(async () => {
 async function startCall(extra: Record<string, unknown> = {}) {
   const res = await call('webrtc.start', {
     room_id: room,
-    user_id: w!.alice.userId,
-    key_id: keyId,
+    user_id: v!.w.alice.userId,
+    key_id: v!.keyId,
     ...extra,
   });
   expect(res.error).toBeUndefined();
-  names.add(res.result.container_name);
+  v!.names.add(res.result.container_name);
   return res.result;
 }
 
-const callResult = (sessionId: string) =>
-  client!.workflow.getHandle(callWorkflowId(sessionId)).result() as Promise<VoiceCallResult>;
-
-/** A caller that connects with its offer inside `webrtc.start`; plays and hears audio. */
+/** A caller that connects with its offer inside `webrtc.start`. */
 async function connectedCall(extra: Record<string, unknown> = {}) {
-  const { peer, offerSdp } = await AudioPeer.offer({ additionalHostAddresses: ['127.0.0.1'] });
-  const r = await startCall({ sdp_offer: offerSdp, ...extra });
-  await peer.acceptAnswer(r.sdp_answer);
-  await peer.waitConnected(15_000);
-  return { peer, r };
+  const c = await caller();
+  const r = await startCall({ sdp_offer: c.offerSdp, ...extra });
+  await c.peer.acceptAnswer(r.sdp_answer);
+  await c.peer.waitConnected(15_000);
+  return { peer: c.peer, r };
 }
 
 /** The signaling path: hello with the call token, an offer, the bridge's answer. */
@@ -133,15 +89,6 @@ async function signal(url: string, sessionId: string, token: string, offerSdp: s
   return { ws, messages, answerSdp: String(answer.payload.sdp) };
 }
 
-async function playTone(peer: AudioPeer, seconds: number): Promise<void> {
-  const tone = new ToneGenerator(440, 0.5);
-  const start = performance.now();
-  for (let i = 0; i < seconds * 50; i++) {
-    peer.sendAudioFrame(tone.next());
-    await sleep(Math.max(0, start + (i + 1) * 20 - performance.now()));
-  }
-}
-
 test('relay only through coturn with the issued TURN credentials, negotiated over signaling', async () => {
   const r = await startCall({ ttl: '2m' });
   const creds = r.turn_credentials;
@@ -154,17 +101,15 @@ test('relay only through coturn with the issued TURN credentials, negotiated ove
     turn: { urls: creds.urls, username: creds.username, credential: creds.password },
     iceTransportPolicy: 'relay',
   };
-  const { peer, offerSdp } = await AudioPeer.offer(relayOnly);
-  const candidates = offerSdp.split(/\r?\n/).filter((l) => l.startsWith('a=candidate'));
+  const c = await caller({ ...relayOnly, additionalHostAddresses: [] });
+  const candidates = c.offerSdp.split(/\r?\n/).filter((l) => l.startsWith('a=candidate'));
   expect(candidates.length).toBeGreaterThan(0);
-  expect(candidates.every((c) => / typ relay /.test(c))).toBe(true);
-  const heard: Buffer[] = [];
-  peer.onAudioFrame((f) => heard.push(f.pcm));
-  const sig = await signal(r.signaling_url, r.session_id, r.token, offerSdp);
-  await peer.acceptAnswer(sig.answerSdp);
-  await peer.waitConnected(15_000);
-  await playTone(peer, 2);
-  const last = Buffer.concat(heard.slice(-40));
+  expect(candidates.every((l) => / typ relay /.test(l))).toBe(true);
+  const sig = await signal(r.signaling_url, r.session_id, r.token, c.offerSdp);
+  await c.peer.acceptAnswer(sig.answerSdp);
+  await c.peer.waitConnected(15_000);
+  await c.play(2);
+  const last = Buffer.concat(c.heard.slice(-40));
   expect(Math.abs(zeroCrossingFrequency(last) - 440)).toBeLessThan(10);
   expect(rms(last)).toBeGreaterThan(0.25);
 
@@ -179,7 +124,7 @@ test('relay only through coturn with the issued TURN credentials, negotiated ove
   await call('webrtc.end', { session_id: r.session_id });
   await waitFor('the bye on signaling', () => sig.messages.find((m) => m.type === 'bye'));
   sig.ws.close();
-  await peer.close();
+  await c.peer.close();
 });
 
 test('the TTL ends the call (Expired) and its TURN credentials expire with it', async () => {
@@ -203,16 +148,16 @@ test('talk-time budget: a warning notice in the room at half, the call ends at t
   expect(result).toMatchObject({ state: 'Ended', end_reason: 'budget_exceeded' });
   // The notice went to the room through matrixSendWorkflow (exactly once, keyed by the call);
   // the room is end-to-end encrypted, so people see it as an m.room.encrypted event.
-  const sent = (await client!.workflow
+  const sent = (await v!.client.workflow
     .getHandle(`${callWorkflowId(r.session_id)}-budget-warning`)
     .result()) as { event_id: string; room_id: string };
   expect(sent.room_id).toBe(room);
   const event = await waitFor('the notice in the room', async () =>
-    (await w!.syn.client.messages(w!.alice.accessToken, room, 200)).find(
+    (await v!.w.syn.client.messages(v!.w.alice.accessToken, room, 200)).find(
       (e) => e.event_id === sent.event_id,
     ),
   );
-  expect(event).toMatchObject({ sender: w!.bot.userId, type: 'm.room.encrypted' });
+  expect(event).toMatchObject({ sender: v!.w.bot.userId, type: 'm.room.encrypted' });
   const log = (await call('webrtc.get_audit_log', { session_id: r.session_id })).result.entries;
   expect(log.map((e: { event_type: string }) => e.event_type)).toEqual([
     'call_ended',
@@ -224,7 +169,7 @@ test('talk-time budget: a warning notice in the room at half, the call ends at t
 
 test('per-call tokens: usage the agent reports during the call ends it at the limit', async () => {
   const { peer, r } = await connectedCall();
-  const endpoint = containerSocketPaths(bridge!.socketPath, r.container_name).endpoint;
+  const endpoint = containerSocketPaths(v!.bridge.socketPath, r.container_name).endpoint;
   const report = (tokens: number) =>
     rpc(endpoint, 'budget.report', { model: 'test-model', input_tokens: tokens, output_tokens: 0 });
   expect((await report(600)).result).toMatchObject({ status: 'recorded' });
@@ -258,7 +203,7 @@ test("the agent's container killed mid-call: the call fails (agent_died) and is 
 
 test('the global budget spent: running calls end and new ones are refused with -32006', async () => {
   const { peer, r } = await connectedCall({ ttl: '5m' });
-  const endpoint = containerSocketPaths(bridge!.socketPath, r.container_name).endpoint;
+  const endpoint = containerSocketPaths(v!.bridge.socketPath, r.container_name).endpoint;
   // 100,000 tokens at $0.01 per 1k: the whole $1 of the day.
   const spent = await rpc(endpoint, 'budget.report', {
     model: 'test-model',
@@ -272,8 +217,8 @@ test('the global budget spent: running calls end and new ones are refused with -
   });
   const refused = await call('webrtc.start', {
     room_id: room,
-    user_id: w!.alice.userId,
-    key_id: keyId,
+    user_id: v!.w.alice.userId,
+    key_id: v!.keyId,
   });
   expect(refused.error).toMatchObject({ code: -32006 });
   const log = (await call('webrtc.get_audit_log', { limit: 5 })).result.entries;

@@ -5,137 +5,65 @@
  * echo comes back; then the limits (room lists, E2EE, membership, rate, concurrency), each with
  * its code and audit entry; then a bridge killed mid-call: the call ends Failed, its agent stops.
  */
-import type { Client } from '@temporalio/client';
 import { rms, zeroCrossingFrequency } from '../../media/audio-analysis';
-import { ToneGenerator } from '../../media/echo';
-import { AudioPeer } from '../../media/peer';
 import {
   callStatusQuery,
   callWorkflowId,
   containerStatusQuery,
   containerWorkflowId,
-  type VoiceCallResult,
 } from '../../workflows/definitions';
-import { removeDir, type BridgeProcess } from '../support/bridge-process';
-import { temporalClient, temporalHistoryText } from '../support/containers';
-import { ensureAgentImage, ensureDocker } from '../support/docker';
+import { temporalHistoryText } from '../support/containers';
+import { waitFor, type MatrixUser } from '../support/matrix-scenario';
 import {
-  bridgeSlot,
-  nonce,
-  rpc,
-  setupMatrixWorld,
-  sleep,
-  startBridge,
-  stopAgents,
-  teardownMatrixWorld,
-  waitFor,
-  type BridgeSlot,
-  type MatrixUser,
-  type MatrixWorld,
-} from '../support/matrix-scenario';
+  caller,
+  joinedRoom,
+  matrixUser,
+  startVoiceWorld,
+  type VoiceWorld,
+} from '../support/voice-scenario';
 
 jest.setTimeout(180_000);
 
-let w: MatrixWorld | undefined;
-let slot: BridgeSlot | undefined;
-let bridge: BridgeProcess | undefined;
-let client: Client | undefined;
-let closeClient: (() => Promise<void>) | undefined;
+let v: VoiceWorld | undefined;
 let keyId: string;
 const rooms: Record<'voice' | 'plain' | 'blocked', string> = { voice: '', plain: '', blocked: '' };
 const users: Record<'carol' | 'dave' | 'erin' | 'frank', MatrixUser> = {} as never;
-const names = new Set<string>();
 
-const call = (method: string, params?: unknown) => rpc(bridge!.socketPath, method, params, 90_000);
+const call = (method: string, params?: unknown) => v!.call(method, params);
+const callResult = (sessionId: string) => v!.callResult(sessionId);
 
 beforeAll(async () => {
-  await ensureDocker();
-  await ensureAgentImage();
-  w = await setupMatrixWorld();
-  const c = w.syn.client;
-  rooms.voice = await c.createRoom(w.alice.accessToken, {
-    invite: [w.bot.userId],
-    encrypted: true,
-    name: 'voice',
+  v = await startVoiceWorld(async (w) => {
+    for (const name of ['carol', 'dave', 'erin', 'frank'] as const) {
+      users[name] = await matrixUser(w, name);
+    }
+    rooms.voice = await joinedRoom(w, 'voice', { members: Object.values(users) });
+    rooms.plain = await joinedRoom(w, 'plain', { encrypted: false });
+    rooms.blocked = await joinedRoom(w, 'blocked');
+    return {
+      ARMORCLAW_MATRIX_TRUSTED_ROOMS: [w.rooms.agent, ...Object.values(rooms)].join(','),
+      ARMORCLAW_VOICE_BLOCKED_ROOMS: rooms.blocked,
+      ARMORCLAW_VOICE_RATE_LIMIT_CALLS: '2',
+      ARMORCLAW_VOICE_MAX_CONCURRENT_CALLS: '2',
+    };
   });
-  rooms.plain = await c.createRoom(w.alice.accessToken, { invite: [w.bot.userId], name: 'plain' });
-  rooms.blocked = await c.createRoom(w.alice.accessToken, {
-    invite: [w.bot.userId],
-    encrypted: true,
-    name: 'blocked',
-  });
-  for (const r of Object.values(rooms)) await c.join(w.bot.accessToken, r);
-  for (const name of ['carol', 'dave', 'erin', 'frank'] as const) {
-    const password = `pw-${name}-${nonce()}`;
-    const session = await w.syn.registerUser(`${name}${nonce()}`, password);
-    users[name] = { ...session, localpart: name, password };
-    await c.invite(w.alice.accessToken, rooms.voice, session.userId);
-    await c.join(session.accessToken, rooms.voice);
-  }
-  slot = await bridgeSlot(w, {
-    ARMORCLAW_MATRIX_TRUSTED_ROOMS: [w.rooms.agent, rooms.voice, rooms.plain, rooms.blocked].join(
-      ',',
-    ),
-    ARMORCLAW_VOICE_SIGNALING_PORT: '0',
-    ARMORCLAW_VOICE_BLOCKED_ROOMS: rooms.blocked,
-    ARMORCLAW_VOICE_RATE_LIMIT_CALLS: '2',
-    ARMORCLAW_VOICE_MAX_CONCURRENT_CALLS: '2',
-    ARMORCLAW_VOICE_ICE_HOST_ADDRESSES: '127.0.0.1',
-  });
-  bridge = await startBridge(slot);
-  ({ client, close: closeClient } = await temporalClient(slot.temporalPort));
-  keyId = `voice-key-${nonce()}`;
-  expect(
-    (await call('store_key', { id: keyId, provider: 'openai', token: `sk-${nonce()}${nonce()}` }))
-      .error,
-  ).toBeUndefined();
+  keyId = v.keyId;
 }, 180_000);
 
-afterAll(async () => {
-  const dirs = [slot?.dir, w?.secretsDir].filter((d): d is string => !!d);
-  await stopAgents(bridge?.socketPath, names, dirs);
-  await bridge?.stop();
-  await closeClient?.();
-  await teardownMatrixWorld(w);
-  if (slot) removeDir(slot.dir);
-}, 120_000);
-
-/** A werift caller: offers Opus audio, plays a tone at real time, collects what comes back. */
-async function caller() {
-  const { peer, offerSdp } = await AudioPeer.offer({ additionalHostAddresses: ['127.0.0.1'] });
-  const heard: Buffer[] = [];
-  peer.onAudioFrame((f) => heard.push(f.pcm));
-  return {
-    peer,
-    offerSdp,
-    heard,
-    async play(seconds: number, hz = 440) {
-      const tone = new ToneGenerator(hz, 0.5);
-      const start = performance.now();
-      for (let i = 0; i < seconds * 50; i++) {
-        peer.sendAudioFrame(tone.next());
-        const due = start + (i + 1) * 20;
-        await sleep(Math.max(0, due - performance.now()));
-      }
-    },
-  };
-}
-
-const callResult = (sessionId: string) =>
-  client!.workflow.getHandle(callWorkflowId(sessionId)).result() as Promise<VoiceCallResult>;
+afterAll(() => v?.stop(), 120_000);
 
 test('a call: offer in webrtc.start, the echo agent sends the 440 Hz tone back; end cleans up', async () => {
   const c = await caller();
   const started = await call('webrtc.start', {
     room_id: rooms.voice,
-    user_id: w!.alice.userId,
+    user_id: v!.w.alice.userId,
     key_id: keyId,
     ttl: '5m',
     sdp_offer: c.offerSdp,
   });
   expect(started.error).toBeUndefined();
   const r = started.result;
-  names.add(r.container_name);
+  v!.names.add(r.container_name);
   expect(r).toMatchObject({
     session_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
     sdp_answer: expect.stringMatching(/^v=0/),
@@ -167,7 +95,7 @@ test('a call: offer in webrtc.start, the echo agent sends the 440 Hz tone back; 
   const heardByAgent = await waitFor(
     'the agent to report the tone',
     async () => {
-      const status = await client!.workflow
+      const status = await v!.client.workflow
         .getHandle(containerWorkflowId(r.container_name))
         .query(containerStatusQuery);
       return status.notifications.find((n) => /audio_in frequency_hz=4[34]\d/.test(n.message));
@@ -176,7 +104,7 @@ test('a call: offer in webrtc.start, the echo agent sends the 440 Hz tone back; 
   );
   expect(heardByAgent).toBeDefined();
 
-  const status = await client!.workflow
+  const status = await v!.client.workflow
     .getHandle(callWorkflowId(r.session_id))
     .query(callStatusQuery);
   expect(status).toMatchObject({ state: 'Active', user_state: 'Live', room_id: rooms.voice });
@@ -189,7 +117,7 @@ test('a call: offer in webrtc.start, the echo agent sends the 440 Hz tone back; 
   });
   expect((await callResult(r.session_id)).state).toBe('Ended');
   // The agent started for the call stopped with it.
-  const run = await client!.workflow
+  const run = await v!.client.workflow
     .getHandle(containerWorkflowId(r.container_name))
     .query(containerStatusQuery);
   expect(run).toMatchObject({ state: 'Ended', cleanup_done: true });
@@ -203,11 +131,11 @@ test('a call: offer in webrtc.start, the echo agent sends the 440 Hz tone back; 
   ]);
   expect(log[0]).toMatchObject({
     room_id: rooms.voice,
-    user_id: w!.alice.userId,
+    user_id: v!.w.alice.userId,
     details: { reason: 'user_hangup', state: 'Ended' },
   });
   // Neither the token, the SDP nor any ICE password reached Temporal history.
-  const history = await temporalHistoryText(slot!.temporalPort, callWorkflowId(r.session_id));
+  const history = await temporalHistoryText(v!.slot.temporalPort, callWorkflowId(r.session_id));
   expect(history).not.toContain(r.token);
   expect(history).not.toContain('a=fingerprint');
   expect(history).not.toContain('ice-pwd');
@@ -223,18 +151,20 @@ async function refused(params: Record<string, unknown>) {
 
 test('room lists, E2EE and membership: -32001 / -32005 with audit entries', async () => {
   const before = (await call('webrtc.get_audit_log', { limit: 1000 })).result.entries.length;
-  expect(await refused({ room_id: rooms.blocked, user_id: w!.alice.userId })).toMatchObject({
+  expect(await refused({ room_id: rooms.blocked, user_id: v!.w.alice.userId })).toMatchObject({
     code: -32001,
     message: expect.stringContaining('blocked'),
   });
-  expect(await refused({ room_id: w!.rooms.untrusted, user_id: w!.alice.userId })).toMatchObject({
+  expect(
+    await refused({ room_id: v!.w.rooms.untrusted, user_id: v!.w.alice.userId }),
+  ).toMatchObject({
     code: -32001,
   });
-  expect(await refused({ room_id: rooms.plain, user_id: w!.alice.userId })).toMatchObject({
+  expect(await refused({ room_id: rooms.plain, user_id: v!.w.alice.userId })).toMatchObject({
     code: -32005,
     message: expect.stringContaining('encrypted'),
   });
-  expect(await refused({ room_id: rooms.voice, user_id: w!.mallory.userId })).toMatchObject({
+  expect(await refused({ room_id: rooms.voice, user_id: v!.w.mallory.userId })).toMatchObject({
     code: -32005,
     message: expect.stringContaining('joined'),
   });
@@ -278,7 +208,7 @@ test('per-user rate limit (-32002) and the concurrent cap (-32003), audited', as
   const agent = await call('start', { key_id: keyId, ttl: '10m' });
   expect(agent.error).toBeUndefined();
   const containerName = agent.result.container_name as string;
-  names.add(containerName);
+  v!.names.add(containerName);
   const place = (user: MatrixUser, extra: Record<string, unknown> = {}) =>
     call('webrtc.start', {
       room_id: rooms.voice,
@@ -305,7 +235,7 @@ test('per-user rate limit (-32002) and the concurrent cap (-32003), audited', as
     key_id: keyId,
   });
   expect(b.error).toBeUndefined();
-  names.add(b.result.container_name);
+  v!.names.add(b.result.container_name);
   const capped = await place(users.frank);
   expect(capped.error).toMatchObject({ code: -32003 });
   const list = (await call('webrtc.list')).result;
@@ -341,22 +271,21 @@ test('the bridge killed mid-call: the call ends Failed on restart and its agent 
   });
   expect(started.error).toBeUndefined();
   const r = started.result;
-  names.add(r.container_name);
+  v!.names.add(r.container_name);
   await c.peer.acceptAnswer(r.sdp_answer);
   await c.peer.waitConnected(15_000);
   await c.play(1);
 
-  await bridge!.stop('SIGKILL');
-  bridge = await startBridge(slot!);
+  await v!.restart();
   const result = await Promise.race([
     callResult(r.session_id),
-    sleep(60_000).then(() => undefined),
+    new Promise((r) => setTimeout(r, 60_000)).then(() => undefined),
   ]);
   expect(result).toMatchObject({ state: 'Failed', end_reason: 'media_lost' });
   const run = await waitFor(
     'the agent run cleaned up',
     async () => {
-      const s = await client!.workflow
+      const s = await v!.client.workflow
         .getHandle(containerWorkflowId(r.container_name))
         .query(containerStatusQuery);
       return s.cleanup_done ? s : undefined;
