@@ -40,6 +40,7 @@ import {
   ArmorclawKind,
   ArmorclawState,
 } from './search-attributes';
+import { MachineTimers } from './machine-timers';
 
 const MAX_NOTIFICATIONS = 50;
 
@@ -87,7 +88,7 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   });
   let snapshot = initialSnapshot;
   const queue: ContainerRunEvent[] = [];
-  const timers = new Map<string, CancellationScope>();
+  const timers = new MachineTimers<ContainerRunEvent>((event) => queue.push(event));
   const notifications: AgentNotification[] = [];
   let endpoint: string | undefined;
   let startFailureType: string = ContainerFailureType.StartFailed;
@@ -176,26 +177,9 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
         : []),
     ]);
 
-  const startTimer = (id: string, delayMs: number, event: ContainerRunEvent) => {
-    const scope = new CancellationScope();
-    timers.set(id, scope);
-    scope
-      .run(() => sleep(delayMs))
-      .then(
-        () => {
-          timers.delete(id);
-          queue.push(event);
-        },
-        (err) => {
-          if (!isCancellation(err)) throw err;
-        },
-      );
-  };
-
   const cleanup = async () => {
     await CancellationScope.nonCancellable(async () => {
-      for (const t of timers.values()) t.cancel();
-      timers.clear();
+      timers.cancelAll();
       // Only while the start is in flight: an `await` here reorders commands, and runs recorded
       // before this patch (test/replay) scheduled the teardown first.
       if (startInFlight && patched('cleanup-awaits-start')) {
@@ -228,17 +212,10 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   /** Performs what the machine asked for, in order. */
   const perform = async (actions: typeof initialActions) => {
     for (const action of actions) {
-      // XState's built-in delayed raise/cancel are not in the machine's own action union.
+      // XState's own raise/cancel (delayed events) first, then the machine's actions.
       const type = action.type as string;
-      if (type === 'xstate.raise') {
-        const params = action.params as { event: ContainerRunEvent; id: string; delay?: number };
-        if (params.delay !== undefined) startTimer(params.id, params.delay, params.event);
-        else queue.push(params.event);
-      } else if (type === 'xstate.cancel') {
-        const { sendId } = action.params as { sendId: string };
-        timers.get(sendId)?.cancel();
-        timers.delete(sendId);
-      } else if (type === 'removeSecrets') {
+      if (timers.handle(action)) continue;
+      if (type === 'removeSecrets') {
         await CancellationScope.nonCancellable(() =>
           hostCleanup.removeSecretsFile({ containerName: input.containerName }),
         );

@@ -174,8 +174,7 @@ export const callWorkflowId = (sessionId: string): string => `call-${sessionId}`
 
 /** The agent a call talks to: a run started for the call, or one already running. */
 export type CallAgent =
-  | { kind: 'existing'; containerName: string }
-  | { kind: 'start'; run: ContainerRunInput };
+  { kind: 'existing'; containerName: string } | { kind: 'start'; run: ContainerRunInput };
 
 /** Failure types of `call-ready`: the RPC layer maps them to the spec's error codes. */
 export const CallFailureType = {

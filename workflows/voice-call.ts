@@ -45,6 +45,7 @@ import {
   ArmorclawState,
   ArmorclawUserState,
 } from './search-attributes';
+import { MachineTimers } from './machine-timers';
 
 /** How long cleanup waits for an admission still in flight before releasing anyway. */
 const ADMIT_WAIT_MS = 60_000;
@@ -107,7 +108,7 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
   });
   let snapshot = initialSnapshot;
   const queue: VoiceCallEvent[] = [];
-  const timers = new Map<string, CancellationScope>();
+  const timers = new MachineTimers<VoiceCallEvent>((event) => queue.push(event));
   const background = new CancellationScope();
   let containerName = input.agent.kind === 'existing' ? input.agent.containerName : undefined;
   let ready = false;
@@ -215,22 +216,6 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
     });
   };
 
-  const startTimer = (id: string, delayMs: number, event: VoiceCallEvent) => {
-    const scope = new CancellationScope();
-    timers.set(id, scope);
-    scope
-      .run(() => sleep(delayMs))
-      .then(
-        () => {
-          timers.delete(id);
-          queue.push(event);
-        },
-        (err) => {
-          if (!isCancellation(err)) throw err;
-        },
-      );
-  };
-
   const warnBudget = () =>
     launch('budget warning', async () => {
       const key = `${workflowId}/budget-warning`;
@@ -264,8 +249,7 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
   const cleanup = async () => {
     await CancellationScope.nonCancellable(async () => {
       endedAtMs = Date.now();
-      for (const t of timers.values()) t.cancel();
-      timers.clear();
+      timers.cancelAll();
       background.cancel();
       const end = result();
       await mediaClose
@@ -310,15 +294,8 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
   const perform = async (actions: typeof initialActions) => {
     for (const action of actions) {
       const type = action.type as string;
-      if (type === 'xstate.raise') {
-        const params = action.params as { event: VoiceCallEvent; id: string; delay?: number };
-        if (params.delay !== undefined) startTimer(params.id, params.delay, params.event);
-        else queue.push(params.event);
-      } else if (type === 'xstate.cancel') {
-        const { sendId } = action.params as { sendId: string };
-        timers.get(sendId)?.cancel();
-        timers.delete(sendId);
-      } else if (type === 'startIceRestart') {
+      if (timers.handle(action)) continue;
+      if (type === 'startIceRestart') {
         launch('ICE restart', async () => {
           try {
             await media.restartCallIce({ sessionId: input.sessionId });
