@@ -247,6 +247,7 @@ export async function start(
         docker: async () => {
           await docker.ping();
         },
+        signaling: () => voice.check(),
         ...(matrix.status.enabled
           ? {
               matrix: async () => {

@@ -3,6 +3,7 @@
  * token key, the signaling server, and what a restarted bridge owes the calls it held.
  */
 import { randomBytes } from 'node:crypto';
+import https from 'node:https';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
@@ -31,6 +32,8 @@ export interface Voice {
   callPageUrl(): string;
   /** Calls this host held before a restart have lost their peers: tell their workflows. */
   reconcile(): Promise<number>;
+  /** The health check: the signaling server answers its /healthz over TLS. */
+  check(): Promise<void>;
   /** An agent reported usage: count it against its call, if it is on one. */
   onAgentUsage(containerName: string, tokens: number): void;
   close(): Promise<void>;
@@ -119,6 +122,17 @@ export function createVoice(deps: {
       if (told > 0) log.warn({ calls: told }, 'calls held before the restart were ended');
       return told;
     },
+    check: () =>
+      new Promise<void>((resolve, reject) => {
+        const healthz = new URL('/healthz', (url ?? '').replace(/^ws/, 'http'));
+        const req = https.get(healthz, { rejectUnauthorized: false, timeout: 2_000 }, (res) => {
+          res.resume();
+          if (res.statusCode === 200) resolve();
+          else reject(new Error(`signaling server answered ${res.statusCode}`));
+        });
+        req.on('timeout', () => req.destroy(new Error('signaling server did not answer')));
+        req.on('error', reject);
+      }),
     onAgentUsage(containerName, tokens) {
       const sessionId = hub.sessionOfAgent(containerName);
       if (!sessionId) return;

@@ -131,6 +131,7 @@ describe('agent audio through the real bridge', () => {
           ARMORCLAW_SECRETS_DIR: secretsDir,
           ARMORCLAW_LOG_LEVEL: 'info',
           ARMORCLAW_TEST_AUDIO_SOCKET: door,
+          ARMORCLAW_VOICE_SIGNALING_PORT: '0',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },

@@ -321,12 +321,17 @@ describe('docker-compose.yml', () => {
     expect(ports.sort()).toEqual(['127.0.0.1:3478:3478/tcp', '127.0.0.1:3478:3478/udp']);
     for (const p of portsOf(coturn)) expect(p.hostIp).toBe('127.0.0.1');
 
-    // Never a literal secret in the file; only coturn gets it; missing it fails with its message.
+    // Never a literal secret in the file; only coturn and the bridge (which derives the per-call
+    // credentials from it) get it; missing it fails with its message.
     const text = readFileSync(COMPOSE_FILE, 'utf8');
     expect(text).toMatch(/--static-auth-secret=\$\{ARMORCLAW_TURN_SECRET:\?[^}]+\}/);
     expect(text.match(/static-auth-secret/g)).toHaveLength(1);
     for (const [name, svc] of Object.entries(services)) {
-      if (name !== 'coturn') expect(JSON.stringify(svc)).not.toContain(turnSecret);
+      if (name === 'bridge') {
+        expect(asObj(asObj(svc).environment).ARMORCLAW_VOICE_TURN_SECRET).toBe(turnSecret);
+      } else if (name !== 'coturn') {
+        expect(JSON.stringify(svc)).not.toContain(turnSecret);
+      }
     }
     const missing = await composeConfig({ ARMORCLAW_MASTER_KEY: masterKey });
     expect(missing.code).not.toBe(0);

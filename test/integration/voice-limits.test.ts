@@ -13,6 +13,7 @@ import { AudioPeer, type AudioPeerOptions } from '../../media/peer';
 import { containerSocketPaths } from '../../rpc/container-socket';
 import { callWorkflowId } from '../../workflows/definitions';
 import { startCoturn, type Coturn } from '../support/coturn';
+import { temporalHistoryText } from '../support/containers';
 import { nonce, rpc, sleep, waitFor } from '../support/matrix-scenario';
 import { caller, joinedRoom, startVoiceWorld, type VoiceWorld } from '../support/voice-scenario';
 
@@ -121,6 +122,12 @@ test('relay only through coturn with the issued TURN credentials, negotiated ove
     }),
   ).rejects.toThrow(/no TURN relay candidate/);
 
+  // Neither the token nor the TURN password reaches the bridge's logs or Temporal history.
+  expect(v!.bridge.output()).not.toContain(r.token);
+  expect(v!.bridge.output()).not.toContain(creds.password);
+  const history = await temporalHistoryText(v!.slot.temporalPort, callWorkflowId(r.session_id));
+  expect(history).not.toContain(creds.password);
+  expect(history).not.toContain(r.token);
   await call('webrtc.end', { session_id: r.session_id });
   await waitFor('the bye on signaling', () => sig.messages.find((m) => m.type === 'bye'));
   sig.ws.close();

@@ -139,6 +139,7 @@ test('a call: offer in webrtc.start, the echo agent sends the 440 Hz tone back; 
   expect(history).not.toContain(r.token);
   expect(history).not.toContain('a=fingerprint');
   expect(history).not.toContain('ice-pwd');
+  expect(v!.bridge.output()).not.toContain(r.token);
   await c.peer.close();
 });
 

@@ -55,6 +55,8 @@ export async function spawnBridge(opts: SpawnOptions = {}): Promise<BridgeProces
     ARMORCLAW_TEMPORAL_UI_PORT: String(uiPort),
     ARMORCLAW_CONFIG: '',
     ARMORCLAW_LOG_LEVEL: 'info',
+    // Several bridges run at once in the tests: each signaling server on a free port.
+    ARMORCLAW_VOICE_SIGNALING_PORT: '0',
     ...opts.env,
   };
   const child = spawn(
