@@ -442,7 +442,7 @@ export const settings: readonly Setting[] = [
     env: 'ARMORCLAW_VOICE_ALLOWED_ORIGINS',
     type: 'list',
     default: [],
-    doc: 'Origins (https://app.example.com) whose pages may open signaling WebSockets besides the bridge\'s own call page. Clients that send no Origin (native apps) are allowed. Environment: comma-separated.',
+    doc: "Origins (https://app.example.com) whose pages may open signaling WebSockets besides the bridge's own call page. Clients that send no Origin (native apps) are allowed. Environment: comma-separated.",
   },
   {
     key: 'voice.max_message_bytes',
@@ -555,7 +555,7 @@ export const settings: readonly Setting[] = [
     default: 0.8,
     min: 0,
     max: 1,
-    doc: 'Fraction of either per-call budget at which a budget_warning is audited and a notice posted in the call\'s room, once per call.',
+    doc: "Fraction of either per-call budget at which a budget_warning is audited and a notice posted in the call's room, once per call.",
   },
   {
     key: 'voice.stop_existing_agent_on_end',
