@@ -28,7 +28,8 @@ export interface PacerOptions {
   /**
    * When the agent has sent at real time (40–55 frames in the last second) and every one of
    * those frames was held longer than this, the clock was started late (the first frames were
-   * delayed by a stall): move it earlier so that the hold drops to `slackMs`. Default 60 ms.
+   * delayed by a stall, e.g. Opus warming up): move it earlier so that the hold drops to
+   * `slackMs`. Default 10 ms: a late start would otherwise stay in the call's latency for good.
    */
   resyncAboveMs?: number;
   /** Most frames queued; the oldest are dropped beyond it. Default 1500 (30 s). */
@@ -79,7 +80,7 @@ export class FramePacer {
     this.maxLag = options.maxLagMs ?? 1000;
     this.maxLead = options.maxLeadMs ?? 1000;
     this.maxQueue = options.maxQueue ?? 1500;
-    this.resyncAbove = options.resyncAboveMs ?? 60;
+    this.resyncAbove = options.resyncAboveMs ?? 10;
     this.now = options.now ?? (() => performance.now());
   }
 
@@ -130,7 +131,8 @@ export class FramePacer {
     while (this.arrivals.length > 0 && now - (this.arrivals[0] as { at: number }).at >= 1000)
       this.arrivals.shift();
     const n = this.arrivals.length;
-    if (n < 40 || n > 55) return; // not a real-time producer (or not yet a second of it)
+    // A real-time producer: a whole second of arrivals (not a burst and its tail), 40–55 frames.
+    if (now - (this.arrivals[0] as { at: number }).at < 900 || n < 40 || n > 55) return;
     const minLead = Math.min(...this.arrivals.map((a) => a.lead));
     if (minLead <= this.resyncAbove) return;
     this.anchor.time -= minLead - this.slack;
