@@ -47,6 +47,38 @@ describe('the spec methods status and health', () => {
   });
 });
 
+describe('voice methods on a bridge without Matrix', () => {
+  test('start is -32000 (Matrix adapter not configured); bad input is -32602 / -32004', async () => {
+    const start = await call(bridge.socketPath, 'webrtc.start', {
+      room_id: '!room:example.org',
+      key_id: 'nope',
+    });
+    expect(start.error).toEqual({
+      code: -32000,
+      message: 'Internal error: Matrix adapter not configured',
+    });
+    expect((await call(bridge.socketPath, 'webrtc.start', {})).error.code).toBe(-32602);
+    expect(
+      (await call(bridge.socketPath, 'webrtc.start', { room_id: '!r:x', ttl: 'soon' })).error,
+    ).toMatchObject({ code: -32602, message: expect.stringContaining('ttl') });
+    expect(
+      (await call(bridge.socketPath, 'webrtc.get_audit_log', { limit: 1001 })).error.code,
+    ).toBe(-32602);
+    expect(
+      (await call(bridge.socketPath, 'webrtc.end', { session_id: 'session-abc123' })).error,
+    ).toMatchObject({ code: -32004, message: 'Session not found: session-abc123' });
+    expect((await call(bridge.socketPath, 'webrtc.list')).result).toEqual({
+      active_sessions: 0,
+      sessions: [],
+    });
+    expect((await call(bridge.socketPath, 'webrtc.get_audit_log')).result).toEqual({
+      entries: [],
+    });
+    // The bridge keeps serving.
+    expect((await call(bridge.socketPath, 'status')).result.state).toBe('running');
+  });
+});
+
 describe('framing: every client the spec shows', () => {
   test('nc -N: newline-terminated request, half-close', async () => {
     const out = await ncRequest(bridge.socketPath, req(1, 'status') + '\n');
