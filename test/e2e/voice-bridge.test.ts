@@ -8,12 +8,6 @@
  * without Chromium, Docker or Synapse.
  */
 import type { Page } from 'playwright-core';
-import {
-  callWorkflowId,
-  containerStatusQuery,
-  containerWorkflowId,
-  type VoiceCallResult,
-} from '../../workflows/definitions';
 import { launchChromium, type LaunchedChromium } from '../support/chromium';
 import { waitFor } from '../support/matrix-scenario';
 import { joinedRoom, startVoiceWorld, type VoiceWorld } from '../support/voice-scenario';
@@ -80,9 +74,7 @@ test('Chromium joins through the call page: Live, the agent hears 440 Hz, the pa
   const report = await waitFor(
     'the agent to report the tone',
     async () => {
-      const status = await v!.client.workflow
-        .getHandle(containerWorkflowId(r.container_name))
-        .query(containerStatusQuery);
+      const status = await v!.agentRun(r.container_name);
       return status.notifications.find((n) => /audio_in frequency_hz=4[34]\d/.test(n.message));
     },
     { timeoutMs: 15_000, intervalMs: 250 },
@@ -106,20 +98,9 @@ test('Chromium joins through the call page: Live, the agent hears 440 Hz, the pa
   await waitFor('the page to be Ended', async () => (await pageState(page)) === 'Ended', {
     timeoutMs: 15_000,
   });
-  const result = (await v!.client.workflow
-    .getHandle(callWorkflowId(r.session_id))
-    .result()) as VoiceCallResult;
+  const result = await v!.callResult(r.session_id);
   expect(result).toMatchObject({ state: 'Ended', end_reason: 'user_hangup' });
-  const run = await waitFor(
-    'the agent run to end',
-    async () => {
-      const s = await v!.client.workflow
-        .getHandle(containerWorkflowId(r.container_name))
-        .query(containerStatusQuery);
-      return s.cleanup_done ? s : undefined;
-    },
-    { timeoutMs: 20_000 },
-  );
+  const run = await v!.agentRunCleanedUp(r.container_name, 20_000);
   expect(run.state).toBe('Ended');
   const log = (await call('webrtc.get_audit_log', { session_id: r.session_id })).result.entries;
   expect(log.map((e: { event_type: string }) => e.event_type)).toEqual([

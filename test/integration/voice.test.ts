@@ -6,12 +6,7 @@
  * its code and audit entry; then a bridge killed mid-call: the call ends Failed, its agent stops.
  */
 import { rms, zeroCrossingFrequency } from '../../media/audio-analysis';
-import {
-  callStatusQuery,
-  callWorkflowId,
-  containerStatusQuery,
-  containerWorkflowId,
-} from '../../workflows/definitions';
+import { callStatusQuery, callWorkflowId } from '../../workflows/definitions';
 import { temporalHistoryText } from '../support/containers';
 import { waitFor, type MatrixUser } from '../support/matrix-scenario';
 import {
@@ -95,9 +90,7 @@ test('a call: offer in webrtc.start, the echo agent sends the 440 Hz tone back; 
   const heardByAgent = await waitFor(
     'the agent to report the tone',
     async () => {
-      const status = await v!.client.workflow
-        .getHandle(containerWorkflowId(r.container_name))
-        .query(containerStatusQuery);
+      const status = await v!.agentRun(r.container_name);
       return status.notifications.find((n) => /audio_in frequency_hz=4[34]\d/.test(n.message));
     },
     { timeoutMs: 10_000 },
@@ -117,9 +110,7 @@ test('a call: offer in webrtc.start, the echo agent sends the 440 Hz tone back; 
   });
   expect((await callResult(r.session_id)).state).toBe('Ended');
   // The agent started for the call stopped with it.
-  const run = await v!.client.workflow
-    .getHandle(containerWorkflowId(r.container_name))
-    .query(containerStatusQuery);
+  const run = await v!.agentRun(r.container_name);
   expect(run).toMatchObject({ state: 'Ended', cleanup_done: true });
   // Ending twice: the session is gone.
   expect((await call('webrtc.end', { session_id: r.session_id })).error?.code).toBe(-32004);
@@ -283,16 +274,7 @@ test('the bridge killed mid-call: the call ends Failed on restart and its agent 
     new Promise((r) => setTimeout(r, 60_000)).then(() => undefined),
   ]);
   expect(result).toMatchObject({ state: 'Failed', end_reason: 'media_lost' });
-  const run = await waitFor(
-    'the agent run cleaned up',
-    async () => {
-      const s = await v!.client.workflow
-        .getHandle(containerWorkflowId(r.container_name))
-        .query(containerStatusQuery);
-      return s.cleanup_done ? s : undefined;
-    },
-    { timeoutMs: 30_000 },
-  );
+  const run = await v!.agentRunCleanedUp(r.container_name, 30_000);
   expect(run.state).toBe('Ended');
   const log = (await call('webrtc.get_audit_log', { session_id: r.session_id })).result.entries;
   expect(log[0]).toMatchObject({

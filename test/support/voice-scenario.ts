@@ -7,9 +7,13 @@
 import type { Client } from '@temporalio/client';
 import { ToneGenerator } from '../../media/echo';
 import { AudioPeer, type AudioPeerOptions } from '../../media/peer';
-import { callWorkflowId, type VoiceCallResult } from '../../workflows/definitions';
+import {
+  callWorkflowId,
+  type ContainerRunStatus,
+  type VoiceCallResult,
+} from '../../workflows/definitions';
 import { removeDir, type BridgeProcess } from './bridge-process';
-import { temporalClient } from './containers';
+import { runStatus, temporalClient, waitFor } from './containers';
 import { ensureAgentImage, ensureDocker } from './docker';
 import {
   bridgeSlot,
@@ -39,6 +43,10 @@ export interface VoiceWorld {
   call(method: string, params?: unknown): Promise<any>;
   /** The call workflow's result, once it has ended. */
   callResult(sessionId: string): Promise<VoiceCallResult>;
+  /** The status of an agent's run (open or closed). */
+  agentRun(containerName: string): Promise<ContainerRunStatus>;
+  /** Waits until the agent's run has ended and cleaned up; answers its status. */
+  agentRunCleanedUp(containerName: string, timeoutMs?: number): Promise<ContainerRunStatus>;
   /** kill -9 and start again on the same state and ports. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -74,6 +82,16 @@ export async function startVoiceWorld(
       call: (method, params) => rpc(world.bridge.socketPath, method, params, 90_000),
       callResult: (sessionId) =>
         client.workflow.getHandle(callWorkflowId(sessionId)).result() as Promise<VoiceCallResult>,
+      agentRun: (containerName) => runStatus(client, containerName),
+      agentRunCleanedUp: (containerName, timeoutMs = 30_000) =>
+        waitFor(
+          `the run of ${containerName} to end and clean up`,
+          async () => {
+            const s = await runStatus(client, containerName);
+            return s.cleanup_done ? s : undefined;
+          },
+          { timeoutMs },
+        ),
       async restart() {
         await world.bridge.stop('SIGKILL');
         world.bridge = await startBridge(world.slot);
