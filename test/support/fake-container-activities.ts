@@ -4,6 +4,7 @@
  * the subject is the workflow's decisions, timers and retries.
  */
 import { Context } from '@temporalio/activity';
+import { recordActivity, type RecordedActivity } from './activity-recorder';
 import { ApplicationFailure } from '@temporalio/common';
 import type {
   AuditArgs,
@@ -23,15 +24,7 @@ export const KEY_ID = 'key-anthropic-test';
 
 export type HostActivityName = keyof HostContainerActivities;
 
-export interface RecordedCall {
-  name: HostActivityName | 'recordAudit';
-  args: unknown;
-  attempt: number;
-  /** Test-server time the current attempt was scheduled at (workflow time, not wall clock). */
-  scheduledMs: number;
-  /** Settles when this attempt of the fake has returned or thrown. */
-  settled: Promise<void>;
-}
+export type RecordedCall = RecordedActivity<HostActivityName | 'recordAudit'>;
 
 /** Behaviour overrides: given the call's attempt number, do something other than succeed. */
 export interface FakeBehaviour {
@@ -66,26 +59,8 @@ export class FakeContainerHost {
     return this.calls.filter((c) => c.name === name);
   }
 
-  private async record<T>(
-    name: RecordedCall['name'],
-    args: unknown,
-    body: () => Promise<T>,
-  ): Promise<T> {
-    const info = Context.current().info;
-    let settle!: () => void;
-    const settled = new Promise<void>((resolve) => (settle = resolve));
-    this.calls.push({
-      name,
-      args,
-      attempt: info.attempt,
-      scheduledMs: info.currentAttemptScheduledTimestampMs,
-      settled,
-    });
-    try {
-      return await body();
-    } finally {
-      settle();
-    }
+  private record<T>(name: RecordedCall['name'], args: unknown, body: () => Promise<T>) {
+    return recordActivity(this.calls, name, args, body);
   }
 
   readonly hostActivities: HostContainerActivities = {

@@ -6,6 +6,7 @@
  * worker); a test may override any activity's behaviour. Every call is recorded.
  */
 import { CancelledFailure, Context } from '@temporalio/activity';
+import { recordActivity, type RecordedActivity } from './activity-recorder';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -40,15 +41,7 @@ export type VoiceActivityName =
   | 'recordAudit'
   | 'sendMatrixMessage';
 
-export interface RecordedVoiceCall {
-  name: VoiceActivityName;
-  args: unknown;
-  attempt: number;
-  /** Test-server time the current attempt was scheduled at (workflow time, not wall clock). */
-  scheduledMs: number;
-  /** Settles when this attempt of the fake has returned or thrown. */
-  settled: Promise<void>;
-}
+export type RecordedVoiceCall = RecordedActivity<VoiceActivityName>;
 
 /** Behaviour overrides (given the attempt number): answer or throw something else. */
 export interface VoiceFakeBehaviour {
@@ -130,22 +123,8 @@ export class FakeVoiceHost {
     return this.agentWaiters.get(containerName)?.size ?? 0;
   }
 
-  private async record<T>(name: VoiceActivityName, args: unknown, body: () => Promise<T>) {
-    const info = Context.current().info;
-    let settle!: () => void;
-    const settled = new Promise<void>((resolve) => (settle = resolve));
-    this.calls.push({
-      name,
-      args,
-      attempt: info.attempt,
-      scheduledMs: info.currentAttemptScheduledTimestampMs,
-      settled,
-    });
-    try {
-      return await body();
-    } finally {
-      settle();
-    }
+  private record<T>(name: VoiceActivityName, args: unknown, body: () => Promise<T>) {
+    return recordActivity(this.calls, name, args, body);
   }
 
   private attempt(): number {
@@ -409,20 +388,7 @@ export async function withVoiceEnv<T>(
   }
 }
 
-const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Retries `check` (wall clock) until it stops throwing; rethrows its last error on timeout. */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await realSleep(50);
-    }
-  }
-}
+export { eventually } from './activity-recorder';
 
 /**
  * History as text with every payload decoded, so a token or SDP in any payload would show:

@@ -28,6 +28,7 @@ import {
 } from '../../workflows/definitions';
 import { ArmorclawKind } from '../../workflows/search-attributes';
 import { bundleWorkflows, createTimeSkippingEnv } from '../support/temporal';
+import { eventually } from '../support/activity-recorder';
 
 const HOUR_MS = 3_600_000;
 
@@ -106,21 +107,6 @@ async function withAdmission<T>(
 
 const outcome = (r: AdmitCallResult): string => (r.admitted ? 'admitted' : r.reason);
 const sessions = (s: CallAdmissionStatus): string[] => s.active.map((c) => c.sessionId).sort();
-
-const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Retries `check` (wall clock) until it stops throwing; rethrows its last error on timeout. */
-async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await realSleep(50);
-    }
-  }
-}
 
 describe('the concurrency cap', () => {
   test('10 admits racing for 3 slots: exactly 3 admitted, 7 refused; a release frees a slot', () =>

@@ -29,6 +29,7 @@ import {
 } from '../../workflows/definitions';
 import { FakeContainerHost, KEY_ID } from '../support/fake-container-activities';
 import { bundleWorkflows, createTimeSkippingEnv } from '../support/temporal';
+import { eventually } from '../support/activity-recorder';
 
 const DAY_MS = 86_400_000;
 const ADMIN_ROOM = '!admin:test.local';
@@ -207,30 +208,6 @@ const report = (containerName: string, usd: number): BudgetReport => ({
 });
 
 const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Retries `check` (wall clock) until it stops throwing; rethrows its last error on timeout. Each
- * try is bounded too, so a query that never returns fails the test with a message.
- */
-async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      let timer: NodeJS.Timeout | undefined;
-      const bounded = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('check did not return in 5 s')), 5_000);
-      });
-      try {
-        return await Promise.race([Promise.resolve(check()), bounded]);
-      } finally {
-        clearTimeout(timer);
-      }
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await realSleep(50);
-    }
-  }
-}
 
 /** Waits until every report sent so far is counted in the day's total. */
 const counted = (b: Budget, reports: number) =>

@@ -45,6 +45,9 @@ import {
   createContainerRunWorkers,
   createTimeSkippingEnv,
 } from '../support/temporal';
+import { eventually } from '../support/activity-recorder';
+
+const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const SECOND = 1_000;
 const HOUR = 3_600_000;
@@ -113,21 +116,6 @@ async function withRun<T>(
     });
   } finally {
     await env.teardown();
-  }
-}
-
-const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Retries `check` (wall clock) until it stops throwing; rethrows its last error on timeout. */
-async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await realSleep(50);
-    }
   }
 }
 
