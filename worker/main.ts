@@ -336,9 +336,11 @@ export async function start(
         temporalUi: temporal.uiUrl,
         temporal: temporal.address,
         namespace: temporal.namespace,
+        signaling: voice.signalingUrl(),
       },
       `ArmorClaw bridge ${BRIDGE_VERSION} ready: socket ${config.socket.path}` +
-        (temporal.uiUrl ? `, Temporal Web UI ${temporal.uiUrl}` : ''),
+        (temporal.uiUrl ? `, Temporal Web UI ${temporal.uiUrl}` : '') +
+        `, voice signaling ${voice.signalingUrl()}`,
     );
     let stopped: Promise<void> | undefined;
     return {
