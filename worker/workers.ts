@@ -10,6 +10,8 @@ import type { LogLevel } from '@temporalio/common';
 import type { Logger } from 'pino';
 import type { HostContainerActivities, SharedActivities } from '../activities/container-types';
 import type { MatrixActivities } from '../activities/matrix';
+import type { AdmissionActivities } from '../activities/admission';
+import type { AgentRunActivities, VoiceHostActivities } from '../activities/voice';
 import { hostTaskQueue } from '../workflows/definitions';
 
 export interface WorkersOptions {
@@ -17,8 +19,8 @@ export interface WorkersOptions {
   namespace: string;
   taskQueue: string;
   hostId: string;
-  hostActivities: HostContainerActivities & MatrixActivities & object;
-  sharedActivities: SharedActivities & object;
+  hostActivities: HostContainerActivities & MatrixActivities & VoiceHostActivities;
+  sharedActivities: SharedActivities & AgentRunActivities & AdmissionActivities;
   log: Logger;
 }
 
