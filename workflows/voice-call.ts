@@ -8,6 +8,7 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -47,8 +48,8 @@ import {
 } from './search-attributes';
 import { MachineTimers } from './machine-timers';
 
-/** How long cleanup waits for an admission still in flight before releasing anyway. */
-const ADMIT_WAIT_MS = 60_000;
+/** How long cleanup waits for an admission or an agent start still in flight. */
+const SETTLE_WAIT_MS = 60_000;
 
 const PEER_EVENT: Record<string, VoiceCallEvent['type']> = {
   connected: 'PEER_CONNECTED',
@@ -116,6 +117,9 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
   let admitted = false;
   /** Set while `admitCall` runs: an admit the call's end overtook may still take a slot. */
   let admitting = false;
+  /** Set while the agent's run is being started (not cancelled: see cleanup). */
+  let startingAgent = false;
+  let agentStartSettles = false;
   let connectedAtMs: number | undefined;
   let endedAtMs: number | undefined;
   let cleanupDone = false;
@@ -265,11 +269,15 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
       const agentName =
         input.agent.kind === 'start' ? input.agent.run.containerName : containerName;
       if (stopAgent && agentName && snapshot.context.endReason !== 'rejected') {
+        // A start in flight could create the run after the stop: let it settle first.
+        if (startingAgent && agentStartSettles) {
+          await condition(() => !startingAgent, SETTLE_WAIT_MS);
+        }
         await shared.stopAgentRun({ containerName: agentName });
       }
       // An admit still in flight is not cancelled (it may land in the entity all the same):
       // wait for its answer, for a while, and release if it admitted or never answered.
-      if (admitting) await condition(() => !admitting, ADMIT_WAIT_MS);
+      if (admitting) await condition(() => !admitting, SETTLE_WAIT_MS);
       if (admitted || admitting) await shared.releaseCall({ sessionId: input.sessionId });
       if (!rejection) {
         await shared.recordAudit({
@@ -374,7 +382,15 @@ export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCal
     }
     admitted = true;
     if (input.agent.kind === 'start') {
-      ({ containerName } = await shared.startAgentRun({ run: input.agent.run }));
+      const run = input.agent.run;
+      agentStartSettles = patched('agent-start-settles');
+      startingAgent = true;
+      ({ containerName } = await (
+        agentStartSettles
+          ? CancellationScope.nonCancellable(() => shared.startAgentRun({ run }))
+          : shared.startAgentRun({ run })
+      ).finally(() => (startingAgent = false)));
+      if (isTerminal(state())) return; // ended meanwhile: cleanup stops the run
     } else {
       await shared.checkAgentRun({ containerName: input.agent.containerName });
     }

@@ -687,6 +687,38 @@ describe('an ending that overtakes the admission', () => {
   );
 });
 
+describe('an ending that overtakes the agent start', () => {
+  test('hangup while the agent run is starting: the start settles, then the run is stopped', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const behaviour: VoiceFakeBehaviour = { startAgentRun: () => gate };
+    await withCall({ behaviour }, async (c) => {
+      try {
+        await eventually(() => expect(c.fake.callsOf('startAgentRun')).toHaveLength(1));
+        await c.handle.signal(callHangupSignal, { reason: 'user' });
+        await eventually(() => expect(c.fake.callsOf('closeCallMedia')).toHaveLength(1));
+        // The stop waits for the start (stopping first would let the start create the run after).
+        expect(c.fake.callsOf('stopAgentRun')).toHaveLength(0);
+        release();
+        expect(await c.handle.result()).toMatchObject({
+          state: 'Ended',
+          end_reason: 'user_hangup',
+        });
+        const [started] = c.fake.callsOf('startAgentRun');
+        const [stopped] = c.fake.callsOf('stopAgentRun');
+        expect(stopped).toBeDefined();
+        await started!.settled;
+        const { run } = started!.args as { run: { containerName: string } };
+        expect(stopped!.args).toEqual({ containerName: run.containerName });
+        expect(c.fake.callsOf('prepareCallMedia')).toHaveLength(0);
+        expect(c.fake.callsOf('releaseCall')).toHaveLength(1);
+      } finally {
+        release();
+      }
+    });
+  });
+});
+
 describe('start failures', () => {
   test('the agent cannot start (AgentUnavailable) → call-ready fails with it, Failed start_failed', () =>
     withCall(
