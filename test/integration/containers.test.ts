@@ -313,7 +313,12 @@ describe('container runs: one bridge on real Docker', () => {
     expect(lines.map((l) => l.msg)).toEqual(
       expect.arrayContaining(['secrets file written', 'secrets file removed']),
     );
-    const st = await runStatus(h.client, name);
+    // The workflow learns of the removal when the activity's result reaches it, a moment after
+    // the file is gone: poll its status rather than race that.
+    const st = await waitFor('the run to record the removal', async () => {
+      const s = await runStatus(h.client, name);
+      return s.secrets_removed ? s : undefined;
+    });
     expect(st.secrets_removed).toBe(true);
     expect(st.state).toBe('Active');
     // The agent read it before it went (it keeps the token in memory) and runs on.

@@ -179,8 +179,17 @@ describe('kill -9 of the bridge during a run', () => {
       );
       // The deadline is 10 s after start; the restart may delay it, never skip it.
       expect(removedAt - startedAt).toBeGreaterThanOrEqual(9_000);
-      expect((await runStatus(s, name)).secrets_removed).toBe(true);
-      expect((await runStatus(s, name)).state).toBe('Active');
+      // The run records the removal when the activity's result reaches it, just after.
+      const st = await waitFor(
+        'the run to record the removal',
+        async () => {
+          const status = await runStatus(s, name);
+          return status.secrets_removed ? status : undefined;
+        },
+        10_000,
+      );
+      expect(st.secrets_removed).toBe(true);
+      expect(st.state).toBe('Active');
 
       expect(
         (await call(bridge.socketPath, 'stop', { container_id: started.container_id })).result
