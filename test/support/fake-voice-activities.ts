@@ -275,6 +275,22 @@ const HOUR = 60 * MINUTE;
 let seq = 0;
 
 /** A call's input for tests: a 10-minute TTL, an agent run started for the call, no limits hit. */
+/** A permissive call policy (no room rules, 10 calls a minute, 10 at once), with overrides. */
+export function testPolicy(over: Partial<VoiceCallInput['policy']> = {}): VoiceCallInput['policy'] {
+  return {
+    allowedRooms: [],
+    blockedRooms: [],
+    trustedRooms: [],
+    emptyListAllowsAll: true,
+    requireEncryptedRoom: false,
+    requireMembership: false,
+    rateLimitCalls: 10,
+    rateLimitWindowMs: MINUTE,
+    maxConcurrentCalls: 10,
+    ...over,
+  };
+}
+
 export function callInput(hostId: string, over: Partial<VoiceCallInput> = {}): VoiceCallInput {
   seq += 1;
   const sessionId = over.sessionId ?? `sess-${process.pid}-${seq}`;
@@ -300,17 +316,7 @@ export function callInput(hostId: string, over: Partial<VoiceCallInput> = {}): V
       },
     },
     stopAgentOnEnd: true,
-    policy: {
-      allowedRooms: [],
-      blockedRooms: [],
-      trustedRooms: [],
-      emptyListAllowsAll: true,
-      requireEncryptedRoom: false,
-      requireMembership: false,
-      rateLimitCalls: 10,
-      rateLimitWindowMs: MINUTE,
-      maxConcurrentCalls: 10,
-    },
+    policy: testPolicy(),
     // Past the TTL unless a test is about the budget.
     budget: { maxDurationMs: HOUR, maxTokens: 0, warningFraction: 0.8 },
     // Longer than the TTL unless a test is about media health: no checks to wade through.

@@ -36,6 +36,7 @@ import {
   agentNameOf,
   eventually,
   historyText,
+  testPolicy,
   withVoiceEnv,
   type CallHandle,
   type FakeVoiceHost,
@@ -594,18 +595,7 @@ describe('rejections before ready', () => {
 
   test('the real admission entity: a second call over max_concurrent_calls 1 is refused', () =>
     withVoiceEnv({ workflowBundle }, async (v) => {
-      const policy = (over: Partial<VoiceCallInput['policy']>) => ({
-        allowedRooms: [],
-        blockedRooms: [],
-        trustedRooms: [],
-        emptyListAllowsAll: true,
-        requireEncryptedRoom: false,
-        requireMembership: false,
-        rateLimitCalls: 10,
-        rateLimitWindowMs: MINUTE,
-        maxConcurrentCalls: 10,
-        ...over,
-      });
+      const policy = testPolicy;
       const first = await v.start({ policy: policy({ maxConcurrentCalls: 1 }) });
       await first.handle.executeUpdate(callReadyUpdate);
       const second = await v.start({
