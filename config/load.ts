@@ -8,6 +8,7 @@ import {
   settingByKey,
   settings,
   type DefaultContext,
+  type LogFormat,
   type Setting,
   type SettingValue,
 } from './settings';
@@ -18,11 +19,12 @@ export interface BridgeConfig {
   configFile?: string;
   stateDir: string;
   hostId: string;
-  log: { level: string };
+  log: { level: string; format: LogFormat };
   socket: {
     path: string;
     maxMessageBytes: number;
     idleTimeoutMs: number;
+    quietCloseMs: number;
     maxConnections: number;
   };
   keystore: { masterKey?: string; masterKeyFile: string };
@@ -100,6 +102,19 @@ export interface BridgeConfig {
     /** "refuse", or the model whose prices apply to unknown models. */
     unknownModelCost: string;
   };
+}
+
+/** Room in a request for everything but an attachment's content: envelope, name, metadata. */
+export const REQUEST_ENVELOPE_BYTES = 64 * 1024;
+
+/**
+ * The socket's default frame cap: the largest legal request is `attach_config` with a config of
+ * `configMaxBytes` sent as base64 (4 characters per 3 bytes), so that one must fit, and a config
+ * just over the limit still arrives whole and gets -32602 naming the limit instead of a cut
+ * connection.
+ */
+export function largestRequestBytes(configMaxBytes: number): number {
+  return Math.ceil(configMaxBytes / 3) * 4 + REQUEST_ENVELOPE_BYTES;
 }
 
 /** A configuration problem, naming the key and where its value came from. */
@@ -232,11 +247,14 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
     configFile,
     stateDir: ctx.stateDir,
     hostId: str('host_id'),
-    log: { level: str('log.level') },
+    log: { level: str('log.level'), format: str('log.format') as LogFormat },
     socket: {
       path: path.resolve(str('socket.path')),
-      maxMessageBytes: int('socket.max_message_bytes'),
+      maxMessageBytes:
+        (value('socket.max_message_bytes') as number | undefined) ??
+        largestRequestBytes(int('configs.max_bytes')),
       idleTimeoutMs: int('socket.idle_timeout_ms'),
+      quietCloseMs: int('socket.quiet_close_ms'),
       maxConnections: int('socket.max_connections'),
     },
     keystore: {

@@ -38,6 +38,10 @@ export interface Setting {
   secret?: boolean;
 }
 
+/** How log lines are written: `auto` is pretty on a terminal, JSON anywhere else. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 const isRoot = (ctx: DefaultContext) => ctx.uid === 0;
 
 function defaultSocket(ctx: DefaultContext): string {
@@ -93,6 +97,14 @@ export const settings: readonly Setting[] = [
     doc: 'Log level.',
   },
   {
+    key: 'log.format',
+    env: 'ARMORCLAW_LOG_FORMAT',
+    type: 'string',
+    default: 'auto',
+    oneOf: LOG_FORMATS,
+    doc: 'Log lines: json (one JSON object a line), pretty (readable, coloured on a terminal), or auto: pretty when stdout is a terminal, json otherwise. Secrets are redacted in both.',
+  },
+  {
     key: 'socket.path',
     env: 'ARMORCLAW_SOCKET',
     type: 'path',
@@ -103,10 +115,9 @@ export const settings: readonly Setting[] = [
     key: 'socket.max_message_bytes',
     env: 'ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES',
     type: 'integer',
-    default: 1024 * 1024,
     min: 1024,
     max: 64 * 1024 * 1024,
-    doc: 'Largest request accepted; a larger one is answered with -32600 and the connection is closed.',
+    doc: 'Largest request accepted; a larger one is answered with -32600 and the connection is closed. Default: what the largest legal request needs, a configs.max_bytes config sent as base64 plus 64 KiB for the rest of the request (1,463,640 bytes with the default configs.max_bytes).',
   },
   {
     key: 'socket.idle_timeout_ms',
@@ -115,6 +126,15 @@ export const settings: readonly Setting[] = [
     default: 120_000,
     min: 100,
     doc: 'A connection with no traffic and no request in flight for this long is closed.',
+  },
+  {
+    key: 'socket.quiet_close_ms',
+    env: 'ARMORCLAW_SOCKET_QUIET_CLOSE_MS',
+    type: 'integer',
+    default: 500,
+    min: 0,
+    max: 60_000,
+    doc: 'A client that has had all its answers and has no request in flight, no partial request and no subscription is closed after this much quiet, so one-shot clients such as `nc -U` return. 0: only the idle timeout closes connections.',
   },
   {
     key: 'socket.max_connections',

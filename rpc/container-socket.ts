@@ -156,6 +156,8 @@ export class ContainerSocketHub {
         socketPath: paths.socket,
         maxMessageBytes: 256 * 1024,
         idleTimeoutMs: 10 * 60_000,
+        // Agents hold their connection between requests.
+        quietCloseMs: 0,
         maxConnections: 8,
         maxInFlightPerConnection: 16,
         groupId: this.deps.agentGid,

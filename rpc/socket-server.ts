@@ -10,6 +10,13 @@ export interface SocketServerOptions {
   socketPath: string;
   maxMessageBytes: number;
   idleTimeoutMs: number;
+  /**
+   * A client that has had every answer, has nothing pending (no request in flight, no partial
+   * request buffered, no subscription) and stays quiet this long is closed, so one-shot clients
+   * that never half-close (netcat without -N) return at once. 0 keeps such connections open
+   * until `idleTimeoutMs`; per-container sockets use 0 (agents hold their connection).
+   */
+  quietCloseMs: number;
   maxConnections: number;
   /** Requests answered concurrently per connection before reading from it pauses. */
   maxInFlightPerConnection: number;
@@ -131,6 +138,9 @@ class Connection {
   private inFlight = 0;
   private keptOpen = 0;
   private readEnded = false;
+  private quietTimer?: NodeJS.Timeout;
+  /** Closed for quiet: bytes that still arrive are not read, so no request runs unanswered. */
+  private quietClosed = false;
   readonly ctx: CallContext;
 
   constructor(
@@ -151,10 +161,12 @@ class Connection {
       onClose: (fn) => socket.once('close', fn),
       keepOpen: () => {
         this.keptOpen++;
+        this.disarmQuietClose();
         let released = false;
         return () => {
           if (!released) this.keptOpen--;
           released = true;
+          this.armQuietClose();
         };
       },
     };
@@ -166,8 +178,10 @@ class Connection {
       }
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('close', () => this.disarmQuietClose());
     socket.on('end', () => {
       this.readEnded = true;
+      this.disarmQuietClose();
       for (const frame of this.framer.end()) {
         if (frame.kind === 'json') this.enqueue(frame.text);
       }
@@ -179,6 +193,8 @@ class Connection {
   }
 
   private onData(chunk: Buffer): void {
+    if (this.quietClosed) return;
+    this.disarmQuietClose();
     for (const frame of this.framer.push(chunk)) {
       if (frame.kind === 'too-large') {
         this.log.warn({ connectionId: this.id, bytes: frame.bytes }, 'request over size limit');
@@ -213,7 +229,35 @@ class Connection {
       if (this.inFlight < this.options.maxInFlightPerConnection && !this.readEnded) {
         this.socket.resume();
       }
+      this.armQuietClose();
     });
+  }
+
+  /** Whether the client has had every answer and has nothing more under way. */
+  private get settled(): boolean {
+    return this.inFlight === 0 && this.keptOpen === 0 && this.framer.pendingBytes === 0;
+  }
+
+  private armQuietClose(): void {
+    const quietMs = this.options.quietCloseMs;
+    if (quietMs <= 0 || this.readEnded || this.socket.destroyed || !this.settled) return;
+    this.disarmQuietClose();
+    this.quietTimer = setTimeout(() => {
+      this.quietTimer = undefined;
+      if (!this.settled || this.readEnded) return;
+      this.log.debug({ connectionId: this.id }, 'quiet connection closed after its answers');
+      this.quietClosed = true;
+      // end() flushes what is queued and sends FIN; a client that never closes its side is cut
+      // a moment later.
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 1_000).unref();
+    }, quietMs);
+    this.quietTimer.unref();
+  }
+
+  private disarmQuietClose(): void {
+    if (this.quietTimer) clearTimeout(this.quietTimer);
+    this.quietTimer = undefined;
   }
 
   private write(message: unknown): void {

@@ -59,7 +59,7 @@ export interface RunningBridge {
  */
 export async function start(
   config: BridgeConfig,
-  log: Logger = createLogger(config.log.level),
+  log: Logger = createLogger({ level: config.log.level }),
 ): Promise<RunningBridge> {
   await assertSocketPathFree(config.socket.path);
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
@@ -327,6 +327,7 @@ export async function start(
       },
       log.child({ component: 'socket' }),
     );
+        quietCloseMs: config.socket.quietCloseMs,
     await rpc.listen();
     cleanups.push(() => rpc.close());
 
@@ -415,7 +416,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.log.level);
+  const log = createLogger({ level: config.log.level, format: config.log.format });
   let bridge: RunningBridge;
   try {
     bridge = await start(config, log);

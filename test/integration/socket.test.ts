@@ -202,7 +202,7 @@ describe('bad input gets the spec code and the bridge keeps serving', () => {
     c.write(big);
     const [res] = await c.readLines(1);
     expect(res.error.code).toBe(-32600);
-    expect(res.error.message).toMatch(/larger than 1048576 bytes/);
+    expect(res.error.message).toMatch(/larger than 1463640 bytes/);
     await c.waitClosed(5_000);
     expect((await call(bridge.socketPath, 'status')).result.state).toBe('running');
   });

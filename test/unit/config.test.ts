@@ -28,12 +28,24 @@ function problemsOf(fn: () => unknown): string[] {
 }
 
 describe('defaults', () => {
+  test('the frame cap follows configs.max_bytes unless set', () => {
+    expect(load({ ARMORCLAW_CONFIG_MAX_BYTES: '3000' }, 0).socket.maxMessageBytes).toBe(
+      4000 + 64 * 1024,
+    );
+    expect(
+      load({ ARMORCLAW_CONFIG_MAX_BYTES: '3000', ARMORCLAW_SOCKET_MAX_MESSAGE_BYTES: '5000' }, 0)
+        .socket.maxMessageBytes,
+    ).toBe(5000);
+  });
+
   test('as root: the spec socket and /var/lib/armorclaw', () => {
     const c = load({}, 0);
     expect(c.socket.path).toBe('/run/armorclaw/bridge.sock');
     expect(c.stateDir).toBe('/var/lib/armorclaw');
     expect(c.keystore.masterKeyFile).toBe('/var/lib/armorclaw/master.key');
-    expect(c.socket.maxMessageBytes).toBe(1024 * 1024);
+    // A 1 MiB config as base64 (1,398,104 characters) plus 64 KiB for the rest of the request.
+    expect(c.socket.maxMessageBytes).toBe(1_463_640);
+    expect(c.socket.quietCloseMs).toBe(500);
     expect(c.temporal).toMatchObject({ namespace: 'default', address: undefined });
     expect(c.temporal.devServer).toMatchObject({ port: 7233, uiPort: 8233 });
   });
