@@ -25,8 +25,8 @@ RUN python3 -m venv /opt/temporal \
  && /opt/temporal/bin/temporal --version
 
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
-# .npmrc asks for native builds from source; compile against this image's own node headers.
+COPY package.json package-lock.json ./
+# Native modules build from source: compile against this image's own node headers.
 ENV npm_config_nodedir=/usr/local
 RUN npm install --omit=dev --no-audit --no-fund --loglevel=error \
  && npm cache clean --force

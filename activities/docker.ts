@@ -1,7 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { ContainerSocketHub } from '../rpc/container-socket';
 import { ContainerFailureType } from '../workflows/definitions';
 import type {
   ContainerInspection,
@@ -19,9 +18,22 @@ export interface ContainerPolicy {
   heartbeatIntervalMs: number;
 }
 
+/**
+ * The per-container sockets as the Docker activities need them: the worker passes the RPC
+ * layer's hub, which serves them (activities sit below rpc/ and know only this shape).
+ */
+export interface ContainerSockets {
+  /** Serves the container's socket; `dir` is bind-mounted, `endpoint` is the spec's path. */
+  open(
+    containerName: string,
+    opts?: { roomId?: string },
+  ): Promise<{ dir: string; endpoint: string }>;
+  close(containerName: string): Promise<void>;
+}
+
 export interface DockerActivitiesDeps {
   docker: Docker;
-  sockets: ContainerSocketHub;
+  sockets: ContainerSockets;
   policy: ContainerPolicy;
   removeSecretsFile(args: { containerName: string }): Promise<void>;
   log: Logger;
@@ -33,7 +45,7 @@ export const MANAGED_LABEL = 'armorclaw.managed';
 const statusCode = (err: unknown): number | undefined =>
   (err as { statusCode?: number } | null)?.statusCode;
 
-/** The hardened container spec (issue 3, item 3). Nothing in it is secret. */
+/** The hardened container spec (docs/container-runs.md). Nothing in it is secret. */
 export function containerSpec(
   args: StartContainerArgs,
   socketDir: string,
@@ -72,7 +84,7 @@ export function containerSpec(
       Privileged: false,
       RestartPolicy: { Name: 'no' },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
-      // Directories, not files: the bridge recreates the socket on restart (architecture rule 8).
+      // Directories, not files: the socket is recreated on restart (docs/architecture.md, rule 8).
       Binds: [
         `${secretsDirFor(policy.secretsDir, args.containerName)}:/run/secrets:ro`,
         `${socketDir}:/run/armorclaw:rw`,

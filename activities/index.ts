@@ -1,13 +1,12 @@
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { ContainerSocketHub } from '../rpc/container-socket';
 import type { AuditLog } from '../services/audit-log';
 import type { Keystore } from '../services/keystore';
 import type { Client } from '@temporalio/client';
 import { createAuditActivities } from './audit';
 import { createBudgetActivities, type BudgetActivities } from './budget';
 import type { HostContainerActivities, SharedActivities } from './container-types';
-import { createDockerActivities, type ContainerPolicy } from './docker';
+import { createDockerActivities, type ContainerPolicy, type ContainerSockets } from './docker';
 import { createMatrixActivities, type MatrixActivities, type MatrixActivityDeps } from './matrix';
 import { createSecretsActivities } from './secrets';
 
@@ -16,7 +15,7 @@ export interface ActivityDeps {
   docker: Docker;
   keystore: Keystore;
   auditLog: AuditLog;
-  sockets: ContainerSocketHub;
+  sockets: ContainerSockets;
   policy: ContainerPolicy;
   log: Logger;
 }

@@ -18,11 +18,8 @@ import {
   ensureBudgetWorkflow,
   registerBudgetMethods,
 } from '../rpc/methods/budget';
-import {
-  ensureMatrixSync,
-  registerMatrixMethods,
-  sendThroughWorkflow,
-} from '../rpc/methods/matrix';
+import { registerMatrixMethods, sendThroughWorkflow } from '../rpc/methods/matrix';
+import { ensureMatrixSync } from '../sessions/matrix-sync';
 import { MatrixConnection } from '../matrix/client';
 import { MatrixE2ee } from '../matrix/crypto';
 import { MatrixInbox } from '../matrix/inbox';
@@ -375,12 +372,11 @@ async function startMatrix(
     }
   }
   if (matrix.loggedIn)
-    await ensureMatrixSync(
-      temporal.client,
-      config.temporal.taskQueue,
-      config.hostId,
-      log.child({ component: 'matrix' }),
-    );
+    await ensureMatrixSync(temporal.client, {
+      taskQueue: config.temporal.taskQueue,
+      hostId: config.hostId,
+      log: log.child({ component: 'matrix' }),
+    });
 }
 
 /** Containers of Active runs, from Temporal's visibility store. */
