@@ -8,6 +8,7 @@ import { ApplicationFailure, WorkflowIdConflictPolicy } from '@temporalio/common
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import type { Logger } from 'pino';
+import type { matrixSyncWorkflow } from '../workflows/matrix-sync';
 
 /**
  * Starts the Matrix sync workflow of this host if it is not running (idempotent), and makes sure
@@ -27,7 +28,7 @@ export async function ensureMatrixSync(
   const processStartedMs = opts.processStartedMs ?? processStartedAtMs();
   const workflowId = `matrix-sync-${hostId}`;
   const stale = await syncLoopIsStale(client, workflowId, processStartedMs).catch(() => false);
-  await client.workflow.start('matrixSyncWorkflow', {
+  await client.workflow.start<typeof matrixSyncWorkflow>('matrixSyncWorkflow', {
     taskQueue,
     workflowId,
     args: [{ hostId }],

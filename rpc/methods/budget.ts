@@ -23,6 +23,7 @@ import { ArmorclawKind, ArmorclawState } from '../../workflows/search-attributes
 import type { RpcDispatcher } from '../dispatcher';
 import { ErrorCode, RpcError, internalError, invalidParams } from '../errors';
 import { noParams, parseParams } from '../params';
+import type { budgetWorkflow } from '../../workflows/budget';
 
 /** How long a budget read may take before `start` gives up on it (and refuses). */
 const STATUS_DEADLINE_MS = 5_000;
@@ -37,7 +38,7 @@ export async function ensureBudgetWorkflow(
   policy: BudgetPolicy,
 ): Promise<BudgetStatus> {
   const input: BudgetWorkflowInput = { policy };
-  const handle = await client.workflow.start('budgetWorkflow', {
+  const handle = await client.workflow.start<typeof budgetWorkflow>('budgetWorkflow', {
     taskQueue,
     workflowId: BUDGET_WORKFLOW_ID,
     args: [input],

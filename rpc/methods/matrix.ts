@@ -17,6 +17,7 @@ import { isRoomId } from '../../services/matrix-trust';
 import type { RpcDispatcher } from '../dispatcher';
 import { internalError, invalidParams } from '../errors';
 import { noParams, parseParams } from '../params';
+import type { matrixSendWorkflow } from '../../workflows/matrix-send';
 
 export interface MatrixMethodsDeps {
   matrix: MatrixConnection;
@@ -63,7 +64,7 @@ export async function sendThroughWorkflow(
     : `matrix-send-${randomUUID()}`;
   try {
     try {
-      return await deps.client.workflow.execute('matrixSendWorkflow', {
+      return await deps.client.workflow.execute<typeof matrixSendWorkflow>('matrixSendWorkflow', {
         taskQueue: deps.taskQueue,
         workflowId,
         args: [input],

@@ -39,6 +39,7 @@ import type { RpcDispatcher } from '../dispatcher';
 import { ErrorCode, RpcError, invalidParams } from '../errors';
 import { noParams, parseParams } from '../params';
 import { AGENT_TYPE, checkCredential } from './containers';
+import type { voiceCallWorkflow } from '../../workflows/voice-call';
 
 /** The audit events of voice calls (`webrtc.get_audit_log`). */
 export const VOICE_AUDIT_EVENTS = [
@@ -183,7 +184,7 @@ export function registerWebrtcMethods(dispatcher: RpcDispatcher, deps: WebrtcMet
       },
       mediaCheckIntervalMs: deps.mediaCheckIntervalMs ?? 5_000,
     };
-    const handle = await deps.client.workflow.start('voiceCallWorkflow', {
+    const handle = await deps.client.workflow.start<typeof voiceCallWorkflow>('voiceCallWorkflow', {
       taskQueue: deps.taskQueue,
       workflowId: callWorkflowId(sessionId),
       args: [input],
