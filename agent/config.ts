@@ -1,0 +1,51 @@
+/** The reference agent's settings, read once from its environment (see agent/main.ts). */
+import { parseAudioMode, type AgentAudioMode } from './audio';
+
+export type AgentMode =
+  { kind: 'default' } | { kind: 'no-ack' } | { kind: 'crash-after-ms'; ms: number };
+
+export interface AgentConfig {
+  secretsFile: string;
+  socketPath: string;
+  heartbeatMs: number;
+  mode: AgentMode;
+  audioSocketPath: string;
+  audioMode: AgentAudioMode;
+}
+
+/** A setting the agent cannot run with; the message names the variable, main exits 2. */
+export class ConfigError extends Error {}
+
+function parseMode(raw: string | undefined): AgentMode {
+  const value = (raw ?? '').trim();
+  if (value === '' || value === 'default') return { kind: 'default' };
+  if (value === 'no-ack') return { kind: 'no-ack' };
+  const crash = /^crash-after-ms:(\d+)$/.exec(value);
+  if (crash) return { kind: 'crash-after-ms', ms: Number(crash[1]) };
+  throw new ConfigError(`unknown ARMORCLAW_AGENT_MODE ${JSON.stringify(value)}`);
+}
+
+function parseAudio(raw: string | undefined): AgentAudioMode {
+  try {
+    return parseAudioMode(raw);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+}
+
+/** The configuration from `env`; throws ConfigError naming the bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
+  const heartbeatRaw = env.ARMORCLAW_HEARTBEAT_MS?.trim();
+  const heartbeatMs = heartbeatRaw ? Number(heartbeatRaw) : 5000;
+  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 10) {
+    throw new ConfigError('ARMORCLAW_HEARTBEAT_MS must be an integer of at least 10');
+  }
+  return {
+    secretsFile: env.ARMORCLAW_SECRETS_FILE || '/run/secrets/credentials.json',
+    socketPath: env.ARMORCLAW_BRIDGE_SOCKET || '/run/armorclaw/bridge.sock',
+    heartbeatMs,
+    mode: parseMode(env.ARMORCLAW_AGENT_MODE),
+    audioSocketPath: env.ARMORCLAW_AUDIO_SOCKET || '/run/armorclaw/audio.sock',
+    audioMode: parseAudio(env.ARMORCLAW_AGENT_AUDIO),
+  };
+}
