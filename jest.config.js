@@ -1,4 +1,4 @@
-// Test tiers (see docs/testing.md). Each tier is a jest project so one can be run alone:
+// Test tiers (see docs/architecture.md#test-tiers). Each tier is a jest project so one can be run alone:
 // `npx jest --selectProjects unit`.
 const transform = {
   '^.+\\.(t|j)sx?$': [

@@ -57,7 +57,7 @@ const LEVELS = (process.env.BENCH_VOICE_LEVELS ?? '1,10,20,30,40')
   .map((s) => Number(s.trim()))
   .filter((n) => Number.isInteger(n) && n > 0 && n <= 50)
   .sort((a, b) => a - b);
-/** Levels measured for CPU whatever happens to loss (the brief's 1, 10, 20). */
+/** The ramp goes on up to this many calls even with loss, so CPU is measured at 1, 10 and 20. */
 const CPU_LEVELS = 20;
 /** Calls started at once while ramping (1: one after another, as calls arrive in practice). */
 const START_BATCH = intEnv('BENCH_VOICE_START_BATCH', 1);

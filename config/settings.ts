@@ -407,7 +407,7 @@ export const settings: readonly Setting[] = [
     env: 'ARMORCLAW_VOICE_DEFAULT_TTL',
     type: 'duration',
     default: '10m',
-    doc: 'Lifetime of a call when webrtc.start gives no ttl (the voice plan: 10 minutes). The call token and TURN credentials expire with it.',
+    doc: 'Lifetime of a call when webrtc.start gives no ttl (10 minutes). The call token and TURN credentials expire with it.',
   },
   {
     key: 'voice.max_ttl',

@@ -1,5 +1,5 @@
 /**
- * End-to-end encryption for the bridge's own sync loop (issue 4, item 6).
+ * End-to-end encryption for the bridge's own sync loop (docs/matrix.md, "E2EE").
  *
  * The bridge does not run matrix-js-sdk's sync, so it cannot use the SDK's CryptoApi; it drives
  * the Rust crypto (`@matrix-org/matrix-sdk-crypto-wasm`'s OlmMachine, the same engine the SDK

@@ -29,7 +29,7 @@ import { FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, FrameChunker } from './pcm';
 export type PeerConnectionState =
   'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
 
-/** The user-visible call states of the voice plan. */
+/** The user-visible call states (docs/voice.md, "States"). */
 export type CallUserState = 'Connecting' | 'Live' | 'Reconnecting' | 'Ended' | 'Failed';
 
 /** TURN server and its (short-lived, REST-scheme) credentials. */
@@ -52,7 +52,7 @@ export interface AudioPeerOptions {
   icePortRange?: [number, number];
   /** Use IPv6 host candidates too. Default false (loopback and docker hosts rarely route it). */
   ipv6?: boolean;
-  /** ICE restarts allowed in the call's life (voice plan: one). Default 1. */
+  /** ICE restarts allowed in the call's life (one, as docs/voice.md says). Default 1. */
   maxIceRestarts?: number;
   /**
    * No RTP from the remote for this long while connected reports `disconnected`
@@ -92,7 +92,7 @@ export interface PeerStateChange {
   userState: CallUserState;
 }
 
-/** Maps werift's connection state to the voice plan's user-visible state. */
+/** Maps werift's connection state to the user-visible call state. */
 export function userStateOf(
   state: PeerConnectionState,
   context: { everConnected: boolean; iceRestartsLeft: number },

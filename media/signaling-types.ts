@@ -3,7 +3,7 @@
  * media (`CallMediaHub` implements `SignalingBackend`). One WebSocket speaks for one session: the
  * session is the one its call token names; messages are routed to that session only.
  *
- * Every message is a JSON object `{ type, session_id, payload }` (the voice plan's shape).
+ * Every message is a JSON object `{ type, session_id, payload }` (docs/signaling.md).
  */
 import type { RTCIceCandidateInit } from 'werift';
 import type { UserCallState } from '../machines/voice-call.machine';

@@ -21,7 +21,7 @@ import { RpcSocketServer } from './socket-server';
 
 /** Where a container's socket lives on the host; the directory is what gets mounted. */
 export interface ContainerSocketPaths {
-  /** Bind-mounted into the container at /run/armorclaw (a directory, architecture rule 8). */
+  /** Bind-mounted into the container at /run/armorclaw (a directory: docs/architecture.md, rule 8). */
   dir: string;
   socket: string;
   /** The agent's audio channel (PCM frames of one call at a time); see rpc/container-audio.ts. */

@@ -1,6 +1,5 @@
 /**
- * The one catalogue of error codes the bridge sends to clients (armorclaw-rpc-api.md, "Error
- * Codes" and "WebRTC Voice Error Codes"). Nothing else reaches a client: handlers throw
+ * The one catalogue of error codes the bridge sends to clients (docs/api.md, "Error codes"). Nothing else reaches a client: handlers throw
  * `RpcError`, and anything that is not an `RpcError` is logged and answered as InternalError
  * with a fixed message, so no stack trace, path or library text leaks.
  */

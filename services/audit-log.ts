@@ -1,5 +1,5 @@
 /**
- * The bridge's security audit log (armorclaw-rpc-api.md, "webrtc.get_audit_log"): container runs,
+ * The bridge's security audit log (docs/api.md, "webrtc.get_audit_log"): container runs,
  * voice calls and security events, persistent, append-only and hash-chained.
  *
  * Why SQLite (`<state_dir>/audit.db`) rather than a JSONL file: the bridge and the `armorclaw`

@@ -1,5 +1,5 @@
 /**
- * Config attachments (armorclaw-rpc-api.md, "Config Methods": attach_config, list_configs).
+ * Config attachments (docs/api.md, "Config files": attach_config, list_configs).
  *
  * Layout under `dir` (normally `<state_dir>/configs`):
  *   <name>            the content, exactly the decoded bytes, mode 0640

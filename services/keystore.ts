@@ -1,5 +1,5 @@
 /**
- * The encrypted keystore (armorclaw-rpc-api.md, "Keystore Methods"): provider API tokens sealed
+ * The encrypted keystore (docs/api.md, "Keystore"): provider API tokens sealed
  * with AES-256-GCM in a SQLite file shared by the bridge and the `armorclaw` CLI.
  *
  * Invariants:
@@ -17,7 +17,7 @@ import type Database from 'better-sqlite3';
 import { openPrivateDatabase, restrictSidecarModes } from './private-sqlite';
 import { decodeMasterKey } from '../config/load';
 
-/** Providers a key may belong to (armorclaw-rpc-api.md, Appendix A). */
+/** Providers a key may belong to (docs/api.md, "Keystore"). */
 export const PROVIDERS = ['openai', 'anthropic', 'openrouter', 'google', 'xai'] as const;
 export type Provider = (typeof PROVIDERS)[number];
 

@@ -75,7 +75,7 @@ const quietBundlerLogger = {
 };
 
 /**
- * Two workers (architecture rule 5): the shared queue runs workflows and stateless activities;
+ * Two workers (docs/architecture.md, rule 5): the shared queue runs workflows and stateless activities;
  * the host queue runs what must happen on this machine (Docker, secrets tmpfs, sockets).
  */
 export async function startWorkers(opts: WorkersOptions): Promise<RunningWorkers> {

@@ -9,7 +9,7 @@ import type { BudgetLedger } from '../services/budget';
 import type { UserCallState, VoiceEndReason } from '../machines/voice-call.machine';
 
 export const SHARED_TASK_QUEUE = 'armorclaw';
-/** Docker and media activities run on the host that owns the container (architecture rule 5). */
+/** Docker and media activities run on the host that owns the container (docs/architecture.md, rule 5). */
 export const hostTaskQueue = (hostId: string): string => `armorclaw-host-${hostId}`;
 
 export const containerWorkflowId = (containerName: string): string => `container-${containerName}`;

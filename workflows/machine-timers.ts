@@ -1,7 +1,7 @@
 import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
 
 /**
- * XState's delayed events as Temporal timers (architecture rule 1: no `setTimeout` in a
+ * XState's delayed events as Temporal timers (docs/architecture.md, rule 1: no `setTimeout` in a
  * workflow). The machine asks for them with its built-in `xstate.raise` (with a delay) and
  * `xstate.cancel` actions; a fired timer pushes its event onto the workflow's queue.
  */

@@ -1,7 +1,7 @@
 /**
  * The bridge's custom search attributes: upserted by workflows on each transition so the
  * Temporal Web UI lists every session with its state, and registered by the bridge at start.
- * They carry ids, never secrets (architecture rule 7).
+ * They carry ids, never secrets (docs/architecture.md, rule 7).
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 

@@ -1,4 +1,4 @@
-// The budget alerts (issue 4, item 7) through a real Synapse: the bridge logged in as its bot,
+// The budget alerts (docs/budget.md) through a real Synapse: the bridge logged in as its bot,
 // matrix.admin_room set, usage reported over the agent's own socket (as in budget.test.ts), and
 // the admin room read back over /messages as a person in it. Each threshold and the hard limit
 // post exactly one m.notice, however many reports follow; `start` is then refused with -32006.

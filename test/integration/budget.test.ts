@@ -1,4 +1,4 @@
-// The budget tracker (issue 4, item 7) on the real bridge, real Docker and the bridge's embedded
+// The budget tracker (docs/budget.md) on the real bridge, real Docker and the bridge's embedded
 // Temporal: usage reported over an agent's own socket (the test connects to the container's
 // endpoint as the agent would), thresholds audited once, the hard limit refusing `start` with
 // -32006 and ending the running session, and the totals surviving a bridge restart.

@@ -1,4 +1,4 @@
-// The config methods (armorclaw-rpc-api.md, "Config Methods": attach_config, list_configs)
+// The config methods (docs/api.md, "Config files": attach_config, list_configs)
 // against the real bridge process: result shapes, what lands on disk (bytes and modes), the
 // spec's validation rules (path traversal, encodings, size limit) and that the bridge keeps
 // serving after every rejection. The bridge runs with ARMORCLAW_CONFIG_MAX_BYTES=1000 so the

@@ -1,4 +1,4 @@
-// Container runs (issue 3; armorclaw-rpc-api.md "start", "stop", "status") against the real
+// Container runs (docs/api.md: "start", "stop", "status") against the real
 // bridge process, a real Docker engine and the bridge's embedded Temporal server: the hardened
 // container spec, the token nowhere it must not be, the secrets file's short life, stop, a
 // container killed from outside, agent notifications, TTL expiry, bad input and a start storm.

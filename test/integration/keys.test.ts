@@ -1,4 +1,4 @@
-// The keystore methods (armorclaw-rpc-api.md, "Keystore Methods": store_key, get_key,
+// The keystore methods (docs/api.md, "Keystore": store_key, get_key,
 // list_keys) against the real bridge process: wire shapes, error codes, that tokens never show
 // up where they must not (list_keys, error responses, the database files), that the CLI and
 // the bridge share one keystore, and that keys survive a restart.

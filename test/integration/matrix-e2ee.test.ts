@@ -1,4 +1,4 @@
-// End-to-end encryption (issue 4, item 6) against a real Synapse and the real bridge process.
+// End-to-end encryption (docs/matrix.md, "E2EE") against a real Synapse and the real bridge process.
 // Alice is a real E2EE client (matrix-js-sdk + Rust crypto, in a child process: jest cannot load
 // the ESM-only SDK). She creates an encrypted room and invites the bot; the bridge joins, and:
 // her encrypted messages reach matrix.receive and a bound agent decrypted; the agent's reply

@@ -1,4 +1,4 @@
-// Matrix under faults (issue 4 "Prove"): the bridge killed with SIGKILL between an event's
+// Matrix under faults: the bridge killed with SIGKILL between an event's
 // arrival and its delivery to the agent, and during a matrix.send; Synapse restarted
 // mid-session. Afterwards every event was delivered exactly once (to the agent, which answers
 // once, and to matrix.receive) and every send appears exactly once in the room.

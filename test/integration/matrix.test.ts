@@ -1,4 +1,4 @@
-// Matrix (issue 4; armorclaw-rpc-api.md "matrix.*") against a real Synapse and the real bridge
+// Matrix (docs/api.md, "matrix.*") against a real Synapse and the real bridge
 // process: status and login, an agent container bound to a room answering a person by push,
 // matrix.receive returning the same events (10 per call), matrix.subscribe notifications with
 // room/type filters and a stalled subscriber that blocks nobody, matrix.send exactly once with

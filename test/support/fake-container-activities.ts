@@ -17,7 +17,7 @@ import type {
 
 /**
  * The token the fake keystore holds. It must never appear in workflow history: only the
- * activity that writes the secrets file reads it (architecture rule 7).
+ * activity that writes the secrets file reads it (docs/architecture.md, rule 7).
  */
 export const SECRET_MARKER = 'sk-ant-SECRET-MARKER-5c1b7e2d9a';
 export const KEY_ID = 'key-anthropic-test';

@@ -106,7 +106,7 @@ export interface ContainerRunWorkers {
 
 /**
  * A worker on the shared queue (workflows + shared activities) and one on the host queue
- * (Docker activities), as the bridge runs them (architecture rule 5).
+ * (Docker activities), as the bridge runs them (docs/architecture.md, rule 5).
  */
 export async function createContainerRunWorkers(opts: {
   env: TestWorkflowEnvironment;

@@ -24,7 +24,8 @@ function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
   return out;
 }
 
-// Byte streams recorded from the clients the spec shows (see known-ground.md).
+// Byte streams recorded from real clients: nc/socat (a trailing newline), a Python client (one
+// object, no newline), pipelining clients.
 const recorded: Record<string, { stream: string; expect: unknown[] }> = {
   'nc / socat: one request and a newline': {
     stream: '{"jsonrpc":"2.0","id":1,"method":"status"}\n',

@@ -206,7 +206,7 @@ describe('linkAgent', () => {
 });
 
 describe('peer helpers', () => {
-  it('maps connection states to the voice plan’s user states', () => {
+  it('maps connection states to the user-visible call states', () => {
     const fresh = { everConnected: false, iceRestartsLeft: 1 };
     const live = { everConnected: true, iceRestartsLeft: 1 };
     const spent = { everConnected: true, iceRestartsLeft: 0 };
