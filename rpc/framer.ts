@@ -1,8 +1,9 @@
 /**
  * Splits a byte stream into JSON texts without waiting for a newline.
  *
- * Clients differ (known-ground.md): `nc`/`socat` end a request with a newline, the spec's
- * Python client sends one object and waits with no newline, others pipeline `{...}{...}`.
+ * Clients differ: `nc`/`socat` end a request with a newline, a Python client using
+ * `sock.sendall(json.dumps(req))` sends one object and waits with no newline, others pipeline
+ * `{...}{...}`.
  * A line splitter fails two of those, so this tracks brace depth and string state instead:
  * an object or array is complete the moment its closing bracket arrives. A top-level scalar
  * (`42`, `true`, garbage) is complete at the next whitespace or bracket, or at end of input.
