@@ -1,10 +1,10 @@
 /**
  * The WSS signaling server of voice calls, and the browser call page.
  *
- * HTTPS on one port: `GET /call` (+ `/call.js`) serves the page, `/healthz` answers `ok`, and
- * `/webrtc` upgrades to a WebSocket that speaks for exactly one call session — the one its
- * `hello` token names (media/signaling-types.ts, docs/signaling.md). Nothing is ever broadcast:
- * each socket gets only the messages of its own session, through the backend's sink.
+ * HTTPS on one port: `GET /call` (+ `/call.js`, `/call.css`) serves the page, `/healthz`
+ * answers `ok`, and `/webrtc` upgrades to a WebSocket that speaks for exactly one call session —
+ * the one its `hello` token names (media/signaling-types.ts, docs/signaling.md). Nothing is ever
+ * broadcast: each socket gets only the messages of its own session, through the backend's sink.
  */
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
@@ -79,6 +79,10 @@ export class SignalingServer {
       [`${CALL_PAGE_PATH}.js`]: {
         body: readFileSync(path.join(PAGE_DIR, 'call.js')),
         type: 'text/javascript; charset=utf-8',
+      },
+      [`${CALL_PAGE_PATH}.css`]: {
+        body: readFileSync(path.join(PAGE_DIR, 'call.css')),
+        type: 'text/css; charset=utf-8',
       },
     };
   }

@@ -173,3 +173,35 @@ export async function caller(options: AudioPeerOptions = {}): Promise<Caller> {
     },
   };
 }
+
+/** The call page's URL on the world's bridge (from its ready line), without any fragment. */
+export function callPageUrl(world: VoiceWorld): string {
+  const found = /voice signaling wss:\/\/([^\s"/]+)\/webrtc/.exec(world.bridge.output());
+  if (!found) throw new Error('the bridge has not logged its signaling URL');
+  return `https://${found[1]}/call`;
+}
+
+/** What an agent reported hearing in one second of a call (its `audio_in` status). */
+export interface HeardReport {
+  at: number;
+  frequencyHz: number;
+  rms: number;
+  frames: number;
+}
+
+/** The agent's latest `audio_in` report that arrived at or after `sinceMs` (epoch ms), if any. */
+export async function agentHeard(
+  world: VoiceWorld,
+  containerName: string,
+  sinceMs = 0,
+): Promise<HeardReport | undefined> {
+  const { notifications } = await world.agentRun(containerName);
+  for (const n of [...notifications].reverse()) {
+    const m = /audio_in frequency_hz=(\d+) rms=([\d.]+) frames=(\d+)/.exec(n.message);
+    const at = Date.parse(n.at);
+    if (m && at >= sinceMs) {
+      return { at, frequencyHz: Number(m[1]), rms: Number(m[2]), frames: Number(m[3]) };
+    }
+  }
+  return undefined;
+}
