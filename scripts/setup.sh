@@ -63,6 +63,24 @@ if [[ ! -f "$py_stamp" || "$(cat "$py_stamp")" != "$want_py" || ! -x "$VENV/bin/
   echo "$want_py" >"$py_stamp"
 fi
 
+# --- The `armorclaw` command on PATH -----------------------------------------------------------
+# A symlink to cli/armorclaw.js, which resolves tsx and the sources from its real path, so the
+# command runs from any directory. A file of that name that is not a symlink is left alone.
+if [[ $(id -u) -eq 0 ]]; then CLI_BIN=/usr/local/bin; else CLI_BIN="$HOME/.local/bin"; fi
+if [[ "$(readlink "$CLI_BIN/armorclaw" 2>/dev/null)" != "$ROOT/cli/armorclaw.js" ]]; then
+  if [[ -e "$CLI_BIN/armorclaw" && ! -L "$CLI_BIN/armorclaw" ]]; then
+    log "$CLI_BIN/armorclaw exists and is not a symlink; not replacing it"
+  else
+    mkdir -p "$CLI_BIN"
+    ln -sfn "$ROOT/cli/armorclaw.js" "$CLI_BIN/armorclaw"
+    log "installed $CLI_BIN/armorclaw -> $ROOT/cli/armorclaw.js"
+  fi
+fi
+case ":$PATH:" in
+  *":$CLI_BIN:"*) ;;
+  *) log "$CLI_BIN is not on PATH; add it to run armorclaw: export PATH=\"$CLI_BIN:\$PATH\"" ;;
+esac
+
 # --- Docker engine and the agent image: container runs need them ------------------------------
 bash scripts/docker.sh
 if (( WITH_TEST )); then bash scripts/synapse.sh; fi

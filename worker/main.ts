@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type BridgeConfig } from '../config/load';
 import { RpcDispatcher } from '../rpc/dispatcher';
+import { registerAuditMethods } from '../rpc/methods/audit';
 import { registerConfigMethods } from '../rpc/methods/configs';
 import { registerCoreMethods } from '../rpc/methods/core';
 import { registerKeyMethods } from '../rpc/methods/keys';
@@ -312,6 +313,10 @@ export async function start(
     });
     registerKeyMethods(dispatcher, keystore);
     registerConfigMethods(dispatcher, configStore);
+    registerAuditMethods(dispatcher, {
+      dbPath: auditLogPath(config.stateDir),
+      log: log.child({ component: 'audit' }),
+    });
 
     const rpc = new RpcSocketServer(
       dispatcher,

@@ -68,6 +68,24 @@ const startParams = z.strictObject({
   room_id: z.string().max(255).optional(),
 });
 const stopParams = z.strictObject({ container_id: z.string() });
+const listParams = z.strictObject({
+  all: z.boolean().optional(),
+  limit: z.number().int().min(1).max(1000).optional(),
+});
+
+/** A run as `containers.list` shows it: what the visibility store knows, nothing queried. */
+export interface ContainerRunSummary {
+  container_name: string;
+  container_id: string | null;
+  state: string;
+  agent_type: string | null;
+  key_id: string | null;
+  host_id: string | null;
+  started_at: string;
+  closed_at: string | null;
+  /** Temporal's status of the run's workflow: a terminated run keeps its last state above. */
+  workflow_status: string;
+}
 
 /** The spec's container methods: `start` returns when the run is Active, `stop` when it has Ended. */
 export function registerContainerMethods(
@@ -175,6 +193,45 @@ export function registerContainerMethods(
     } finally {
       deps.onRunsChanged?.();
     }
+  });
+
+  // A bridge extension: `status` names only Active containers; operators also need the runs
+  // that are starting, cleaning up or over. Read from Temporal's visibility store (every
+  // bridge's runs), never from process memory, and without querying each workflow, so a long
+  // history costs one paged list call.
+  dispatcher.addMethod('containers.list', async (params) => {
+    const p = parseParams(listParams, params);
+    const limit = p.limit ?? 100;
+    const query =
+      `${ArmorclawKind.name} = 'container'` + (p.all ? '' : ` AND ExecutionStatus = 'Running'`);
+    const runs: ContainerRunSummary[] = [];
+    let truncated = false;
+    try {
+      for await (const wf of deps.client.workflow.list({ query, pageSize: Math.min(limit, 100) })) {
+        if (runs.length === limit) {
+          truncated = true;
+          break;
+        }
+        if (!wf.workflowId.startsWith('container-')) continue;
+        const attr = wf.typedSearchAttributes;
+        runs.push({
+          container_name: wf.workflowId.slice('container-'.length),
+          container_id: attr.get(ArmorclawContainerId) ?? null,
+          state: attr.get(ArmorclawState) ?? 'Pending',
+          agent_type: attr.get(ArmorclawAgentType) ?? null,
+          key_id: attr.get(ArmorclawKeyId) ?? null,
+          host_id: attr.get(ArmorclawHost) ?? null,
+          started_at: wf.startTime.toISOString(),
+          closed_at: wf.closeTime?.toISOString() ?? null,
+          workflow_status: wf.status.name,
+        });
+      }
+    } catch (err) {
+      deps.log.warn({ err }, 'containers.list: visibility list failed');
+      throw internalError('Internal error: container list unavailable (Temporal did not answer)');
+    }
+    runs.sort((a, b) => b.started_at.localeCompare(a.started_at));
+    return { count: runs.length, truncated, runs };
   });
 }
 
