@@ -12,7 +12,12 @@ export type SettingType =
 
 /** A `table` setting is a TOML table (environment: a JSON object); its key validates the rest. */
 export type SettingValue =
-  string | number | boolean | string[] | number[] | Record<string, unknown>;
+  | string
+  | number
+  | boolean
+  | readonly string[]
+  | readonly number[]
+  | Readonly<Record<string, unknown>>;
 
 export interface DefaultContext {
   uid: number;
@@ -73,7 +78,7 @@ function defaultStateDir(ctx: DefaultContext): string {
   return path.join(base, 'armorclaw');
 }
 
-export const settings: readonly Setting[] = [
+export const settings = [
   {
     key: 'state_dir',
     env: 'ARMORCLAW_STATE_DIR',
@@ -592,6 +597,34 @@ export const settings: readonly Setting[] = [
     min: 1,
     doc: 'Largest config attachment (decoded).',
   },
-];
+] as const satisfies readonly Setting[];
 
-export const settingByKey = new Map(settings.map((s) => [s.key, s]));
+export const settingByKey = new Map<string, Setting>(settings.map((s) => [s.key, s]));
+
+// --- the value each setting yields, read off the table ------------------------------------------
+
+type SettingEntry = (typeof settings)[number];
+
+/** The key of a setting in the table. */
+export type SettingKey = SettingEntry['key'];
+
+type EntryOf<K extends SettingKey> = Extract<SettingEntry, { key: K }>;
+
+/** What a setting's `type` (and `items`, `oneOf`) make of its value once loaded. */
+type LoadedValue<S> = S extends { type: 'integer' | 'number' | 'duration' }
+  ? number
+  : S extends { type: 'boolean' }
+    ? boolean
+    : S extends { type: 'list'; items: 'number' }
+      ? number[]
+      : S extends { type: 'list' }
+        ? string[]
+        : S extends { type: 'table' }
+          ? Record<string, unknown>
+          : S extends { oneOf: readonly (infer O extends string)[] }
+            ? O
+            : string;
+
+/** The loaded value of setting `K`: undefined is possible only when the table gives no default. */
+export type SettingValueOf<K extends SettingKey> =
+  LoadedValue<EntryOf<K>> | (EntryOf<K> extends { default: unknown } ? never : undefined);

@@ -8,13 +8,13 @@
  *
  * Money is counted in integer micro-dollars (1 µUSD = $0.000001): sums of floats drift, and a
  * threshold compared against a drifted total could fire one report late or never.
+ *
+ * The price table's shape and its parser are in formats/model-prices.ts (import-free, so the
+ * sandbox may load it and config/ may validate the table without importing services/).
  */
+import { REFUSE_UNKNOWN_MODELS, type ModelPrice } from '../formats/model-prices';
 
-/** Price of one model, in USD per 1,000 tokens. */
-export interface ModelPrice {
-  input_per_1k_usd: number;
-  output_per_1k_usd: number;
-}
+export { REFUSE_UNKNOWN_MODELS, type ModelPrice };
 
 export type ModelPrices = Readonly<Record<string, ModelPrice>>;
 
@@ -23,7 +23,6 @@ export type ModelPrices = Readonly<Record<string, ModelPrice>>;
  * agent cannot spend unseen) or the name of a configured model whose prices apply.
  */
 export type UnknownModelPolicy = string;
-export const REFUSE_UNKNOWN_MODELS = 'refuse';
 
 export const MICRO_USD_PER_USD = 1_000_000;
 /** Largest token count one report may carry (keeps every product a safe integer). */
@@ -202,47 +201,3 @@ export function evaluateLedger(
   }
   return { ledger: next, events };
 }
-
-/** Validation of the `budget.models` table: the prices, or the problems found. */
-export function parseModelPrices(
-  table: unknown,
-): { ok: true; prices: Record<string, ModelPrice> } | { ok: false; problems: string[] } {
-  if (table === null || typeof table !== 'object' || Array.isArray(table)) {
-    return {
-      ok: false,
-      problems: ['expected a table of model = { input_per_1k_usd, output_per_1k_usd }'],
-    };
-  }
-  const prices: Record<string, ModelPrice> = {};
-  const problems: string[] = [];
-  for (const [model, entry] of Object.entries(table as Record<string, unknown>)) {
-    if (model.trim() === '' || model.length > 128) {
-      problems.push(`model name "${model}": must be 1 to 128 characters`);
-      continue;
-    }
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
-      problems.push(`${model}: expected { input_per_1k_usd, output_per_1k_usd }`);
-      continue;
-    }
-    const e = entry as Record<string, unknown>;
-    const extra = Object.keys(e).filter(
-      (k) => k !== 'input_per_1k_usd' && k !== 'output_per_1k_usd',
-    );
-    if (extra.length > 0) problems.push(`${model}: unknown field ${extra.join(', ')}`);
-    const price = (field: keyof ModelPrice): number | undefined => {
-      const v = e[field];
-      if (typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1_000) return v;
-      problems.push(`${model}.${field}: expected a number of USD from 0 to 1000, got ${show(v)}`);
-      return undefined;
-    };
-    const input = price('input_per_1k_usd');
-    const output = price('output_per_1k_usd');
-    if (input !== undefined && output !== undefined) {
-      prices[model] = { input_per_1k_usd: input, output_per_1k_usd: output };
-    }
-  }
-  return problems.length ? { ok: false, problems } : { ok: true, prices };
-}
-
-const show = (v: unknown): string =>
-  v === undefined ? 'nothing' : typeof v === 'string' ? `"${v}"` : String(v);

@@ -9,56 +9,50 @@
  *   row, fails with 'tampered' instead of yielding another key or a revived expired one.
  * - A wrong master key is reported as such on open, from a sealed key-check value in `meta`,
  *   rather than surfacing later as a 'tampered' record or as garbage.
+ *
+ * This file is the store (schema, rows, the Keystore API); the cipher, the input checks and the
+ * master key file are keystore-cipher.ts, keystore-validation.ts and keystore-master-key.ts,
+ * re-exported here so callers import the keystore from one place.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { openPrivateDatabase, restrictSidecarModes } from './private-sqlite';
-import { decodeMasterKey } from '../config/load';
+import {
+  deriveDataKey,
+  makeKeyCheck,
+  recordAad,
+  seal,
+  secretAad,
+  unseal,
+  verifyKeyCheck,
+  type Sealed,
+} from './keystore-cipher';
+import {
+  ID_PATTERN,
+  isProvider,
+  KeystoreError,
+  PROVIDERS,
+  validateKeyInput,
+  type KeyRecord,
+  type Provider,
+  type StoreKeyInput,
+} from './keystore-validation';
 
-/** Providers a key may belong to (docs/api.md, "Keystore"). */
-export const PROVIDERS = ['openai', 'anthropic', 'openrouter', 'google', 'xai'] as const;
-export type Provider = (typeof PROVIDERS)[number];
-
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-export const MAX_TOKEN_BYTES = 16 * 1024;
-export const MAX_DISPLAY_NAME_CHARS = 256;
-export const MAX_TAGS = 32;
-export const MAX_TAG_CHARS = 64;
-
-export type KeystoreErrorCode =
-  'invalid' | 'not_found' | 'expired' | 'exists' | 'tampered' | 'wrong_master_key';
-
-/** A keystore failure the caller can act on; `code` is stable, `message` is for humans. */
-export class KeystoreError extends Error {
-  constructor(
-    readonly code: KeystoreErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'KeystoreError';
-  }
-}
-
-/** A stored key as `list_keys` shows it: never the token. */
-export interface KeyRecord {
-  id: string;
-  provider: Provider;
-  display_name: string;
-  created_at: number;
-  expires_at: number | null;
-  tags: string[];
-}
-
-export interface StoreKeyInput {
-  id: string;
-  provider: string;
-  token: string;
-  display_name?: string;
-  expires_at?: number;
-  tags?: string[];
-}
+export {
+  ID_PATTERN,
+  KeystoreError,
+  MAX_DISPLAY_NAME_CHARS,
+  MAX_TAG_CHARS,
+  MAX_TAGS,
+  MAX_TOKEN_BYTES,
+  PROVIDERS,
+  type KeyRecord,
+  type KeystoreErrorCode,
+  type Provider,
+  type StoreKeyInput,
+} from './keystore-validation';
+export { loadOrCreateMasterKey } from './keystore-master-key';
 
 export interface KeystoreOptions {
   dbPath: string;
@@ -78,11 +72,6 @@ interface KeyRow {
   sealed: Buffer;
 }
 
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
-// Bumping the format changes every AAD, so old rows can never be misread as new ones.
-const FORMAT = 'armorclaw-keystore/v1';
-const KEY_CHECK_PLAINTEXT = Buffer.from(`${FORMAT} key check`);
 // Long enough for the CLI to wait out a bridge write (and vice versa) instead of failing SQLITE_BUSY.
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -125,7 +114,7 @@ export class Keystore {
   /** Seals and stores a new key; an existing id is an 'exists' error, never overwritten. */
   store(input: StoreKeyInput): { id: string; provider: Provider; created_at: number } {
     const createdAt = this.now();
-    const record = validate(input, createdAt);
+    const record = validateKeyInput(input, createdAt);
     const { nonce, sealed } = this.seal(input.token, recordAad(record));
     try {
       this.db
@@ -215,49 +204,22 @@ export class Keystore {
     const row = this.db.prepare('SELECT nonce, sealed FROM secrets WHERE name = ?').get(name) as
       { nonce: Buffer; sealed: Buffer } | undefined;
     if (!row) return undefined;
-    return this.unseal(row.nonce, row.sealed, secretAad(name), `secret ${name}`);
+    return unseal(this.dataKey, row, secretAad(name), `secret ${name}`);
   }
 
+  /** Removes a secret stored with `putSecret`; nothing happens if there is none. */
   deleteSecret(name: string): void {
     this.db.prepare('DELETE FROM secrets WHERE name = ?').run(name);
   }
 
-  private seal(plaintext: string, aad: Buffer): { nonce: Buffer; sealed: Buffer } {
-    const nonce = randomBytes(NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.dataKey, nonce);
-    cipher.setAAD(aad);
-    const sealed = Buffer.concat([
-      cipher.update(plaintext, 'utf8'),
-      cipher.final(),
-      cipher.getAuthTag(),
-    ]);
-    return { nonce, sealed };
-  }
-
-  private unseal(nonce: Buffer, sealed: Buffer, aad: Buffer, what: string): string {
-    try {
-      if (nonce.length !== NONCE_BYTES || sealed.length < TAG_BYTES) throw new Error('short');
-      const decipher = createDecipheriv('aes-256-gcm', this.dataKey, nonce);
-      decipher.setAAD(aad);
-      decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-      const plain = Buffer.concat([
-        decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES)),
-        decipher.final(),
-      ]);
-      const text = plain.toString('utf8');
-      plain.fill(0);
-      return text;
-    } catch {
-      throw new KeystoreError('tampered', `${what} failed authentication`);
-    }
+  private seal(plaintext: string, aad: Buffer): Sealed {
+    return seal(this.dataKey, plaintext, aad);
   }
 
   private open(row: KeyRow, record: KeyRecord): string {
-    return this.unseal(row.nonce, row.sealed, recordAad(record), `record ${row.id}`);
+    return unseal(this.dataKey, row, recordAad(record), `record ${row.id}`);
   }
 }
-
-const secretAad = (name: string): Buffer => Buffer.from(`${FORMAT}:secret:${name}`);
 
 /** Creates the schema and the key check on first use, else verifies the master key. */
 function initialise(db: Database.Database, masterKey: Buffer): Buffer {
@@ -291,16 +253,7 @@ function initialise(db: Database.Database, masterKey: Buffer): Buffer {
       let check = readMeta('key_check');
       if (!salt || !check) {
         salt = randomBytes(16);
-        const key = deriveDataKey(masterKey, salt);
-        const nonce = randomBytes(NONCE_BYTES);
-        const cipher = createCipheriv('aes-256-gcm', key, nonce);
-        cipher.setAAD(Buffer.from(`${FORMAT}:key-check`));
-        check = Buffer.concat([
-          nonce,
-          cipher.update(KEY_CHECK_PLAINTEXT),
-          cipher.final(),
-          cipher.getAuthTag(),
-        ]);
+        check = makeKeyCheck(deriveDataKey(masterKey, salt));
         const put = db.prepare('INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)');
         put.run('salt', salt);
         put.run('key_check', check);
@@ -320,36 +273,6 @@ function initialise(db: Database.Database, masterKey: Buffer): Buffer {
   return dataKey;
 }
 
-// The master key is never used directly: a per-keystore salt gives each keystore its own data
-// key, and the info string keeps this key apart from anything else derived from the master key.
-function deriveDataKey(masterKey: Buffer, salt: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', masterKey, salt, `${FORMAT} data key`, 32));
-}
-
-function verifyKeyCheck(key: Buffer, check: Buffer): boolean {
-  if (check.length !== NONCE_BYTES + KEY_CHECK_PLAINTEXT.length + TAG_BYTES) return false;
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', key, check.subarray(0, NONCE_BYTES));
-    decipher.setAAD(Buffer.from(`${FORMAT}:key-check`));
-    decipher.setAuthTag(check.subarray(check.length - TAG_BYTES));
-    const plain = Buffer.concat([
-      decipher.update(check.subarray(NONCE_BYTES, check.length - TAG_BYTES)),
-      decipher.final(),
-    ]);
-    return plain.equals(KEY_CHECK_PLAINTEXT);
-  } catch {
-    return false;
-  }
-}
-
-// A JSON array is an unambiguous encoding: no choice of field values can make two different
-// records produce the same AAD.
-function recordAad(r: KeyRecord): Buffer {
-  return Buffer.from(
-    JSON.stringify([FORMAT, r.id, r.provider, r.created_at, r.expires_at, r.display_name, r.tags]),
-  );
-}
-
 function parseRow(row: KeyRow): KeyRecord {
   let tags: string[] = [];
   try {
@@ -367,165 +290,4 @@ function parseRow(row: KeyRow): KeyRecord {
     expires_at: row.expires_at,
     tags,
   };
-}
-
-function isProvider(p: unknown): p is Provider {
-  return typeof p === 'string' && (PROVIDERS as readonly string[]).includes(p);
-}
-
-// Control characters are refused in text that `armorclaw list-keys` prints to a terminal.
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
-
-function validate(input: StoreKeyInput, now: number): KeyRecord {
-  const bad = (message: string) => new KeystoreError('invalid', message);
-  if (typeof input !== 'object' || input === null) throw bad('input: expected an object');
-  const { id, provider, token, display_name, expires_at, tags } = input;
-
-  if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
-    throw bad(
-      'id: must be 1-128 characters of letters, digits, ".", "_", ":" or "-", starting with a letter or digit',
-    );
-  }
-  if (!isProvider(provider)) throw bad(`provider: must be one of ${PROVIDERS.join(', ')}`);
-  if (typeof token !== 'string' || token.length === 0)
-    throw bad('token: must be a non-empty string');
-  if (Buffer.byteLength(token, 'utf8') > MAX_TOKEN_BYTES) {
-    throw bad(`token: must be at most ${MAX_TOKEN_BYTES} bytes`);
-  }
-  if (token.includes('\0')) throw bad('token: must not contain NUL characters');
-  if (display_name !== undefined) {
-    if (typeof display_name !== 'string' || display_name.length === 0) {
-      throw bad('display_name: must be a non-empty string');
-    }
-    if (display_name.length > MAX_DISPLAY_NAME_CHARS) {
-      throw bad(`display_name: must be at most ${MAX_DISPLAY_NAME_CHARS} characters`);
-    }
-    if (CONTROL_CHARS.test(display_name))
-      throw bad('display_name: must not contain control characters');
-  }
-  if (expires_at !== undefined) {
-    if (typeof expires_at !== 'number' || !Number.isSafeInteger(expires_at) || expires_at <= 0) {
-      throw bad('expires_at: must be a positive integer (unix seconds)');
-    }
-    if (expires_at <= now) throw bad('expires_at: must be in the future');
-  }
-  if (tags !== undefined) {
-    if (!Array.isArray(tags)) throw bad('tags: must be an array of strings');
-    if (tags.length > MAX_TAGS) throw bad(`tags: at most ${MAX_TAGS} tags`);
-    for (const tag of tags as unknown[]) {
-      if (typeof tag !== 'string' || tag.length === 0 || tag.length > MAX_TAG_CHARS) {
-        throw bad(`tags: each tag must be a string of 1-${MAX_TAG_CHARS} characters`);
-      }
-      if (CONTROL_CHARS.test(tag)) throw bad('tags: must not contain control characters');
-    }
-  }
-  return {
-    id,
-    provider,
-    display_name: display_name ?? id,
-    created_at: now,
-    expires_at: expires_at ?? null,
-    tags: tags ? [...tags] : [],
-  };
-}
-
-/**
- * The master key from the environment value if given, else from `keyFile`, creating that file
- * (32 random bytes, mode 0600) on first use.
- */
-export function loadOrCreateMasterKey(opts: { fromEnv?: string; keyFile: string }): Buffer {
-  if (opts.fromEnv !== undefined && opts.fromEnv !== '') {
-    const key = decodeMasterKey(opts.fromEnv);
-    if (!key) {
-      throw new KeystoreError(
-        'invalid',
-        'ARMORCLAW_MASTER_KEY: must be 32 bytes as 64 hex characters or base64',
-      );
-    }
-    return key;
-  }
-  return readKeyFile(opts.keyFile) ?? createKeyFile(opts.keyFile);
-}
-
-function readKeyFile(keyFile: string): Buffer | null {
-  let fd: number;
-  try {
-    // O_NOFOLLOW: a symlink planted in the state directory must not redirect us to another file.
-    fd = fs.openSync(keyFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
-      throw new KeystoreError(
-        'invalid',
-        `master key file ${keyFile} is a symbolic link; refusing to use it`,
-      );
-    }
-    throw err;
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile())
-      throw new KeystoreError('invalid', `master key file ${keyFile} is not a regular file`);
-    if ((st.mode & 0o077) !== 0) {
-      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-      throw new KeystoreError(
-        'invalid',
-        `master key file ${keyFile} is accessible by group or others (mode ${mode}); ` +
-          `run: chmod 600 ${keyFile}`,
-      );
-    }
-    const bytes = fs.readFileSync(fd);
-    if (bytes.length === 32) return bytes;
-    const key = decodeMasterKey(bytes.toString('latin1'));
-    bytes.fill(0);
-    if (!key) {
-      throw new KeystoreError(
-        'invalid',
-        `master key file ${keyFile} must hold 32 raw bytes, 64 hex characters or base64 of 32 bytes`,
-      );
-    }
-    return key;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function createKeyFile(keyFile: string): Buffer {
-  const dir = path.dirname(keyFile);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const key = randomBytes(32);
-  const tmp = `${keyFile}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fd = fs.openSync(tmp, 'wx', 0o600);
-  try {
-    fs.fchmodSync(fd, 0o600);
-    fs.writeFileSync(fd, key);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  try {
-    // link(), not rename(): if another process created the key first, rename would silently
-    // replace it, and whatever that process already sealed would be unreadable. link fails
-    // with EEXIST instead, and we adopt the winner's key.
-    fs.linkSync(tmp, keyFile);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const existing = readKeyFile(keyFile);
-    if (!existing) throw err;
-    return existing;
-  } finally {
-    fs.rmSync(tmp, { force: true });
-  }
-  fsyncDir(dir);
-  return key;
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }

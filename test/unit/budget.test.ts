@@ -7,7 +7,6 @@ import {
   limitReached,
   monthPeriod,
   nextPeriodBoundaryMs,
-  parseModelPrices,
   priceFor,
   reportCostMicroUsd,
   rollLedger,
@@ -17,6 +16,7 @@ import {
   type BudgetLedger,
   type BudgetLimits,
 } from '../../services/budget';
+import { parseModelPrices } from '../../formats/model-prices';
 
 const T0 = Date.UTC(2025, 0, 15, 12, 0, 0); // 2025-01-15T12:00Z
 const PRICES = {

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, decodeMasterKey, loadConfig } from '../../config/load';
+import { ConfigError, loadConfig } from '../../config/load';
+import { decodeMasterKey } from '../../formats/master-key';
 import { renderSampleConfig } from '../../config/sample';
 import { settings } from '../../config/settings';
 
