@@ -324,12 +324,12 @@ export async function start(
         socketPath: config.socket.path,
         maxMessageBytes: config.socket.maxMessageBytes,
         idleTimeoutMs: config.socket.idleTimeoutMs,
+        quietCloseMs: config.socket.quietCloseMs,
         maxConnections: config.socket.maxConnections,
         maxInFlightPerConnection: 64,
       },
       log.child({ component: 'socket' }),
     );
-        quietCloseMs: config.socket.quietCloseMs,
     await rpc.listen();
     cleanups.push(() => rpc.close());
 
