@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { allSearchAttributes } from '../../workflows/search-attributes';
 
 // js-yaml is already in node_modules (through eslint and jest); no dependency of our own.
 const yaml = require('js-yaml') as { load(text: string): unknown };
@@ -14,15 +15,13 @@ const yaml = require('js-yaml') as { load(text: string): unknown };
 const ROOT = path.resolve(__dirname, '..', '..');
 const COMPOSE_FILE = path.join(ROOT, 'docker-compose.yml');
 
-const SEARCH_ATTRIBUTES = [
-  'ArmorclawKind',
-  'ArmorclawState',
-  'ArmorclawRoom',
-  'ArmorclawContainerId',
-  'ArmorclawHost',
-  'ArmorclawAgentType',
-  'ArmorclawKeyId',
-];
+// The compose file registers every attribute the bridge registers, with the CLI's type names.
+const CLI_TYPE_NAMES: Record<string, string> = { KEYWORD: 'Keyword' };
+const SEARCH_ATTRIBUTES = allSearchAttributes.map((key) => {
+  const type = CLI_TYPE_NAMES[key.type];
+  if (!type) throw new Error(`no CLI type name for search attribute type ${key.type}`);
+  return `${key.name}=${type}`;
+});
 
 interface RunResult {
   code: number;
@@ -229,8 +228,9 @@ describe('docker-compose.yml', () => {
     expect(cmd.slice(0, 3)).toEqual(['temporal', 'server', 'start-dev']);
     expect(cmd[cmd.indexOf('--db-filename') + 1]).toBe('/data/temporal.db');
     expect(cmd[cmd.indexOf('--ui-ip') + 1]).toBe('0.0.0.0');
-    for (const name of SEARCH_ATTRIBUTES) {
-      const i = cmd.indexOf(`${name}=Keyword`);
+    expect(SEARCH_ATTRIBUTES).toHaveLength(allSearchAttributes.length);
+    for (const attribute of SEARCH_ATTRIBUTES) {
+      const i = cmd.indexOf(attribute);
       expect(i).toBeGreaterThan(0);
       expect(cmd[i - 1]).toBe('--search-attribute');
     }
