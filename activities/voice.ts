@@ -15,7 +15,8 @@ import type { UserCallState } from '../machines/voice-call.machine';
 import { CallMediaError, type CallMediaHub } from '../media/call-hub';
 import type { MatrixConnection } from '../matrix/client';
 import { roomVerdict } from '../services/call-policy';
-import { startRunWorkflow } from '../rpc/methods/containers';
+import { startRunWorkflow } from '../sessions/containers';
+import { isClosedWorkflowError } from '../sessions/workflow-errors';
 import {
   CallFailureType,
   containerStatusQuery,
@@ -209,7 +210,7 @@ export function createAgentRunActivities(deps: {
           args: [{ reason: 'call_ended' }],
         });
       } catch (err) {
-        if (err instanceof WorkflowNotFoundError || /already completed/i.test(String(err))) return;
+        if (isClosedWorkflowError(err)) return;
         throw err;
       }
     },

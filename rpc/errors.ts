@@ -3,6 +3,8 @@
  * `RpcError`, and anything that is not an `RpcError` is logged and answered as InternalError
  * with a fixed message, so no stack trace, path or library text leaks.
  */
+import { CallFailureType, ContainerFailureType } from '../workflows/definitions';
+
 export const ErrorCode = {
   ParseError: -32700,
   InvalidRequest: -32600,
@@ -78,4 +80,46 @@ export function toWireError(err: unknown): WireError {
       : { code: err.code, message: err.message, data: err.data };
   }
   return { code: ErrorCode.InternalError, message: defaultMessage[ErrorCode.InternalError] };
+}
+
+/**
+ * What each failure type a workflow throws means on the wire, for container runs and calls
+ * alike. `prefix` goes before the failure's own message; without one the message stands alone.
+ */
+const WORKFLOW_FAILURES: Record<string, { code: ErrorCodeValue; prefix?: string }> = {
+  [ContainerFailureType.KeyNotFound]: { code: ErrorCode.InvalidParams, prefix: 'Invalid params' },
+  [ContainerFailureType.KeyExpired]: { code: ErrorCode.InvalidParams, prefix: 'Invalid params' },
+  [ContainerFailureType.ImageNotFound]: {
+    code: ErrorCode.InternalError,
+    prefix: 'Container creation failed',
+  },
+  [ContainerFailureType.InvalidSpec]: {
+    code: ErrorCode.InternalError,
+    prefix: 'Container creation failed',
+  },
+  [ContainerFailureType.StartFailed]: {
+    code: ErrorCode.InternalError,
+    prefix: 'Container creation failed',
+  },
+  [CallFailureType.RoomDenied]: { code: ErrorCode.RoomAccessDenied },
+  [CallFailureType.RateLimited]: { code: ErrorCode.RateLimitExceeded },
+  [CallFailureType.MaxConcurrent]: { code: ErrorCode.MaxConcurrentCalls },
+  [CallFailureType.SecurityViolation]: { code: ErrorCode.SecurityPolicyViolation },
+  [CallFailureType.BudgetExceeded]: { code: ErrorCode.BudgetExceeded },
+  [CallFailureType.AgentUnavailable]: { code: ErrorCode.VoiceInternal, prefix: 'Internal error' },
+  [CallFailureType.CallEnded]: { code: ErrorCode.VoiceInternal, prefix: 'Internal error' },
+};
+
+/**
+ * The client's error for a failure a workflow threw (its `ApplicationFailure` type and message),
+ * or `fallback` for a type the table does not name: a library's text never reaches a client.
+ */
+export function workflowFailureError(
+  type: string | null | undefined,
+  message: string,
+  fallback: RpcError,
+): RpcError {
+  const known = type ? WORKFLOW_FAILURES[type] : undefined;
+  if (!known) return fallback;
+  return new RpcError(known.code, known.prefix ? `${known.prefix}: ${message}` : message);
 }

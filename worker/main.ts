@@ -20,17 +20,13 @@ import {
   registerBudgetMethods,
 } from '../rpc/methods/budget';
 import { registerMatrixMethods, sendThroughWorkflow } from '../rpc/methods/matrix';
+import { listActiveContainerIds, listOpenContainerNames } from '../sessions/containers';
 import { ensureMatrixSync } from '../sessions/matrix-sync';
 import { MatrixConnection } from '../matrix/client';
 import { MatrixE2ee } from '../matrix/crypto';
 import { MatrixInbox } from '../matrix/inbox';
 import { MatrixStore, matrixStorePath } from '../services/matrix-store';
 import { AuditLog, auditLogPath } from '../services/audit-log';
-import {
-  ArmorclawContainerId,
-  ArmorclawKind,
-  ArmorclawState,
-} from '../workflows/search-attributes';
 import { DockerEventWatcher } from './docker-events';
 import { startWorkers } from './workers';
 import { SingleFlightCache } from '../services/single-flight-cache';
@@ -146,7 +142,7 @@ export async function start(
     onAgentUsage = voice.onAgentUsage;
     cleanups.push(() => voice.close());
     // Runs outlive the process: serve the sockets of the runs that are still live.
-    for (const name of await listLiveContainerNames(temporal)) await sockets.open(name);
+    for (const name of await listOpenContainerNames(temporal.client)) await sockets.open(name);
 
     const workers = await startWorkers({
       address: temporal.address,
@@ -230,7 +226,7 @@ export async function start(
     const containerIds = new SingleFlightCache(
       () =>
         temporal.connection.withDeadline(Date.now() + 3_000, () =>
-          listRunningContainerIds(temporal),
+          listActiveContainerIds(temporal.client),
         ),
       500,
     );
@@ -382,28 +378,6 @@ async function startMatrix(
       hostId: config.hostId,
       log: log.child({ component: 'matrix' }),
     });
-}
-
-/** Containers of Active runs, from Temporal's visibility store. */
-async function listRunningContainerIds(temporal: TemporalHandle): Promise<string[]> {
-  const ids: string[] = [];
-  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running' AND ${ArmorclawState.name} = 'Active'`;
-  for await (const wf of temporal.client.workflow.list({ query })) {
-    const id = wf.typedSearchAttributes.get(ArmorclawContainerId);
-    if (id) ids.push(id);
-  }
-  return ids;
-}
-
-/** Names of container runs whose workflow is still open (any state), for their sockets. */
-async function listLiveContainerNames(temporal: TemporalHandle): Promise<string[]> {
-  const names: string[] = [];
-  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running'`;
-  for await (const wf of temporal.client.workflow.list({ query })) {
-    if (wf.workflowId.startsWith('container-'))
-      names.push(wf.workflowId.slice('container-'.length));
-  }
-  return names;
 }
 
 async function main(): Promise<void> {

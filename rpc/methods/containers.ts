@@ -1,19 +1,18 @@
 import {
   WorkflowExecutionAlreadyStartedError,
-  WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
-import { ApplicationFailure, WorkflowIdReusePolicy } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import { parseDuration } from '../../services/duration';
 import { KeystoreError, type Keystore } from '../../services/keystore';
+import { findRunningContainer, startRunWorkflow } from '../../sessions/containers';
+import { isClosedWorkflowError } from '../../sessions/workflow-errors';
 import type { BudgetGate } from './budget';
 import {
   budgetExceededSignal,
-  ContainerFailureType,
-  containerWorkflowId,
   stopUpdate,
   waitActiveUpdate,
   type ContainerRunInput,
@@ -28,7 +27,7 @@ import {
 } from '../../workflows/search-attributes';
 import { isRoomId } from '../../services/matrix-trust';
 import type { RpcDispatcher } from '../dispatcher';
-import { ErrorCode, RpcError, internalError, invalidParams } from '../errors';
+import { ErrorCode, RpcError, internalError, invalidParams, workflowFailureError } from '../errors';
 import { parseParams } from '../params';
 
 export interface ContainerMethodsDeps {
@@ -186,7 +185,7 @@ export function registerContainerMethods(
         .getHandle(workflowId)
         .executeUpdate(stopUpdate, { args: [{ reason: 'rpc_stop' }] });
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError || isClosedWorkflowError(err)) {
+      if (isClosedWorkflowError(err)) {
         throw new RpcError(ErrorCode.ContainerStopped, `Container not found: ${container_id}`);
       }
       throw err;
@@ -235,24 +234,6 @@ export function registerContainerMethods(
   });
 }
 
-/** Starts a container run's workflow (throws WorkflowExecutionAlreadyStartedError if taken). */
-export function startRunWorkflow(client: Client, taskQueue: string, input: ContainerRunInput) {
-  return client.workflow.start('containerRunWorkflow', {
-    taskQueue,
-    workflowId: containerWorkflowId(input.containerName),
-    args: [input],
-    // Names are unique forever: a finished run's name is never reused.
-    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-    typedSearchAttributes: [
-      { key: ArmorclawKind, value: 'container' },
-      { key: ArmorclawState, value: 'Pending' },
-      { key: ArmorclawAgentType, value: input.agentType },
-      { key: ArmorclawKeyId, value: input.keyId },
-      { key: ArmorclawHost, value: input.hostId },
-    ],
-  });
-}
-
 export function checkCredential(keystore: Keystore, keyId: string): void {
   try {
     keystore.get(keyId);
@@ -269,47 +250,7 @@ export function checkCredential(keystore: Keystore, keyId: string): void {
 
 function startFailure(err: unknown): RpcError {
   const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-  if (cause instanceof ApplicationFailure) {
-    switch (cause.type) {
-      case ContainerFailureType.KeyNotFound:
-      case ContainerFailureType.KeyExpired:
-        return invalidParams(`Invalid params: ${cause.message}`);
-      case ContainerFailureType.ImageNotFound:
-      case ContainerFailureType.InvalidSpec:
-      case ContainerFailureType.StartFailed:
-        return internalError(`Container creation failed: ${cause.message}`);
-      default:
-        return internalError('Container creation failed');
-    }
-  }
-  return internalError('Container creation failed');
-}
-
-const isClosedWorkflowError = (err: unknown): boolean =>
-  err instanceof Error && /workflow execution already completed|not found/i.test(err.message);
-
-/**
- * The workflow id of the live run whose container id (or a prefix of at least 12 characters, as
- * `docker ps` shows) or name is `idOrName`; read from Temporal, not process memory.
- */
-export async function findRunningContainer(
-  client: Client,
-  idOrName: string,
-): Promise<string | undefined> {
-  if (idOrName.startsWith('armorclaw-')) {
-    try {
-      const desc = await client.workflow.getHandle(containerWorkflowId(idOrName)).describe();
-      return desc.status.name === 'RUNNING' ? desc.workflowId : undefined;
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return undefined;
-      throw err;
-    }
-  }
-  if (!/^[a-f0-9]{12,64}$/.test(idOrName)) return undefined;
-  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running'`;
-  for await (const wf of client.workflow.list({ query })) {
-    const id = wf.typedSearchAttributes.get(ArmorclawContainerId);
-    if (id && id.startsWith(idOrName)) return wf.workflowId;
-  }
-  return undefined;
+  const fallback = internalError('Container creation failed');
+  if (!(cause instanceof ApplicationFailure)) return fallback;
+  return workflowFailureError(cause.type, cause.message, fallback);
 }

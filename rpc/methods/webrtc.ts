@@ -6,7 +6,7 @@
  * server (docs/voice.md).
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Logger } from 'pino';
@@ -21,7 +21,6 @@ import type { Keystore } from '../../services/keystore';
 import { isRoomId } from '../../services/matrix-trust';
 import { issueTurnCredentials } from '../../services/turn-credentials';
 import {
-  CallFailureType,
   callReadyUpdate,
   callWorkflowId,
   endCallUpdate,
@@ -36,10 +35,11 @@ import {
   ArmorclawUserState,
 } from '../../workflows/search-attributes';
 import type { RpcDispatcher } from '../dispatcher';
-import { ErrorCode, RpcError, invalidParams } from '../errors';
+import { ErrorCode, RpcError, workflowFailureError, invalidParams } from '../errors';
 import { noParams, parseParams } from '../params';
 import { AGENT_TYPE, checkCredential } from './containers';
 import type { voiceCallWorkflow } from '../../workflows/voice-call';
+import { isClosedWorkflowError } from '../../sessions/workflow-errors';
 
 /** The audit events of voice calls (`webrtc.get_audit_log`). */
 export const VOICE_AUDIT_EVENTS = [
@@ -107,14 +107,6 @@ const auditParams = z.strictObject({
   limit: z.number().int().min(1).max(1000).optional(),
   session_id: z.string().max(64).optional(),
 });
-
-const FAILURE_CODES: Record<string, (typeof ErrorCode)[keyof typeof ErrorCode]> = {
-  [CallFailureType.RoomDenied]: ErrorCode.RoomAccessDenied,
-  [CallFailureType.RateLimited]: ErrorCode.RateLimitExceeded,
-  [CallFailureType.MaxConcurrent]: ErrorCode.MaxConcurrentCalls,
-  [CallFailureType.SecurityViolation]: ErrorCode.SecurityPolicyViolation,
-  [CallFailureType.BudgetExceeded]: ErrorCode.BudgetExceeded,
-};
 
 /** The spec's session states: connecting, connected, failed (and reconnecting, ours). */
 const LIST_STATE: Record<UserCallState, string> = {
@@ -258,7 +250,7 @@ export function registerWebrtcMethods(dispatcher: RpcDispatcher, deps: WebrtcMet
         end_reason: end.end_reason,
       };
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError || isClosedWorkflowError(err)) {
+      if (isClosedWorkflowError(err)) {
         throw sessionNotFound(p.session_id);
       }
       throw err;
@@ -378,18 +370,10 @@ const sessionNotFound = (id: string) =>
 
 function startFailure(err: unknown): RpcError {
   const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-  if (cause instanceof ApplicationFailure) {
-    const code = cause.type ? FAILURE_CODES[cause.type] : undefined;
-    if (code !== undefined) return new RpcError(code, cause.message);
-    if (
-      cause.type === CallFailureType.AgentUnavailable ||
-      cause.type === CallFailureType.CallEnded
-    ) {
-      return new RpcError(ErrorCode.VoiceInternal, `Internal error: ${cause.message}`);
-    }
-  }
-  return new RpcError(ErrorCode.VoiceInternal, 'Internal error: the call could not start');
+  const fallback = new RpcError(
+    ErrorCode.VoiceInternal,
+    'Internal error: the call could not start',
+  );
+  if (!(cause instanceof ApplicationFailure)) return fallback;
+  return workflowFailureError(cause.type, cause.message, fallback);
 }
-
-const isClosedWorkflowError = (err: unknown): boolean =>
-  err instanceof Error && /workflow execution already completed|not found/i.test(err.message);

@@ -1,0 +1,85 @@
+/**
+ * Container runs as sessions: starting one and finding live ones in Temporal. Used by the RPC
+ * methods, by the activities that start an agent for a call, and by the bridge's status, so it
+ * sits below all three.
+ */
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowIdReusePolicy } from '@temporalio/common';
+import type { containerRunWorkflow } from '../workflows/container-run';
+import { containerWorkflowId, type ContainerRunInput } from '../workflows/definitions';
+import {
+  ArmorclawAgentType,
+  ArmorclawContainerId,
+  ArmorclawHost,
+  ArmorclawKeyId,
+  ArmorclawKind,
+  ArmorclawState,
+} from '../workflows/search-attributes';
+
+const CONTAINER_PREFIX = containerWorkflowId('');
+
+/** Starts a container run's workflow (throws WorkflowExecutionAlreadyStartedError if taken). */
+export function startRunWorkflow(client: Client, taskQueue: string, input: ContainerRunInput) {
+  return client.workflow.start<typeof containerRunWorkflow>('containerRunWorkflow', {
+    taskQueue,
+    workflowId: containerWorkflowId(input.containerName),
+    args: [input],
+    // Names are unique forever: a finished run's name is never reused.
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    typedSearchAttributes: [
+      { key: ArmorclawKind, value: 'container' },
+      { key: ArmorclawState, value: 'Pending' },
+      { key: ArmorclawAgentType, value: input.agentType },
+      { key: ArmorclawKeyId, value: input.keyId },
+      { key: ArmorclawHost, value: input.hostId },
+    ],
+  });
+}
+
+/**
+ * The workflow id of the live run whose container id (or a prefix of at least 12 characters, as
+ * `docker ps` shows) or name is `idOrName`; read from Temporal, not process memory.
+ */
+export async function findRunningContainer(
+  client: Client,
+  idOrName: string,
+): Promise<string | undefined> {
+  if (idOrName.startsWith('armorclaw-')) {
+    try {
+      const desc = await client.workflow.getHandle(containerWorkflowId(idOrName)).describe();
+      return desc.status.name === 'RUNNING' ? desc.workflowId : undefined;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    }
+  }
+  if (!/^[a-f0-9]{12,64}$/.test(idOrName)) return undefined;
+  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running'`;
+  for await (const wf of client.workflow.list({ query })) {
+    const id = wf.typedSearchAttributes.get(ArmorclawContainerId);
+    if (id && id.startsWith(idOrName)) return wf.workflowId;
+  }
+  return undefined;
+}
+
+/** Container ids of the Active runs, from Temporal's visibility store. */
+export async function listActiveContainerIds(client: Client): Promise<string[]> {
+  const ids: string[] = [];
+  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running' AND ${ArmorclawState.name} = 'Active'`;
+  for await (const wf of client.workflow.list({ query })) {
+    const id = wf.typedSearchAttributes.get(ArmorclawContainerId);
+    if (id) ids.push(id);
+  }
+  return ids;
+}
+
+/** Names of the container runs whose workflow is still open (any state). */
+export async function listOpenContainerNames(client: Client): Promise<string[]> {
+  const names: string[] = [];
+  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running'`;
+  for await (const wf of client.workflow.list({ query })) {
+    if (wf.workflowId.startsWith(CONTAINER_PREFIX))
+      names.push(wf.workflowId.slice(CONTAINER_PREFIX.length));
+  }
+  return names;
+}
