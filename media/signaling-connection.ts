@@ -14,8 +14,22 @@ import {
   parseClientMessage,
   type SignalingErrorCode,
 } from './signaling-messages';
-import type { SignalingServerOptions } from './signaling-server';
-import type { ClientMessage, ServerMessage } from './signaling-types';
+import type {
+  ClientMessage,
+  ServerMessage,
+  SignalingAuditEntry,
+  SignalingBackend,
+} from './signaling-types';
+
+/** What one connection needs of its server's options. */
+export interface ConnectionOptions {
+  tokenKey: Buffer;
+  backend: SignalingBackend;
+  messagesPerSecond: number;
+  helloTimeoutMs?: number;
+  audit(entry: SignalingAuditEntry): void;
+  log: Logger;
+}
 
 export interface ConnectionEvents {
   authenticated(conn: SignalingConnection, sessionId: string): void;
@@ -39,7 +53,7 @@ export class SignalingConnection {
   constructor(
     private readonly ws: WebSocket,
     private readonly remoteAddress: string | undefined,
-    private readonly options: SignalingServerOptions,
+    private readonly options: ConnectionOptions,
     private readonly events: ConnectionEvents,
   ) {
     this.log = options.log.child({ remoteAddress });

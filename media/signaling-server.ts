@@ -17,15 +17,9 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { SignalingConnection } from './signaling-connection';
 import { SignalingCloseCode as Close, SignalingErrorCode as Code } from './signaling-messages';
 import { loadTlsMaterial, type SignalingTlsOptions } from './signaling-tls';
-import type { SignalingBackend } from './signaling-types';
+import type { SignalingAuditEntry, SignalingBackend } from './signaling-types';
 
-/** One audit record the server asks its owner to write (the bridge's audit log). */
-export interface SignalingAuditEntry {
-  event_type: 'security_violation';
-  session_id?: string;
-  room_id?: string;
-  details: Record<string, unknown>;
-}
+export type { SignalingAuditEntry } from './signaling-types';
 
 export interface SignalingServerOptions {
   host: string;

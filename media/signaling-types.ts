@@ -55,3 +55,11 @@ export interface SignalingBackend {
    */
   attach(sessionId: string, sink: SignalingSink): () => void;
 }
+
+/** One audit record the server asks its owner to write (the bridge's audit log). */
+export interface SignalingAuditEntry {
+  event_type: 'security_violation';
+  session_id?: string;
+  room_id?: string;
+  details: Record<string, unknown>;
+}
