@@ -17,11 +17,6 @@ export interface ContainerRunInput {
   ttlMs: number;
   /** At most this long after the container starts, the secrets file is removed. */
   secretsDeadlineMs: number;
-  /**
-   * Honour a `secrets.ack` that arrives while Pending. Runs recorded before this existed
-   * dropped it; the workflow turns it on through a Temporal patch so their histories replay.
-   */
-  honourEarlyAck?: boolean;
 }
 
 export interface ContainerRunContext extends ContainerRunInput {
@@ -58,8 +53,7 @@ export const containerRunMachine = setup({
   },
   guards: {
     secretsPresent: ({ context }) => !context.secretsRemoved,
-    ackedEarly: ({ context }) =>
-      context.honourEarlyAck === true && context.ackedWhilePending && !context.secretsRemoved,
+    ackedEarly: ({ context }) => context.ackedWhilePending && !context.secretsRemoved,
     cleanExit: ({ event }) =>
       event.type === 'CONTAINER_EXITED' && event.exitCode === 0 && !event.oomKilled,
     oomKilled: ({ event }) => event.type === 'CONTAINER_EXITED' && event.oomKilled,

@@ -18,7 +18,7 @@ import { docker } from '../test/support/docker';
 import { call } from '../test/support/socket-clients';
 
 const VERSION: string = require('../package.json').version;
-/** Distinguishes recordings made with the same version (e.g. after a patched() change). */
+/** Distinguishes recordings made under the same version. */
 const TAG = process.env.HISTORY_TAG ? `-${process.env.HISTORY_TAG}` : '';
 const OUT = path.join(PROJECT_ROOT, 'test', 'replay', 'histories');
 const TEMPORAL = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin', 'temporal');

@@ -3,19 +3,17 @@ import {
   ApplicationFailure,
   CancellationScope,
   ActivityFailure,
-  allHandlersFinished,
   condition,
   isCancellation,
-  patched,
   proxyActivities,
   setHandler,
   sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { initialTransition, transition, type SnapshotFrom } from 'xstate';
-import { containerRunMachine, type ContainerRunEvent } from '../machines/container-run.machine';
-import { isTerminal, type LifecycleState } from '../machines/lifecycle';
+import type { SnapshotFrom } from 'xstate';
+import { containerRunMachine } from '../machines/container-run.machine';
+import type { LifecycleState } from '../machines/lifecycle';
 import type { HostContainerActivities, SharedActivities } from '../activities/container-types';
 import {
   agentNotifySignal,
@@ -40,14 +38,16 @@ import {
   ArmorclawKind,
   ArmorclawState,
 } from './search-attributes';
-import { MachineTimers } from './machine-timers';
+import { MachineDriver } from './machine-driver';
 
 const MAX_NOTIFICATIONS = 50;
 
+type Snapshot = SnapshotFrom<typeof containerRunMachine>;
+
 /**
  * One agent container run (workflow id `container-<name>`). The XState machine decides; this
- * function acts: it feeds the machine signals, updates, timer fires and activity results through
- * XState's pure `transition`, then performs the actions that come back.
+ * function acts, through the MachineDriver: signals, updates, timer fires and activity results
+ * become the machine's events, and the actions that come back are performed here.
  */
 export async function containerRunWorkflow(input: ContainerRunInput): Promise<ContainerRunResult> {
   const host = proxyActivities<HostContainerActivities>({
@@ -81,18 +81,9 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   });
 
   const workflowId = workflowInfo().workflowId;
-  const [initialSnapshot, initialActions] = initialTransition(containerRunMachine, {
-    ttlMs: input.ttlMs,
-    secretsDeadlineMs: input.secretsDeadlineMs,
-    honourEarlyAck: patched('early-secrets-ack'),
-  });
-  let snapshot = initialSnapshot;
-  const queue: ContainerRunEvent[] = [];
-  const timers = new MachineTimers<ContainerRunEvent>((event) => queue.push(event));
   const notifications: AgentNotification[] = [];
   let endpoint: string | undefined;
   let startFailureType: string = ContainerFailureType.StartFailed;
-  let cleanupDone = false;
   // The file's actual state, for the status query: the machine marks it removed when it decides
   // to remove it, before the activity has done so.
   let secretsFileRemoved = false;
@@ -102,73 +93,12 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   const startScope = new CancellationScope();
   let startSettled: Promise<void> = Promise.resolve();
   let startInFlight = true;
+  const healthScope = new CancellationScope();
 
-  const state = (): LifecycleState => snapshot.value as LifecycleState;
-  const status = (): ContainerRunStatus => ({
-    state: state(),
-    container_name: input.containerName,
-    container_id: snapshot.context.containerId,
-    agent_type: input.agentType,
-    key_id: input.keyId,
-    image: input.image,
-    endpoint,
-    secrets_removed: secretsFileRemoved,
-    end_reason: snapshot.context.endReason,
-    end_detail: snapshot.context.endDetail,
-    exit_code: snapshot.context.exitCode,
-    cleanup_done: cleanupDone,
-    notifications: [...notifications],
-  });
-
-  setHandler(containerStatusQuery, status);
-  setHandler(containerExitedSignal, (exit) => {
-    queue.push({ type: 'CONTAINER_EXITED', ...exit });
-  });
-  setHandler(secretsAckedSignal, () => {
-    queue.push({ type: 'SECRETS_ACKED' });
-  });
-  setHandler(budgetExceededSignal, () => {
-    queue.push({ type: 'BUDGET_EXCEEDED' });
-  });
-  setHandler(agentNotifySignal, (n) => {
-    notifications.push(n);
-    if (notifications.length > MAX_NOTIFICATIONS) notifications.shift();
-  });
-  setHandler(waitActiveUpdate, async () => {
-    await condition(() => state() !== 'Pending');
-    if (state() !== 'Active' && snapshot.context.endReason === 'start_failed') {
-      throw ApplicationFailure.nonRetryable(
-        snapshot.context.endDetail ?? 'container start failed',
-        startFailureType,
-      );
-    }
-    if (state() !== 'Active') {
-      throw ApplicationFailure.nonRetryable(
-        `container run ended: ${snapshot.context.endReason}`,
-        'RunEnded',
-      );
-    }
-    return {
-      container_id: snapshot.context.containerId!,
-      container_name: input.containerName,
-      status: 'running' as const,
-      endpoint: endpoint!,
-    };
-  });
-  setHandler(stopUpdate, async ({ reason }) => {
-    if (!isTerminal(state())) queue.push({ type: 'STOP_REQUESTED', reason });
-    await condition(() => cleanupDone);
-    return {
-      status: 'stopped' as const,
-      container_id: snapshot.context.containerId ?? '',
-      container_name: input.containerName,
-    };
-  });
-
-  const publishState = () =>
+  const publishState = (snapshot: Snapshot) =>
     upsertSearchAttributes([
       { key: ArmorclawKind, value: 'container' },
-      { key: ArmorclawState, value: state() },
+      { key: ArmorclawState, value: snapshot.value },
       { key: ArmorclawAgentType, value: input.agentType },
       { key: ArmorclawKeyId, value: input.keyId },
       { key: ArmorclawHost, value: input.hostId },
@@ -177,80 +107,125 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
         : []),
     ]);
 
-  const cleanup = async () => {
-    await CancellationScope.nonCancellable(async () => {
-      timers.cancelAll();
-      // Only while the start is in flight: an `await` here reorders commands, and runs recorded
-      // before this patch (test/replay) scheduled the teardown first.
-      if (startInFlight && patched('cleanup-awaits-start')) {
-        startScope.cancel();
-        await startSettled;
-      }
-      // Removes the container and the secrets file.
-      await hostCleanup.teardownContainer({ containerName: input.containerName });
-      secretsFileRemoved = true;
-      const terminal = state();
-      await shared.recordAudit({
-        event_type: `container_${terminal.toLowerCase()}`,
-        dedupe_key: `${workflowId}/end`,
-        session_id: input.containerName,
-        container_id: snapshot.context.containerId,
-        room_id: input.roomId,
-        details: {
-          agent_type: input.agentType,
-          key_id: input.keyId,
-          image: input.image,
-          reason: snapshot.context.endReason,
-          detail: snapshot.context.endDetail,
-          exit_code: snapshot.context.exitCode,
-        },
-      });
+  const cleanup = async (snapshot: Snapshot) => {
+    healthScope.cancel();
+    if (startInFlight) {
+      startScope.cancel();
+      await startSettled;
+    }
+    // Removes the container and the secrets file.
+    await hostCleanup.teardownContainer({ containerName: input.containerName });
+    secretsFileRemoved = true;
+    await shared.recordAudit({
+      event_type: `container_${snapshot.value.toLowerCase()}`,
+      dedupe_key: `${workflowId}/end`,
+      session_id: input.containerName,
+      container_id: snapshot.context.containerId,
+      room_id: input.roomId,
+      details: {
+        agent_type: input.agentType,
+        key_id: input.keyId,
+        image: input.image,
+        reason: snapshot.context.endReason,
+        detail: snapshot.context.endDetail,
+        exit_code: snapshot.context.exitCode,
+      },
     });
-    cleanupDone = true;
   };
 
-  /** Performs what the machine asked for, in order. */
-  const perform = async (actions: typeof initialActions) => {
-    for (const action of actions) {
-      // XState's own raise/cancel (delayed events) first, then the machine's actions.
-      const type = action.type as string;
-      if (timers.handle(action)) continue;
-      if (type === 'removeSecrets') {
+  const driver = new MachineDriver({
+    machine: containerRunMachine,
+    input: { ttlMs: input.ttlMs, secretsDeadlineMs: input.secretsDeadlineMs },
+    publishKey: (s) => `${s.value}/${s.context.containerId ?? ''}`,
+    publish: publishState,
+    async perform(action) {
+      if (action.type === 'removeSecrets') {
         await CancellationScope.nonCancellable(() =>
           hostCleanup.removeSecretsFile({ containerName: input.containerName }),
         );
         secretsFileRemoved = true;
-      } else if (type === 'cleanup') {
-        await cleanup();
       }
-    }
-  };
-
-  const step = async (event: ContainerRunEvent) => {
-    const before = state();
-    const [next, actions] = transition(containerRunMachine, snapshot, event);
-    snapshot = next as SnapshotFrom<typeof containerRunMachine>;
-    if (state() !== before) publishState();
-    const audit = () =>
-      shared.recordAudit({
+    },
+    cleanup,
+    // Audited after the step's actions: the TTL and secrets timers must not wait for an audit
+    // store that is down (its activity retries without end).
+    async afterStep(before, after) {
+      if (before.value !== 'Pending' || after.value !== 'Active') return;
+      await shared.recordAudit({
         event_type: 'container_started',
         dedupe_key: `${workflowId}/started`,
         session_id: input.containerName,
-        container_id: snapshot.context.containerId,
+        container_id: after.context.containerId,
         room_id: input.roomId,
         details: { agent_type: input.agentType, key_id: input.keyId, image: input.image },
       });
-    const started = state() === 'Active' && before === 'Pending';
-    // The TTL and secrets timers start before the audit write: an audit store that is down
-    // (its activity retries without end) must not postpone them. Older runs audited first.
-    if (started && !timersBeforeAudit) await audit();
-    await perform(actions);
-    if (started && timersBeforeAudit) await audit();
-  };
+    },
+  });
+  const state = (): LifecycleState => driver.snapshot.value;
+  const context = () => driver.snapshot.context;
 
-  const timersBeforeAudit = patched('timers-before-audit');
-  publishState();
-  await perform(initialActions);
+  const status = (): ContainerRunStatus => ({
+    state: state(),
+    container_name: input.containerName,
+    container_id: context().containerId,
+    agent_type: input.agentType,
+    key_id: input.keyId,
+    image: input.image,
+    endpoint,
+    secrets_removed: secretsFileRemoved,
+    end_reason: context().endReason,
+    end_detail: context().endDetail,
+    exit_code: context().exitCode,
+    cleanup_done: driver.cleanupDone,
+    notifications: [...notifications],
+  });
+
+  setHandler(containerStatusQuery, status);
+  setHandler(containerExitedSignal, (exit) => {
+    driver.push({ type: 'CONTAINER_EXITED', ...exit });
+  });
+  setHandler(secretsAckedSignal, () => {
+    driver.push({ type: 'SECRETS_ACKED' });
+  });
+  setHandler(budgetExceededSignal, () => {
+    driver.push({ type: 'BUDGET_EXCEEDED' });
+  });
+  setHandler(agentNotifySignal, (n) => {
+    notifications.push(n);
+    if (notifications.length > MAX_NOTIFICATIONS) notifications.shift();
+  });
+  setHandler(waitActiveUpdate, async () => {
+    await condition(() => state() !== 'Pending');
+    if (state() !== 'Active' && context().endReason === 'start_failed') {
+      throw ApplicationFailure.nonRetryable(
+        context().endDetail ?? 'container start failed',
+        startFailureType,
+      );
+    }
+    if (state() !== 'Active') {
+      throw ApplicationFailure.nonRetryable(
+        `container run ended: ${context().endReason}`,
+        'RunEnded',
+      );
+    }
+    return {
+      container_id: context().containerId!,
+      container_name: input.containerName,
+      status: 'running' as const,
+      endpoint: endpoint!,
+    };
+  });
+  setHandler(stopUpdate, async ({ reason }) => {
+    driver.push({ type: 'STOP_REQUESTED', reason });
+    await condition(() => driver.cleanupDone);
+    return {
+      status: 'stopped' as const,
+      container_id: context().containerId ?? '',
+      container_name: input.containerName,
+    };
+  });
+
+  await driver.start();
 
   // Pending: the secrets file, then the container. Cancelled if the run ends first (stop).
   startSettled = startScope
@@ -268,21 +243,20 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
       });
       endpoint = started.endpoint;
       startInFlight = false;
-      queue.push({ type: 'STARTED', containerId: started.containerId });
+      driver.push({ type: 'STARTED', containerId: started.containerId });
     })
     .catch((err) => {
       startInFlight = false;
       if (isCancellation(err)) return;
       const cause = err instanceof ActivityFailure ? err.cause : err;
       if (cause instanceof ApplicationFailure && cause.type) startFailureType = cause.type;
-      queue.push({
+      driver.push({
         type: 'START_FAILED',
         message: cause instanceof Error ? cause.message : String(cause),
       });
     });
 
   // Active: Docker events arrive as signals; this periodic inspect is the guarantee.
-  const healthScope = new CancellationScope();
   healthScope
     .run(async () => {
       await condition(() => state() !== 'Pending');
@@ -292,7 +266,7 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
         try {
           const seen = await health.inspectContainer({ containerName: input.containerName });
           if (!seen.running) {
-            queue.push({
+            driver.push({
               type: 'CONTAINER_EXITED',
               exitCode: seen.exitCode,
               oomKilled: seen.oomKilled,
@@ -300,7 +274,7 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
           }
         } catch (err) {
           if (isCancellation(err)) throw err;
-          queue.push({
+          driver.push({
             type: 'HEALTH_FAILED',
             message: 'container inspection failed (host unreachable?)',
           });
@@ -311,19 +285,11 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
       if (!isCancellation(err)) throw err;
     });
 
-  while (!isTerminal(state())) {
-    await condition(() => queue.length > 0);
-    await step(queue.shift()!);
-  }
-  if (state() !== 'Active') startScope.cancel();
-  healthScope.cancel();
-  // Whatever is still queued (a late exit signal) changes nothing now.
-  queue.length = 0;
-  await condition(() => cleanupDone && allHandlersFinished());
+  const end = await driver.run();
   return {
-    state: state(),
-    end_reason: snapshot.context.endReason,
-    end_detail: snapshot.context.endDetail,
-    exit_code: snapshot.context.exitCode,
+    state: end.value,
+    end_reason: end.context.endReason,
+    end_detail: end.context.endDetail,
+    exit_code: end.context.exitCode,
   };
 }

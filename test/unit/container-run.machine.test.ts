@@ -18,14 +18,7 @@ type Action = ReturnType<typeof transition>[1][number];
 
 const TTL_MS = 3_600_000;
 const SECRETS_DEADLINE_MS = 10_000;
-// What `containerRunWorkflow` passes to new runs (`honourEarlyAck` comes from a Temporal patch).
-const INPUT: ContainerRunInput = {
-  ttlMs: TTL_MS,
-  secretsDeadlineMs: SECRETS_DEADLINE_MS,
-  honourEarlyAck: true,
-};
-// What runs recorded before that patch replay with.
-const LEGACY_INPUT: ContainerRunInput = { ttlMs: TTL_MS, secretsDeadlineMs: SECRETS_DEADLINE_MS };
+const INPUT: ContainerRunInput = { ttlMs: TTL_MS, secretsDeadlineMs: SECRETS_DEADLINE_MS };
 
 // XState names delayed events `xstate.after.<delay>.<state id>`; the workflow keys its Temporal
 // timers by these ids and feeds the events back when the timers fire.
@@ -196,17 +189,6 @@ describe('an ack that overtook the start', () => {
     const [snapshot, actions] = run([ACK, STOP]);
     expect(stateOf(snapshot)).toBe('Ended');
     expect(types(actions)).toEqual(['cleanup']);
-  });
-
-  test('runs from before the patch drop it: the deadline removes the secrets, once', () => {
-    const [legacy] = initialTransition(containerRunMachine, LEGACY_INPUT);
-    const [active, onStart] = run([ACK, STARTED], legacy);
-    expect(stateOf(active)).toBe('Active');
-    expect(active.context.secretsRemoved).toBe(false);
-    expect(count(onStart, 'removeSecrets')).toBe(0);
-    const [after, later] = run([DEADLINE_FIRED, ACK], active);
-    expect(after.context.secretsRemoved).toBe(true);
-    expect(count(later, 'removeSecrets')).toBe(1);
   });
 });
 
