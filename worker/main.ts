@@ -43,13 +43,17 @@ export interface RunningBridge {
   config: BridgeConfig;
   socketPath: string;
   temporal: TemporalHandle;
+  /** The per-container sockets and agents' audio channels this bridge serves. */
+  containerSockets: ContainerSocketHub;
   /** Stops accepting requests, finishes those in flight, stops what the bridge started. */
   stop(): Promise<void>;
 }
 
 /**
  * The composition root: builds every dependency, starts Temporal (or connects to it) and the
- * RPC socket. Exported so integration tests run the real bridge in-process.
+ * RPC socket. `npm start` calls it through `main()`; test entries (test/support/*-entry.ts) call
+ * it in a child process and reach inside through what it returns. Jest cannot load it in its
+ * own process: matrix-js-sdk is ESM only.
  */
 export async function start(
   config: BridgeConfig,
@@ -346,6 +350,7 @@ export async function start(
       config,
       socketPath: config.socket.path,
       temporal,
+      containerSockets: sockets,
       stop: () => (stopped ??= cleanup()),
     };
   } catch (err) {

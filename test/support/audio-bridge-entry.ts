@@ -12,19 +12,10 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { loadConfig } from '../../config/load';
-import { ContainerSocketHub } from '../../rpc/container-socket';
+import type { ContainerSocketHub } from '../../rpc/container-socket';
 import { start } from '../../worker/main';
 
-// `start` builds its hub inside; catch the instance when it opens a run's socket.
-let hub: ContainerSocketHub | undefined;
-const originalOpen = ContainerSocketHub.prototype.open;
-ContainerSocketHub.prototype.open = function (this: ContainerSocketHub, ...args) {
-  // eslint-disable-next-line @typescript-eslint/no-this-alias -- the instance is what we want
-  hub = this;
-  return originalOpen.apply(this, args);
-};
-
-function serveDoor(): net.Server {
+function serveDoor(hub: ContainerSocketHub): net.Server {
   return net.createServer((conn) => {
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
@@ -39,9 +30,9 @@ function serveDoor(): net.Server {
         session_id: string;
         timeout_ms?: number;
       };
-      const attached = hub
-        ? hub.attachAudio(req.container, req.session_id, { timeoutMs: req.timeout_ms })
-        : Promise.reject(Object.assign(new Error('no hub yet'), { code: 'agent_unavailable' }));
+      const attached = hub.attachAudio(req.container, req.session_id, {
+        timeoutMs: req.timeout_ms,
+      });
       attached.then(
         (audio: Duplex) => {
           conn.write('OK\n');
@@ -49,7 +40,7 @@ function serveDoor(): net.Server {
           conn.pipe(audio);
           audio.pipe(conn);
           conn.resume();
-          const detach = () => hub?.detachAudio(req.container, req.session_id);
+          const detach = () => hub.detachAudio(req.container, req.session_id);
           conn.once('close', detach);
           conn.on('error', () => undefined);
           audio.once('close', () => conn.end());
@@ -65,7 +56,7 @@ async function main(): Promise<void> {
   const doorPath = process.env.ARMORCLAW_TEST_AUDIO_SOCKET;
   if (!doorPath) throw new Error('ARMORCLAW_TEST_AUDIO_SOCKET is not set');
   const bridge = await start(loadConfig());
-  const door = serveDoor();
+  const door = serveDoor(bridge.containerSockets);
   await new Promise<void>((resolve) => door.listen(doorPath, resolve));
   const shutdown = () => {
     door.close();
