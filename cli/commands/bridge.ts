@@ -2,6 +2,7 @@
 import { BRIDGE_OPTIONS_HELP, ExitCode, UsageError, positiveNumber } from '../args';
 import { bridgeArgs, printJson, type CliContext, type Command } from '../command';
 import { formatTimeAgo, renderFields, renderTable, shortId } from '../format';
+import type { ContainerRunSummary } from '../../rpc/methods/containers';
 
 interface StatusResult {
   version: string;
@@ -17,17 +18,8 @@ interface HealthResult {
   checks: Record<string, { status: string; latency_ms: number; error?: string }>;
 }
 
-export interface ContainerRun {
-  container_name: string;
-  container_id: string | null;
-  state: string;
-  agent_type: string | null;
-  key_id: string | null;
-  host_id: string | null;
-  started_at: string;
-  closed_at: string | null;
-  workflow_status?: string;
-}
+/** A run as `containers.list` answers it. */
+export type ContainerRun = ContainerRunSummary;
 
 export interface CallSummary {
   session_id: string;
