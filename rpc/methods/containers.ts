@@ -6,7 +6,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import { parseDuration } from '../../services/duration';
+import { parseDuration } from '../../formats/duration';
 import { KeystoreError, type Keystore } from '../../services/keystore';
 import { findRunningContainer, startRunWorkflow } from '../../sessions/containers';
 import { isClosedWorkflowError } from '../../sessions/workflow-errors';

@@ -16,7 +16,7 @@ import type { UserCallState } from '../../machines/voice-call.machine';
 import { CallMediaError, type CallMediaHub } from '../../media/call-hub';
 import type { AuditLog } from '../../services/audit-log';
 import { signCallToken } from '../../services/call-tokens';
-import { parseDuration } from '../../services/duration';
+import { parseDuration } from '../../formats/duration';
 import type { Keystore } from '../../services/keystore';
 import { isRoomId } from '../../services/matrix-trust';
 import { issueTurnCredentials } from '../../services/turn-credentials';
