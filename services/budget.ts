@@ -14,8 +14,6 @@
  */
 import { REFUSE_UNKNOWN_MODELS, type ModelPrice } from '../formats/model-prices';
 
-export { REFUSE_UNKNOWN_MODELS, type ModelPrice };
-
 export type ModelPrices = Readonly<Record<string, ModelPrice>>;
 
 /**
