@@ -73,19 +73,8 @@ export interface AuditLogOptions {
   now?: () => Date;
 }
 
-interface AuditRow {
-  seq: number;
-  timestamp: string;
-  event_type: string;
-  session_id: string | null;
-  room_id: string | null;
-  user_id: string | null;
-  container_id: string | null;
-  details: string;
-  dedupe_key: string | null;
-  prev_hash: string;
-  hash: string;
-}
+/** An entry as SQLite holds it: the details as their canonical JSON text. */
+type AuditRow = Omit<AuditEntry, 'details'> & { details: string };
 
 // Long enough for the CLI to wait out a bridge write (and vice versa) instead of failing SQLITE_BUSY.
 const BUSY_TIMEOUT_MS = 5000;
