@@ -1,16 +1,27 @@
-import { assign, setup } from 'xstate';
+import { assign, setup, type StateValue } from 'xstate';
 import type { EndReason, LifecycleState } from './lifecycle';
 
 /**
- * A voice call on the shared lifecycle: Pending (the user sees "Connecting") until the WebRTC
- * peer connects; Active, which is Live or Reconnecting (one ICE restart is allowed); then Ended
- * (hangup, budget stop), Failed (connect timeout, ICE failure, agent container died) or Expired
- * (TTL). Like the container run, the machine decides and `voiceCallWorkflow` acts:
+ * A voice call on the shared lifecycle. Pending (the user sees "Connecting") walks the call's
+ * preparation, one step per state, each entered with an action the workflow performs (an
+ * activity) whose answer comes back as an event:
  *
+ *   CheckingRoom --ROOM_OK--> Admitting --ADMITTED--> StartingAgent | CheckingAgent
+ *     --AGENT_STARTED | AGENT_OK--> PreparingMedia --MEDIA_READY--> Ready --PEER_CONNECTED--> Active
+ *
+ * Active is Live or Reconnecting (MAX_ICE_RESTARTS restarts allowed); then Ended (hangup, budget
+ * stop), Failed (refused, start failed, connect timeout, ICE failure, agent died, media lost) or
+ * Expired (TTL). What the workflow does for each action:
+ *
+ * - `checkRoom`, `admit`, `startAgent`, `checkAgent`, `prepareMedia` (which also audits
+ *   `call_created`): Pending's activities;
+ * - `auditRejection`: audit the refusal (`call_rejected` or `security_violation`);
+ * - `watchAgent`, `watchMedia`: end the call when its agent's run or its media goes;
  * - `startIceRestart`: ask the media peer for one ICE restart;
  * - `warnBudget`: audit `budget_warning` and post a notice in the room;
  * - `cleanup`: on every terminal state, close the peer, stop the agent's run as configured,
- *   write the audit entry.
+ *   release the admission slot, write the audit entry. An admission or agent start still in
+ *   flight (`admission`/`agentStart` in the context) is awaited first, never cancelled.
  */
 
 export type VoiceEndReason =
@@ -22,8 +33,14 @@ export type VoiceEndReason =
   | 'media_lost'
   | 'rejected';
 
-/** What users see (the voice plan's states); also the `ArmorclawState` of calls. */
+/**
+ * What the caller sees: the `user_state` of the status query, the `ArmorclawUserState` search
+ * attribute and the call page's state all come from `callStates` / `userStateOf` below.
+ */
 export type UserCallState = 'Connecting' | 'Live' | 'Reconnecting' | 'Ended' | 'Failed';
+
+/** ICE restarts a call may make in its life (the media peer enforces the same limit). */
+export const MAX_ICE_RESTARTS = 1;
 
 export interface VoiceCallInput {
   ttlMs: number;
@@ -36,7 +53,12 @@ export interface VoiceCallInput {
   maxTokens: number;
   /** Tokens at which the budget warning fires (the configured fraction of maxTokens). */
   tokenWarningAt: number;
+  /** The container name of an agent already running; absent: a run is started for the call. */
+  existingAgent?: string;
 }
+
+/** An admission or an agent start: never asked, in flight (the call may end meanwhile), or done. */
+export type Progress = 'none' | 'inFlight' | 'done';
 
 export interface VoiceCallContext extends VoiceCallInput {
   iceRestarts: number;
@@ -44,9 +66,26 @@ export interface VoiceCallContext extends VoiceCallInput {
   endReason?: VoiceEndReason;
   endDetail?: string;
   warned: boolean;
+  /** The agent's run, once known (an existing one from the start). */
+  containerName?: string;
+  /** `done`: the call holds an admission slot that cleanup releases. */
+  admission: Progress;
+  agentStart: Progress;
+  /** Why the call was refused (the failure type `call-ready` throws, and its message). */
+  rejection?: { type: string; message: string };
 }
 
 export type VoiceCallEvent =
+  // Pending's steps, answered by the workflow's activities.
+  | { type: 'ROOM_OK' }
+  | { type: 'ADMITTED' }
+  | { type: 'AGENT_STARTED'; containerName: string }
+  | { type: 'AGENT_OK' }
+  | { type: 'MEDIA_READY' }
+  /** The room policy or the admission refused the call. */
+  | { type: 'REJECTED'; failureType: string; reason: string; message: string }
+  | { type: 'START_FAILED'; message: string }
+  // Facts from the peer, the caller, the agent and the budget.
   | { type: 'PEER_CONNECTED' }
   | { type: 'PEER_DISCONNECTED' }
   | { type: 'PEER_FAILED' }
@@ -56,14 +95,44 @@ export type VoiceCallEvent =
   /** Model tokens the call's agent reported. */
   | { type: 'USAGE'; tokens: number }
   /** The bridge holding the peer lost it (restarted, or its host is unreachable). */
-  | { type: 'MEDIA_LOST'; detail: string }
-  /** Admission or a policy check refused the call. */
-  | { type: 'REJECTED'; detail: string }
-  | { type: 'START_FAILED'; message: string };
+  | { type: 'MEDIA_LOST'; detail: string };
 
-const addTokens = assign<VoiceCallContext, VoiceCallEvent, undefined, VoiceCallEvent, never>({
+type Assign = ReturnType<
+  typeof assign<VoiceCallContext, VoiceCallEvent, undefined, VoiceCallEvent, never>
+>;
+
+const endAs = (endReason: VoiceEndReason): Assign => assign({ endReason });
+
+const addTokens: Assign = assign({
   tokensUsed: ({ context, event }) =>
     context.tokensUsed + (event.type === 'USAGE' ? event.tokens : 0),
+});
+
+const iceFailed = { target: '#voiceCall.Failed', actions: endAs('ice_failed') } as const;
+
+/** Live's answer to a path that dropped or failed: the same chance to come back for both. */
+const peerLost = [
+  {
+    guard: 'canRestartIce' as const,
+    target: 'Reconnecting',
+    actions: [
+      'startIceRestart' as const,
+      assign({ iceRestarts: ({ context }) => context.iceRestarts + 1 }) as Assign,
+    ],
+  },
+  { target: '#voiceCall.Failed', actions: endAs('ice_failed') },
+];
+
+const startFailed: Assign = assign({
+  endReason: 'start_failed',
+  endDetail: ({ event }) => (event.type === 'START_FAILED' ? event.message : undefined),
+});
+
+const rejected: Assign = assign({
+  endReason: 'rejected',
+  endDetail: ({ event }) => (event.type === 'REJECTED' ? event.reason : undefined),
+  rejection: ({ event }) =>
+    event.type === 'REJECTED' ? { type: event.failureType, message: event.message } : undefined,
 });
 
 export const voiceCallMachine = setup({
@@ -73,12 +142,22 @@ export const voiceCallMachine = setup({
     events: {} as VoiceCallEvent,
   },
   actions: {
+    // Performed by the workflow; here they are names in the transition's action list.
+    checkRoom: () => undefined,
+    admit: () => undefined,
+    startAgent: () => undefined,
+    checkAgent: () => undefined,
+    prepareMedia: () => undefined,
+    auditRejection: () => undefined,
+    watchAgent: () => undefined,
+    watchMedia: () => undefined,
     startIceRestart: () => undefined,
     warnBudget: () => undefined,
     cleanup: () => undefined,
   },
   guards: {
-    canRestartIce: ({ context }) => context.iceRestarts < 1,
+    existingAgent: ({ context }) => context.existingAgent !== undefined,
+    canRestartIce: ({ context }) => context.iceRestarts < MAX_ICE_RESTARTS,
     notWarned: ({ context }) => !context.warned,
     tokensExceeded: ({ context, event }) =>
       event.type === 'USAGE' &&
@@ -98,124 +177,127 @@ export const voiceCallMachine = setup({
   },
 }).createMachine({
   id: 'voiceCall',
-  initial: 'Pending',
-  context: ({ input }) => ({ ...input, iceRestarts: 0, tokensUsed: 0, warned: false }),
-  // The TTL counts from the start of the call, whatever state it is in.
-  after: {
-    ttl: { target: '.Expired', actions: assign({ endReason: 'ttl_expired' as VoiceEndReason }) },
-  },
-  // Whether connecting or live, these end the call (final states take no more events).
-  on: {
-    HANGUP: { target: '.Ended', actions: assign({ endReason: 'user_hangup' as VoiceEndReason }) },
-    AGENT_DIED: {
-      target: '.Failed',
-      actions: assign({ endReason: 'agent_died' as VoiceEndReason }),
-    },
-    BUDGET_EXCEEDED: {
-      target: '.Ended',
-      actions: assign({ endReason: 'budget_exceeded' as VoiceEndReason }),
-    },
-    MEDIA_LOST: {
-      target: '.Failed',
-      actions: assign({
-        endReason: 'media_lost' as VoiceEndReason,
-        endDetail: ({ event }) => event.detail,
-      }),
-    },
-    USAGE: [
-      {
-        guard: 'tokensExceeded',
-        target: '.Ended',
-        actions: [addTokens, assign({ endReason: 'budget_exceeded' as VoiceEndReason })],
-      },
-      { guard: 'tokensWarn', actions: [addTokens, 'warnBudget', assign({ warned: true })] },
-      { actions: addTokens },
-    ],
-  },
+  initial: 'Open',
+  context: ({ input }) => ({
+    ...input,
+    iceRestarts: 0,
+    tokensUsed: 0,
+    warned: false,
+    containerName: input.existingAgent,
+    admission: 'none',
+    agentStart: 'none',
+  }),
   states: {
-    Pending: {
-      after: {
-        connectTimeout: {
-          target: 'Failed',
-          actions: assign({ endReason: 'connect_timeout' as VoiceEndReason }),
-        },
-      },
+    // Pending or Active. The final states are outside it, so they take no more events (XState's
+    // pure `transition` would otherwise let the handlers below act on a call that has ended).
+    Open: {
+      initial: 'Pending',
+      // The TTL counts from the start of the call, whatever state it is in.
+      after: { ttl: { target: '#voiceCall.Expired', actions: endAs('ttl_expired') } },
+      // Whether connecting or live, these end the call.
       on: {
-        PEER_CONNECTED: 'Active',
-        REJECTED: {
-          target: 'Failed',
-          actions: assign({
-            endReason: 'rejected' as VoiceEndReason,
-            endDetail: ({ event }) => event.detail,
-          }),
+        HANGUP: { target: '#voiceCall.Ended', actions: endAs('user_hangup') },
+        AGENT_DIED: { target: '#voiceCall.Failed', actions: endAs('agent_died') },
+        BUDGET_EXCEEDED: { target: '#voiceCall.Ended', actions: endAs('budget_exceeded') },
+        MEDIA_LOST: {
+          target: '#voiceCall.Failed',
+          actions: assign({ endReason: 'media_lost', endDetail: ({ event }) => event.detail }),
         },
-        START_FAILED: {
-          target: 'Failed',
-          actions: assign({
-            endReason: 'start_failed' as VoiceEndReason,
-            endDetail: ({ event }) => event.message,
-          }),
-        },
-        PEER_FAILED: {
-          target: 'Failed',
-          actions: assign({ endReason: 'ice_failed' as VoiceEndReason }),
-        },
-      },
-    },
-    Active: {
-      initial: 'Live',
-      after: {
-        budgetWarning: { guard: 'notWarned', actions: ['warnBudget', assign({ warned: true })] },
-        maxDuration: {
-          target: 'Ended',
-          actions: assign({ endReason: 'budget_exceeded' as VoiceEndReason }),
-        },
+        USAGE: [
+          {
+            guard: 'tokensExceeded',
+            target: '#voiceCall.Ended',
+            actions: [addTokens, endAs('budget_exceeded')],
+          },
+          { guard: 'tokensWarn', actions: [addTokens, 'warnBudget', assign({ warned: true })] },
+          { actions: addTokens },
+        ],
       },
       states: {
-        Live: {
-          on: {
-            PEER_DISCONNECTED: [
-              {
-                guard: 'canRestartIce',
-                target: 'Reconnecting',
-                actions: [
-                  'startIceRestart',
-                  assign({ iceRestarts: ({ context }) => context.iceRestarts + 1 }),
-                ],
-              },
-              {
-                target: '#voiceCall.Failed',
-                actions: assign({ endReason: 'ice_failed' as VoiceEndReason }),
-              },
-            ],
-            PEER_FAILED: [
-              {
-                guard: 'canRestartIce',
-                target: 'Reconnecting',
-                actions: [
-                  'startIceRestart',
-                  assign({ iceRestarts: ({ context }) => context.iceRestarts + 1 }),
-                ],
-              },
-              {
-                target: '#voiceCall.Failed',
-                actions: assign({ endReason: 'ice_failed' as VoiceEndReason }),
-              },
-            ],
-          },
-        },
-        Reconnecting: {
+        Pending: {
+          initial: 'CheckingRoom',
+          // From the start of the call, not from Ready: the caller waits through all of Pending.
           after: {
-            connectTimeout: {
-              target: '#voiceCall.Failed',
-              actions: assign({ endReason: 'ice_failed' as VoiceEndReason }),
+            connectTimeout: { target: '#voiceCall.Failed', actions: endAs('connect_timeout') },
+          },
+          on: { START_FAILED: { target: '#voiceCall.Failed', actions: startFailed } },
+          states: {
+            CheckingRoom: {
+              entry: 'checkRoom',
+              on: {
+                ROOM_OK: 'Admitting',
+                REJECTED: { target: '#voiceCall.Failed', actions: [rejected, 'auditRejection'] },
+              },
+            },
+            Admitting: {
+              entry: [assign({ admission: 'inFlight' }), 'admit'],
+              on: {
+                ADMITTED: [
+                  {
+                    guard: 'existingAgent',
+                    target: 'CheckingAgent',
+                    actions: assign({ admission: 'done' }),
+                  },
+                  { target: 'StartingAgent', actions: assign({ admission: 'done' }) },
+                ],
+                // Refused: no slot taken.
+                REJECTED: {
+                  target: '#voiceCall.Failed',
+                  actions: [assign({ admission: 'none' }), rejected, 'auditRejection'],
+                },
+              },
+            },
+            StartingAgent: {
+              entry: [assign({ agentStart: 'inFlight' }), 'startAgent'],
+              on: {
+                AGENT_STARTED: {
+                  target: 'PreparingMedia',
+                  actions: assign({
+                    agentStart: 'done',
+                    containerName: ({ event }) => event.containerName,
+                  }),
+                },
+                // Settled too: cleanup need not wait for it.
+                START_FAILED: {
+                  target: '#voiceCall.Failed',
+                  actions: [assign({ agentStart: 'done' }), startFailed],
+                },
+              },
+            },
+            CheckingAgent: {
+              entry: 'checkAgent',
+              on: { AGENT_OK: 'PreparingMedia' },
+            },
+            PreparingMedia: {
+              entry: 'prepareMedia',
+              on: { MEDIA_READY: 'Ready' },
+            },
+            // `call-ready` answers; the caller negotiates with the media hub.
+            Ready: {
+              entry: ['watchAgent', 'watchMedia'],
+              on: {
+                PEER_CONNECTED: '#voiceCall.Open.Active',
+                PEER_FAILED: iceFailed,
+              },
             },
           },
-          on: {
-            PEER_CONNECTED: 'Live',
-            PEER_FAILED: {
-              target: '#voiceCall.Failed',
-              actions: assign({ endReason: 'ice_failed' as VoiceEndReason }),
+        },
+        Active: {
+          initial: 'Live',
+          after: {
+            budgetWarning: {
+              guard: 'notWarned',
+              actions: ['warnBudget', assign({ warned: true })],
+            },
+            maxDuration: { target: '#voiceCall.Ended', actions: endAs('budget_exceeded') },
+          },
+          states: {
+            Live: {
+              on: { PEER_DISCONNECTED: peerLost, PEER_FAILED: peerLost },
+            },
+            Reconnecting: {
+              after: { connectTimeout: iceFailed },
+              on: { PEER_CONNECTED: 'Live', PEER_FAILED: iceFailed },
             },
           },
         },
@@ -228,12 +310,57 @@ export const voiceCallMachine = setup({
 });
 
 /** The lifecycle state and the user-visible state of a snapshot value. */
-export function callStates(value: unknown): { lifecycle: LifecycleState; user: UserCallState } {
-  if (value === 'Pending') return { lifecycle: 'Pending', user: 'Connecting' };
-  if (typeof value === 'object' && value !== null && 'Active' in value) {
-    const sub = (value as { Active: string }).Active;
+export function callStates(value: StateValue): { lifecycle: LifecycleState; user: UserCallState } {
+  if (typeof value === 'object') {
+    const open = value.Open as StateValue;
+    if (typeof open === 'object' && 'Pending' in open) {
+      return { lifecycle: 'Pending', user: 'Connecting' };
+    }
+    const sub = (open as { Active?: string }).Active;
     return { lifecycle: 'Active', user: sub === 'Reconnecting' ? 'Reconnecting' : 'Live' };
   }
   const lifecycle = value as LifecycleState;
   return { lifecycle, user: lifecycle === 'Ended' || lifecycle === 'Expired' ? 'Ended' : 'Failed' };
+}
+
+/** Whether `call-ready` can answer: the call's media is prepared, and it has not ended. */
+export function isReady(value: StateValue): boolean {
+  const open = typeof value === 'object' ? (value.Open as StateValue) : undefined;
+  if (typeof open !== 'object') return false;
+  return 'Active' in open || (open as { Pending?: string }).Pending === 'Ready';
+}
+
+/** werift's (and the W3C's) RTCPeerConnection.connectionState values. */
+export type PeerConnectionState =
+  'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
+
+/**
+ * What the caller sees of a media peer, before the call's workflow has heard of it: the state
+ * the machine is in (or about to be in) for that connection state, then `callStates`.
+ */
+export function userStateOf(
+  state: PeerConnectionState,
+  peer: { everConnected: boolean; iceRestartsLeft: number },
+): UserCallState {
+  return callStates(peerStateValue(state, peer)).user;
+}
+
+function peerStateValue(
+  state: PeerConnectionState,
+  peer: { everConnected: boolean; iceRestartsLeft: number },
+): StateValue {
+  const reconnecting = { Open: { Active: 'Reconnecting' } };
+  switch (state) {
+    case 'new':
+    case 'connecting':
+      return peer.everConnected ? reconnecting : { Open: { Pending: 'Ready' } };
+    case 'connected':
+      return { Open: { Active: 'Live' } };
+    case 'disconnected':
+      return reconnecting;
+    case 'failed':
+      return peer.everConnected && peer.iceRestartsLeft > 0 ? reconnecting : 'Failed';
+    case 'closed':
+      return 'Ended';
+  }
 }

@@ -22,15 +22,18 @@ import {
   type RTCIceServer,
   type RTCRtpTransceiver,
 } from 'werift';
+import {
+  MAX_ICE_RESTARTS,
+  userStateOf,
+  type PeerConnectionState,
+  type UserCallState,
+} from '../machines/voice-call.machine';
 import { OpusDecoder, OpusEncoder, type OpusEncoderOptions } from './opus';
 import { FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, FrameChunker } from './pcm';
 
-/** werift's (and the W3C's) RTCPeerConnection.connectionState values. */
-export type PeerConnectionState =
-  'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
-
-/** The user-visible call states (docs/voice.md, "States"). */
-export type CallUserState = 'Connecting' | 'Live' | 'Reconnecting' | 'Ended' | 'Failed';
+// The voice machine's module owns what a caller sees and how many ICE restarts a call gets.
+export type { PeerConnectionState } from '../machines/voice-call.machine';
+export { userStateOf } from '../machines/voice-call.machine';
 
 /** TURN server and its (short-lived, REST-scheme) credentials. */
 export interface TurnServer {
@@ -52,7 +55,7 @@ export interface AudioPeerOptions {
   icePortRange?: [number, number];
   /** Use IPv6 host candidates too. Default false (loopback and docker hosts rarely route it). */
   ipv6?: boolean;
-  /** ICE restarts allowed in the call's life (one, as docs/voice.md says). Default 1. */
+  /** ICE restarts allowed in the call's life. Default: the voice machine's MAX_ICE_RESTARTS. */
   maxIceRestarts?: number;
   /**
    * No RTP from the remote for this long while connected reports `disconnected`
@@ -89,27 +92,7 @@ export interface AudioPeerStats {
 
 export interface PeerStateChange {
   connectionState: PeerConnectionState;
-  userState: CallUserState;
-}
-
-/** Maps werift's connection state to the user-visible call state. */
-export function userStateOf(
-  state: PeerConnectionState,
-  context: { everConnected: boolean; iceRestartsLeft: number },
-): CallUserState {
-  switch (state) {
-    case 'new':
-    case 'connecting':
-      return context.everConnected ? 'Reconnecting' : 'Connecting';
-    case 'connected':
-      return 'Live';
-    case 'disconnected':
-      return 'Reconnecting';
-    case 'failed':
-      return context.everConnected && context.iceRestartsLeft > 0 ? 'Reconnecting' : 'Failed';
-    case 'closed':
-      return 'Ended';
-  }
+  userState: UserCallState;
 }
 
 /** Builds werift's iceServers list from the options (no servers unless asked for). */
@@ -214,7 +197,7 @@ export class AudioPeer {
   };
 
   private constructor(options: AudioPeerOptions) {
-    this.maxIceRestarts = options.maxIceRestarts ?? 1;
+    this.maxIceRestarts = options.maxIceRestarts ?? MAX_ICE_RESTARTS;
     this.mediaTimeoutMs = options.mediaTimeoutMs ?? 4000;
     this.relayOnly = options.iceTransportPolicy === 'relay';
     this.encoder = new OpusEncoder(options.opus);
@@ -364,7 +347,7 @@ export class AudioPeer {
   }
 
   /** Current user-visible state. */
-  get userState(): CallUserState {
+  get userState(): UserCallState {
     return userStateOf(this.state, {
       everConnected: this.everConnected,
       iceRestartsLeft: this.iceRestartsLeft,

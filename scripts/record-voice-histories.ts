@@ -39,7 +39,7 @@ import { bundleWorkflows } from '../test/support/temporal';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..');
 const VERSION: string = require('../package.json').version;
-/** Distinguishes recordings made with the same version (e.g. after a patched() change). */
+/** Distinguishes recordings made under the same version. */
 const TAG = process.env.HISTORY_TAG ? `-${process.env.HISTORY_TAG}` : '';
 const OUT = path.join(PROJECT_ROOT, 'test', 'replay', 'histories');
 
@@ -65,6 +65,13 @@ const connect = async (handle: CallHandle) => {
 function check(ok: boolean): void {
   if (!ok) throw new Error('not yet');
 }
+
+/** Holds the agent's start until opened. */
+const agentStartGate = (() => {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open: () => open() };
+})();
 
 const cases: Case[] = [
   {
@@ -132,6 +139,18 @@ const cases: Case[] = [
     },
     async drive(handle) {
       await handle.executeUpdate(callReadyUpdate).catch(() => undefined);
+    },
+  },
+  {
+    // The hangup overtakes the agent's start: cleanup lets the start settle, then stops the run.
+    label: 'ended-agent-starting',
+    expect: { state: 'Ended', end_reason: 'user_hangup' },
+    behaviour: { startAgentRun: () => agentStartGate.promise },
+    async drive(handle, v) {
+      await eventually(() => check(v.fake.callsOf('startAgentRun').length === 1));
+      await handle.signal(callHangupSignal, { reason: 'user' });
+      await eventually(() => check(v.fake.callsOf('closeCallMedia').length === 1));
+      agentStartGate.open();
     },
   },
   {

@@ -21,7 +21,8 @@ import { rms, tonePurity, zeroCrossingFrequency } from '../../media/audio-analys
 import { ToneGenerator, runEchoAgent } from '../../media/echo';
 import { OpusDecoder, OpusEncoder } from '../../media/opus';
 import { FRAME_MS, FRAME_SAMPLES, silentFrame } from '../../media/pcm';
-import { AudioPeer, type AudioPeerOptions, type CallUserState } from '../../media/peer';
+import { AudioPeer, type AudioPeerOptions } from '../../media/peer';
+import type { UserCallState } from '../../machines/voice-call.machine';
 
 jest.setTimeout(60_000);
 
@@ -153,7 +154,7 @@ async function socketPair(): Promise<{ bridgeEnd: Socket; agentEnd: Socket; clea
 describe('media loopback: werift client ⇄ AudioPeer ⇄ PCM framing ⇄ echo agent', () => {
   it('echoes a 440 Hz tone end to end; logs connect time and latencies', async () => {
     const client = new Client();
-    const states: CallUserState[] = [];
+    const states: UserCallState[] = [];
     const t0 = performance.now();
     const { peer, answerSdp } = await AudioPeer.answer(await client.offer(), LOOPBACK);
     peer.onStateChange(({ userState }) => states.push(userState));

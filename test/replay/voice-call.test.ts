@@ -47,6 +47,7 @@ try {
 test('there is a recorded history for every terminal state', () => {
   for (const label of [
     'ended-hangup',
+    'ended-agent-starting',
     'ended-budget',
     'expired',
     'failed-ice',
