@@ -15,7 +15,7 @@ import { onCleanup } from './lib/cleanup';
 import { machineInfo } from './lib/machine';
 import type { BenchSettings, Suite } from './lib/suite';
 import { summariseMs } from './lib/stats';
-import { barChartPanel, legend } from './lib/svg';
+import { barChartPanel, BASELINE_COLOR, BRIDGE_COLOR, legend } from './lib/svg';
 
 const RUNS = Number(process.env.BENCH_CONTAINER_RUNS ?? 20);
 const STORM = Number(process.env.BENCH_CONTAINER_STORM ?? 50);
@@ -217,7 +217,7 @@ Note: the \`docker\` CLI adds its own process start (~30-60 ms) to the baseline;
         series: [
           {
             name: 'bridge',
-            color: '#3b6ea5',
+            color: BRIDGE_COLOR,
             values: [
               result.bridge_start.p50,
               result.bridge_start.p95,
@@ -227,7 +227,7 @@ Note: the \`docker\` CLI adds its own process start (~30-60 ms) to the baseline;
           },
           {
             name: 'docker CLI',
-            color: '#999999',
+            color: BASELINE_COLOR,
             values: [
               result.docker_run.p50,
               result.docker_run.p95,
@@ -247,8 +247,8 @@ Note: the \`docker\` CLI adds its own process start (~30-60 ms) to the baseline;
       svgPath,
       `<svg xmlns="http://www.w3.org/2000/svg" width="640" height="360" viewBox="0 0 640 360"><rect width="640" height="360" fill="#fff"/>\n${legend(
         [
-          { name: 'bridge', color: '#3b6ea5' },
-          { name: 'docker CLI', color: '#999999' },
+          { name: 'bridge', color: BRIDGE_COLOR },
+          { name: 'docker CLI', color: BASELINE_COLOR },
         ],
         60,
         16,

@@ -18,7 +18,7 @@ import { onCleanup } from './lib/cleanup';
 import { machineInfo } from './lib/machine';
 import type { BenchSettings, Suite } from './lib/suite';
 import { summariseMs, type MsSummary } from './lib/stats';
-import { barChartPanel, legend } from './lib/svg';
+import { barChartPanel, BASELINE_COLOR, BRIDGE_COLOR, latencyChart, legend } from './lib/svg';
 
 const MESSAGES = Number(process.env.BENCH_MATRIX_MESSAGES ?? 100);
 const SENDS = 50;
@@ -469,24 +469,12 @@ ${trow(`direct PUT, ${SENDS} concurrent (baseline)`, putConc)}
 Notes: the load generator, the subscriber and the bare client share one Node process (the bench's), so an event-loop delay there hits both listeners alike. Latency floors are set by Synapse's own fan-out to waiting /sync requests; Synapse, the bridge, Temporal and the bench share ${machine.nproc} CPUs.
 `,
       );
-      const blue = '#3b6ea5';
-      const grey = '#999999';
+      const blue = BRIDGE_COLOR;
+      const grey = BASELINE_COLOR;
       const push = barChartPanel(
-        {
-          title: 'push latency (ms)',
-          groupLabel: '',
-          groups: ['p50', 'p95', 'max'],
-          series: [
-            {
-              name: 'bridge',
-              color: blue,
-              values: [bridgePush.p50, bridgePush.p95, bridgePush.max],
-            },
-            { name: 'bare /sync', color: grey, values: [barePush.p50, barePush.p95, barePush.max] },
-          ],
-          references: [{ value: AIM_P95_MS, label: `aim ${AIM_P95_MS} ms`, group: 1 }],
-          format: (v) => v.toFixed(0),
-        },
+        latencyChart('push latency (ms)', bridgePush, { name: 'bare /sync', bars: barePush }, [
+          { value: AIM_P95_MS, label: `aim ${AIM_P95_MS} ms`, group: 1 },
+        ]),
         0,
         20,
         320,

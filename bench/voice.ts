@@ -37,7 +37,14 @@ import { prepareCpuSampling, processCpuSeconds, systemBusyCpuSeconds } from './l
 import { machineInfo } from './lib/machine';
 import type { BenchSettings, Suite } from './lib/suite';
 import { summariseMs, type MsSummary } from './lib/stats';
-import { barChartPanel, legend, REFERENCE_COLOR } from './lib/svg';
+import {
+  barChartPanel,
+  BASELINE_COLOR,
+  BRIDGE_COLOR,
+  latencyChart,
+  legend,
+  REFERENCE_COLOR,
+} from './lib/svg';
 
 const intEnv = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -619,42 +626,21 @@ interface SvgInput {
 
 /** docs/benchmarks/voice.svg from a run's results. */
 export function drawSvg(r: SvgInput): string {
-  const blue = '#3b6ea5';
-  const grey = '#999999';
+  const blue = BRIDGE_COLOR;
+  const grey = BASELINE_COLOR;
   const rt = barChartPanel(
-    {
-      title: 'audio round trip (ms)',
-      groupLabel: '',
-      groups: ['p50', 'p95', 'max'],
-      series: [
-        {
-          name: 'bridge',
-          color: blue,
-          values: [
-            r.round_trip_ms.bridge.p50,
-            r.round_trip_ms.bridge.p95,
-            r.round_trip_ms.bridge.max,
-          ],
-        },
-        {
-          name: 'direct',
-          color: grey,
-          values: [
-            r.round_trip_ms.direct.p50,
-            r.round_trip_ms.direct.p95,
-            r.round_trip_ms.direct.max,
-          ],
-        },
-      ],
-      references: [
+    latencyChart(
+      'audio round trip (ms)',
+      r.round_trip_ms.bridge,
+      { name: 'direct', bars: r.round_trip_ms.direct },
+      [
         {
           value: r.round_trip_ms.direct.p95 + r.round_trip_ms.aim_added_p95_ms,
           label: `aim: direct p95 + ${r.round_trip_ms.aim_added_p95_ms} ms`,
           group: 1,
         },
       ],
-      format: (v) => v.toFixed(0),
-    },
+    ),
     0,
     20,
     300,

@@ -28,6 +28,38 @@ export interface BarChart {
   logAbove?: number;
 }
 
+/** Every figure draws the bridge in blue and the baseline it is measured against in grey. */
+export const BRIDGE_COLOR = '#3b6ea5';
+export const BASELINE_COLOR = '#999999';
+
+/** The millisecond summary a latency chart reads. */
+export interface LatencyBars {
+  p50: number;
+  p95: number;
+  max: number;
+}
+
+/** p50, p95 and max of the bridge beside the same of its baseline. */
+export function latencyChart(
+  title: string,
+  bridge: LatencyBars,
+  baseline: { name: string; bars: LatencyBars },
+  references: ReferenceLine[] = [],
+): BarChart {
+  const bars = (b: LatencyBars) => [b.p50, b.p95, b.max];
+  return {
+    title,
+    groupLabel: '',
+    groups: ['p50', 'p95', 'max'],
+    series: [
+      { name: 'bridge', color: BRIDGE_COLOR, values: bars(bridge) },
+      { name: baseline.name, color: BASELINE_COLOR, values: bars(baseline.bars) },
+    ],
+    references,
+    format: (v) => v.toFixed(0),
+  };
+}
+
 const FONT = 'font-family="Helvetica, Arial, sans-serif"';
 
 export const escapeXml = (s: string): string =>
