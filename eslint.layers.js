@@ -10,6 +10,7 @@ const path = require('node:path');
  * folder → the project folders its production code may import (besides its own). formats/ is
  * the floor: pure parsers that import nothing, so every layer may use them.
  */
+const domain = ['formats', 'machines', 'services', 'config', 'matrix', 'media'];
 const layers = {
   formats: [],
   machines: ['formats'],
@@ -21,31 +22,11 @@ const layers = {
   // types; the workflow sandbox rule in eslint.config.js holds it to types and pure modules.
   workflows: ['formats', 'machines', 'activities', 'services'],
   sessions: ['formats', 'workflows', 'machines', 'services', 'config'],
-  activities: [
-    'formats',
-    'sessions',
-    'workflows',
-    'machines',
-    'services',
-    'config',
-    'matrix',
-    'media',
-  ],
-  rpc: ['formats', 'sessions', 'workflows', 'machines', 'services', 'config', 'matrix', 'media'],
+  activities: [...domain, 'sessions', 'workflows'],
+  rpc: [...domain, 'sessions', 'workflows'],
   agent: ['formats', 'media', 'rpc'],
   cli: ['formats', 'services', 'config', 'rpc'],
-  worker: [
-    'formats',
-    'sessions',
-    'workflows',
-    'machines',
-    'services',
-    'config',
-    'matrix',
-    'media',
-    'activities',
-    'rpc',
-  ],
+  worker: [...domain, 'sessions', 'workflows', 'activities', 'rpc'],
 };
 
 /**
