@@ -18,7 +18,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { rms } from '../media/audio-analysis';
 import { ToneGenerator } from '../media/echo';
-import { AudioPeer, type AudioPeerStats } from '../media/peer';
+import { AudioPeer, emptyAudioPeerStats, type AudioPeerStats } from '../media/peer';
 import { silentFrame } from '../media/pcm';
 import { removeDir, type BridgeProcess } from '../test/support/bridge-process';
 import { rpc } from '../test/support/containers';
@@ -222,22 +222,10 @@ interface LevelResult {
 }
 
 const sumStats = (list: AudioPeerStats[]): AudioPeerStats =>
-  list.reduce(
-    (a, s) => {
-      for (const k of Object.keys(a) as Array<keyof AudioPeerStats>) a[k] += s[k];
-      return a;
-    },
-    {
-      packetsReceived: 0,
-      packetsLost: 0,
-      packetsLate: 0,
-      decodeErrors: 0,
-      framesDecoded: 0,
-      framesSent: 0,
-      framesDropped: 0,
-      iceRestarts: 0,
-    } as AudioPeerStats,
-  );
+  list.reduce((a, s) => {
+    for (const k of Object.keys(a) as Array<keyof AudioPeerStats>) a[k] += s[k];
+    return a;
+  }, emptyAudioPeerStats());
 
 export const voice: Suite = {
   name: 'voice',

@@ -90,6 +90,20 @@ export interface AudioPeerStats {
   iceRestarts: number;
 }
 
+/** Stats of a peer that has seen nothing yet (also the start of a sum over peers). */
+export function emptyAudioPeerStats(): AudioPeerStats {
+  return {
+    packetsReceived: 0,
+    packetsLost: 0,
+    packetsLate: 0,
+    decodeErrors: 0,
+    framesDecoded: 0,
+    framesSent: 0,
+    framesDropped: 0,
+    iceRestarts: 0,
+  };
+}
+
 export interface PeerStateChange {
   connectionState: PeerConnectionState;
   userState: UserCallState;
@@ -185,16 +199,7 @@ export class AudioPeer {
   private position = 0; // samples since the first packet, at the start of the last packet
   private chunkPos = 0; // position of the chunker's first buffered sample
 
-  private readonly _stats: AudioPeerStats = {
-    packetsReceived: 0,
-    packetsLost: 0,
-    packetsLate: 0,
-    decodeErrors: 0,
-    framesDecoded: 0,
-    framesSent: 0,
-    framesDropped: 0,
-    iceRestarts: 0,
-  };
+  private readonly _stats = emptyAudioPeerStats();
 
   private constructor(options: AudioPeerOptions) {
     this.maxIceRestarts = options.maxIceRestarts ?? MAX_ICE_RESTARTS;
