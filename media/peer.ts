@@ -16,10 +16,8 @@ import {
   MediaStreamTrack,
   RTCPeerConnection,
   RTCRtpCodecParameters,
-  RtpHeader,
-  RtpPacket,
+  type RtpPacket,
   type RTCIceCandidateInit,
-  type RTCIceServer,
   type RTCRtpTransceiver,
 } from 'werift';
 import {
@@ -28,116 +26,31 @@ import {
   type PeerConnectionState,
   type UserCallState,
 } from '../machines/voice-call.machine';
-import { OpusDecoder, OpusEncoder, type OpusEncoderOptions } from './opus';
-import { FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, FrameChunker } from './pcm';
+import { FRAME_BYTES } from './pcm';
+import {
+  emptyAudioPeerStats,
+  iceServersOf,
+  type AudioFrameIn,
+  type AudioPeerOptions,
+  type AudioPeerStats,
+  type PeerStateChange,
+} from './peer-options';
+import { OPUS_PAYLOAD_TYPE, RtpAudioReceiver, RtpAudioSender } from './rtp-audio';
 
 // The voice machine's module owns what a caller sees and how many ICE restarts a call gets.
 export type { PeerConnectionState } from '../machines/voice-call.machine';
 export { userStateOf } from '../machines/voice-call.machine';
+export * from './peer-options';
 
-/** TURN server and its (short-lived, REST-scheme) credentials. */
-export interface TurnServer {
-  urls: string | string[];
-  username: string;
-  credential: string;
-}
-
-export interface AudioPeerOptions {
-  /** STUN/TURN servers. Default `[]`: werift's own default names a public STUN server. */
-  iceServers?: RTCIceServer[];
-  /** TURN servers appended to `iceServers`. */
-  turn?: TurnServer | TurnServer[];
-  /** `relay` uses TURN relay candidates only (needs `turn`). Default `all`. */
-  iceTransportPolicy?: 'all' | 'relay';
-  /** Extra host addresses to gather, e.g. `['127.0.0.1']` on a loopback-only host. */
-  additionalHostAddresses?: string[];
-  /** UDP port range for host candidates, e.g. to match a firewall rule. */
-  icePortRange?: [number, number];
-  /** Use IPv6 host candidates too. Default false (loopback and docker hosts rarely route it). */
-  ipv6?: boolean;
-  /** ICE restarts allowed in the call's life. Default: the voice machine's MAX_ICE_RESTARTS. */
-  maxIceRestarts?: number;
-  /**
-   * No RTP from the remote for this long while connected reports `disconnected`
-   * (Reconnecting); werift itself only notices a dead path when ICE consent expires (30 s).
-   * Browsers send 50 packets/s even in silence. Default 4000 ms; 0 turns it off.
-   */
-  mediaTimeoutMs?: number;
-  /** Opus encoder settings for audio sent to the remote. */
-  opus?: OpusEncoderOptions;
-}
-
-/** One decoded 20 ms frame from the remote. */
-export interface AudioFrameIn {
-  /** 1920 bytes: 960 samples of 48 kHz mono s16le. */
-  pcm: Buffer;
-  /** Stream position in samples since the first packet (jumps over lost audio). */
-  timestamp: number;
-}
-
-/** Counters for one peer. */
-export interface AudioPeerStats {
-  packetsReceived: number;
-  /** Estimated from sequence-number gaps. */
-  packetsLost: number;
-  /** Duplicates and packets older than one already decoded (dropped). */
-  packetsLate: number;
-  decodeErrors: number;
-  framesDecoded: number;
-  framesSent: number;
-  /** Frames passed to `sendAudioFrame` while not connected (dropped). */
-  framesDropped: number;
-  iceRestarts: number;
-}
-
-/** Stats of a peer that has seen nothing yet (also the start of a sum over peers). */
-export function emptyAudioPeerStats(): AudioPeerStats {
-  return {
-    packetsReceived: 0,
-    packetsLost: 0,
-    packetsLate: 0,
-    decodeErrors: 0,
-    framesDecoded: 0,
-    framesSent: 0,
-    framesDropped: 0,
-    iceRestarts: 0,
-  };
-}
-
-export interface PeerStateChange {
-  connectionState: PeerConnectionState;
-  userState: UserCallState;
-}
-
-/** Builds werift's iceServers list from the options (no servers unless asked for). */
-export function iceServersOf(options: AudioPeerOptions): RTCIceServer[] {
-  const turn =
-    options.turn === undefined ? [] : Array.isArray(options.turn) ? options.turn : [options.turn];
-  const servers = [...(options.iceServers ?? []), ...turn.map((t) => ({ ...t }))];
-  if (options.iceTransportPolicy === 'relay' && !servers.some((s) => hasTurnUrl(s.urls))) {
-    throw new Error('iceTransportPolicy "relay" needs a TURN server');
-  }
-  return servers;
-}
-
-function hasTurnUrl(urls: string | string[]): boolean {
-  return (Array.isArray(urls) ? urls : [urls]).some((u) => /^turns?:/i.test(u));
-}
-
-/** Opus only: the one codec the bridge decodes. 111 is the payload type browsers use. */
+/** Opus only: the one codec the bridge decodes, at the payload type browsers use. */
 function opusCodec(): RTCRtpCodecParameters {
   return new RTCRtpCodecParameters({
     mimeType: 'audio/opus',
     clockRate: 48_000,
     channels: 2,
-    payloadType: 111,
+    payloadType: OPUS_PAYLOAD_TYPE,
     parameters: 'minptime=10;useinbandfec=1',
   });
-}
-
-/** Signed distance a − b between two 16-bit sequence numbers. */
-function seqDelta(a: number, b: number): number {
-  return ((a - b + 0x8000) & 0xffff) - 0x8000;
 }
 
 /** Extracts `a=ice-ufrag` values (one per bundle) to detect a remote ICE restart. */
@@ -167,9 +80,8 @@ export class AudioPeer {
   readonly pc: RTCPeerConnection;
   private readonly track = new MediaStreamTrack({ kind: 'audio' });
   private readonly transceiver: RTCRtpTransceiver;
-  private readonly encoder: OpusEncoder;
-  private readonly decoder = new OpusDecoder();
-  private readonly chunker = new FrameChunker();
+  private readonly sender: RtpAudioSender;
+  private readonly receiver = new RtpAudioReceiver();
   private readonly maxIceRestarts: number;
 
   private readonly audioListeners = new Listeners<AudioFrameIn>();
@@ -181,23 +93,11 @@ export class AudioPeer {
   private readonly relayOnly: boolean;
   private watchdog: NodeJS.Timeout | undefined;
   private lastRtpAt = 0;
-  private lastSendAt = 0;
 
   private state: PeerConnectionState = 'new';
   private everConnected = false;
   private closed = false;
   private remoteUfrags: string | undefined;
-
-  // Outgoing RTP numbering (werift adds its own offsets, initially 0, and sets SSRC and PT).
-  private outSeq = Math.floor(Math.random() * 0x10000);
-  private outTs = Math.floor(Math.random() * 0x100000000);
-  private firstOut = true;
-
-  // Incoming RTP bookkeeping.
-  private lastSeq: number | undefined;
-  private lastTs: number | undefined;
-  private position = 0; // samples since the first packet, at the start of the last packet
-  private chunkPos = 0; // position of the chunker's first buffered sample
 
   private readonly _stats = emptyAudioPeerStats();
 
@@ -205,7 +105,7 @@ export class AudioPeer {
     this.maxIceRestarts = options.maxIceRestarts ?? MAX_ICE_RESTARTS;
     this.mediaTimeoutMs = options.mediaTimeoutMs ?? 4000;
     this.relayOnly = options.iceTransportPolicy === 'relay';
-    this.encoder = new OpusEncoder(options.opus);
+    this.sender = new RtpAudioSender(options.opus);
     this.pc = new RTCPeerConnection({
       iceServers: iceServersOf(options),
       iceTransportPolicy: options.iceTransportPolicy ?? 'all',
@@ -306,27 +206,7 @@ export class AudioPeer {
       this._stats.framesDropped++;
       return false;
     }
-    const payload = this.encoder.encode(pcm);
-    const now = performance.now();
-    // After a pause in sending, advance the RTP clock by the time that passed (as senders
-    // with DTX do) and mark a new talkspurt, so the remote's jitter buffer sees a gap, not
-    // late packets.
-    const pausedMs = now - this.lastSendAt;
-    if (!this.firstOut && pausedMs > 3 * FRAME_MS) {
-      this.outTs = (this.outTs + Math.round(pausedMs / FRAME_MS - 1) * FRAME_SAMPLES) >>> 0;
-      this.firstOut = true;
-    }
-    this.lastSendAt = now;
-    const header = new RtpHeader({
-      payloadType: 111,
-      sequenceNumber: this.outSeq,
-      timestamp: this.outTs,
-      marker: this.firstOut, // RFC 7587: marks the first packet of a talkspurt
-    });
-    this.outSeq = (this.outSeq + 1) & 0xffff;
-    this.outTs = (this.outTs + FRAME_SAMPLES) >>> 0;
-    this.firstOut = false;
-    this.track.writeRtp(new RtpPacket(header, payload));
+    this.track.writeRtp(this.sender.packetFor(pcm, performance.now()));
     this._stats.framesSent++;
     return true;
   }
@@ -401,9 +281,8 @@ export class AudioPeer {
       await this.pc.close();
     } finally {
       this.setState('closed');
-      this.encoder.close();
-      this.decoder.close();
-      this.chunker.reset();
+      this.sender.close();
+      this.receiver.close();
       this.audioListeners.clear();
       this.stateListeners.clear();
       this.candidateListeners.clear();
@@ -495,45 +374,17 @@ export class AudioPeer {
 
   private receiveRtp(rtp: RtpPacket): void {
     if (this.closed) return;
-    const { sequenceNumber, timestamp } = rtp.header;
     this._stats.packetsReceived++;
     this.lastRtpAt = performance.now();
     if (this.state === 'disconnected' && this.pc.connectionState === 'connected')
       this.setState('connected');
-    if (this.lastSeq !== undefined && this.lastTs !== undefined) {
-      const dSeq = seqDelta(sequenceNumber, this.lastSeq);
-      if (dSeq <= 0) {
-        this._stats.packetsLate++;
-        return;
-      }
-      this._stats.packetsLost += dSeq - 1;
-      const dTs = (timestamp - this.lastTs) | 0; // signed 32-bit difference
-      this.position += Math.max(0, dTs);
-    }
-    this.lastSeq = sequenceNumber;
-    this.lastTs = timestamp;
-    if (rtp.payload.length === 0) return;
-
-    let pcm: Buffer;
-    try {
-      pcm = this.decoder.decode(rtp.payload);
-    } catch {
-      this._stats.decodeErrors++;
-      return;
-    }
-    // A gap (lost packets) drops any partial frame and restarts framing at this packet.
-    if (
-      this.chunker.buffered === 0 ||
-      this.position !== this.chunkPos + this.chunker.buffered / 2
-    ) {
-      this.chunker.reset();
-      this.chunkPos = this.position;
-    }
-    for (const frame of this.chunker.push(pcm)) {
-      const timestampOut = this.chunkPos;
-      this.chunkPos += FRAME_SAMPLES;
+    const got = this.receiver.receive(rtp);
+    if (got.late) this._stats.packetsLate++;
+    if (got.decodeError) this._stats.decodeErrors++;
+    this._stats.packetsLost += got.lost;
+    for (const frame of got.frames) {
       this._stats.framesDecoded++;
-      this.audioListeners.emit({ pcm: frame, timestamp: timestampOut });
+      this.audioListeners.emit(frame);
     }
   }
 }
