@@ -2,6 +2,9 @@
  * Every setting of the bridge, in one place: its TOML key, its environment variable, its type,
  * its default and what it is for. The loader, the validation messages and the generated
  * `docs/config.sample.toml` all come from this table.
+ *
+ * One idea, a data table: it is long because the bridge has that many settings, and it stays in
+ * one file so that every setting is found, and documented, in one place.
  */
 import { statfsSync } from 'node:fs';
 import os from 'node:os';
