@@ -2,25 +2,15 @@ import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type BridgeConfig } from '../config/load';
-import { RpcDispatcher } from '../rpc/dispatcher';
-import { registerAuditMethods } from '../rpc/methods/audit';
-import { registerConfigMethods } from '../rpc/methods/configs';
-import { registerCoreMethods } from '../rpc/methods/core';
-import { registerKeyMethods } from '../rpc/methods/keys';
 import { RpcSocketServer, assertSocketPathFree } from '../rpc/socket-server';
 import { ConfigStore } from '../services/config-store';
 import { Keystore, keystorePath, loadOrCreateMasterKey } from '../services/keystore';
 import Docker from 'dockerode';
 import { createHostActivities, createSharedActivities } from '../activities/index';
 import { ContainerSocketHub } from '../rpc/container-socket';
-import { registerContainerMethods } from '../rpc/methods/containers';
-import {
-  createBudgetGate,
-  ensureBudgetWorkflow,
-  registerBudgetMethods,
-} from '../rpc/methods/budget';
-import { registerMatrixMethods, sendThroughWorkflow } from '../rpc/methods/matrix';
-import { listActiveContainerIds, listOpenContainerNames } from '../sessions/containers';
+import { ensureBudgetWorkflow } from '../rpc/methods/budget';
+import { sendThroughWorkflow } from '../rpc/methods/matrix';
+import { listOpenContainerNames } from '../sessions/containers';
 import { ensureMatrixSync } from '../sessions/matrix-sync';
 import { MatrixConnection } from '../matrix/client';
 import { MatrixE2ee } from '../matrix/crypto';
@@ -29,15 +19,12 @@ import { MatrixStore, matrixStorePath } from '../services/matrix-store';
 import { AuditLog, auditLogPath } from '../services/audit-log';
 import { DockerEventWatcher } from './docker-events';
 import { startWorkers } from './workers';
-import { SingleFlightCache } from '../services/single-flight-cache';
 import { createLogger } from './logger';
-import { connectTemporal, probeTemporal, type TemporalHandle } from './temporal';
+import { BRIDGE_VERSION, createBridgeDispatcher } from './rpc-api';
+import { connectTemporal, type TemporalHandle } from './temporal';
 import { createVoice } from './voice';
 import { createAgentRunActivities, createVoiceHostActivities } from '../activities/voice';
 import { createAdmissionActivities } from '../activities/admission';
-import { registerWebrtcMethods } from '../rpc/methods/webrtc';
-
-export const BRIDGE_VERSION: string = require('../package.json').version;
 
 export interface RunningBridge {
   config: BridgeConfig;
@@ -226,96 +213,18 @@ export async function start(
     await voice.reconcile();
     await voice.listen();
 
-    const dispatcher = new RpcDispatcher(log.child({ component: 'rpc' }));
-    const containerIds = new SingleFlightCache(
-      () =>
-        temporal.connection.withDeadline(Date.now() + 3_000, () =>
-          listActiveContainerIds(temporal.client),
-        ),
-      500,
-    );
-    registerCoreMethods(dispatcher, {
-      version: BRIDGE_VERSION,
-      socketPath: config.socket.path,
-      containerIds,
-      checks: {
-        temporal: () => probeTemporal(temporal.connection),
-        keystore: async () => keystore.check(),
-        configs: () => configStore.check(),
-        docker: async () => {
-          await docker.ping();
-        },
-        signaling: () => voice.check(),
-        ...(matrix.status.enabled
-          ? {
-              matrix: async () => {
-                if (matrix.status.status !== 'connected') {
-                  throw new Error(matrix.status.last_error ?? 'not connected to the homeserver');
-                }
-              },
-            }
-          : {}),
-      },
-    });
-    registerMatrixMethods(dispatcher, {
-      matrix,
-      store: matrixStore,
-      inbox,
-      client: temporal.client,
-      taskQueue: config.temporal.taskQueue,
-      hostId: config.hostId,
-      log: log.child({ component: 'matrix-rpc' }),
-    });
-    registerBudgetMethods(dispatcher, {
-      client: temporal.client,
-      log: log.child({ component: 'budget' }),
-    });
-    registerContainerMethods(dispatcher, {
-      client: temporal.client,
-      onRunsChanged: () => containerIds.invalidate(),
-      budget: createBudgetGate({
-        client: temporal.client,
-        limited: config.budget.dailyLimitUsd > 0 || config.budget.monthlyLimitUsd > 0,
-        log: log.child({ component: 'budget' }),
-      }),
-      matrixReady: () => matrix.loggedIn,
+    const dispatcher = createBridgeDispatcher({
+      config,
+      temporal,
       keystore,
-      taskQueue: config.temporal.taskQueue,
-      hostId: config.hostId,
-      defaults: {
-        image: config.containers.defaultImage,
-        ttlMs: config.containers.defaultTtlMs,
-        maxTtlMs: config.containers.maxTtlMs,
-        secretsDeadlineMs: config.containers.secretsDeadlineMs,
-        healthCheckIntervalMs: config.containers.healthCheckIntervalMs,
-        network: config.containers.network,
-      },
-      log: log.child({ component: 'containers' }),
-    });
-    registerWebrtcMethods(dispatcher, {
-      client: temporal.client,
-      taskQueue: config.temporal.taskQueue,
-      hostId: config.hostId,
-      hub: voice.hub,
+      configStore,
       auditLog,
-      keystore,
-      matrixReady: () => matrix.loggedIn,
-      tokenKey: voice.tokenKey,
-      voice: config.voice,
-      matrixPolicy: {
-        trustedRooms: config.matrix.trustedRooms,
-        emptyListAllowsAll: config.matrix.emptyListAllowsAll,
-      },
-      containers: config.containers,
-      signalingUrl: voice.signalingUrl,
-      callPageUrl: voice.callPageUrl,
-      log: log.child({ component: 'webrtc' }),
-    });
-    registerKeyMethods(dispatcher, keystore);
-    registerConfigMethods(dispatcher, configStore);
-    registerAuditMethods(dispatcher, {
-      dbPath: auditLogPath(config.stateDir),
-      log: log.child({ component: 'audit' }),
+      docker,
+      matrix,
+      matrixStore,
+      inbox,
+      voice,
+      log,
     });
 
     const rpc = new RpcSocketServer(

@@ -1,0 +1,141 @@
+/**
+ * The bridge's JSON-RPC API: every method group registered on one dispatcher with the parts it
+ * needs. Part of the composition root (worker/main.ts), kept apart so that file reads as the
+ * order things start in.
+ */
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import type { BridgeConfig } from '../config/load';
+import type { MatrixConnection } from '../matrix/client';
+import type { MatrixInbox } from '../matrix/inbox';
+import { RpcDispatcher } from '../rpc/dispatcher';
+import { registerAuditMethods } from '../rpc/methods/audit';
+import { createBudgetGate, registerBudgetMethods } from '../rpc/methods/budget';
+import { registerConfigMethods } from '../rpc/methods/configs';
+import { registerContainerMethods } from '../rpc/methods/containers';
+import { registerCoreMethods } from '../rpc/methods/core';
+import { registerKeyMethods } from '../rpc/methods/keys';
+import { registerMatrixMethods } from '../rpc/methods/matrix';
+import { registerWebrtcMethods } from '../rpc/methods/webrtc';
+import { auditLogPath, type AuditLog } from '../services/audit-log';
+import type { ConfigStore } from '../services/config-store';
+import type { Keystore } from '../services/keystore';
+import type { MatrixStore } from '../services/matrix-store';
+import { SingleFlightCache } from '../services/single-flight-cache';
+import { listActiveContainerIds } from '../sessions/containers';
+import { probeTemporal, type TemporalHandle } from './temporal';
+import type { Voice } from './voice';
+
+export const BRIDGE_VERSION: string = require('../package.json').version;
+
+export interface BridgeParts {
+  config: BridgeConfig;
+  temporal: TemporalHandle;
+  keystore: Keystore;
+  configStore: ConfigStore;
+  auditLog: AuditLog;
+  docker: Docker;
+  matrix: MatrixConnection;
+  matrixStore: MatrixStore;
+  inbox: MatrixInbox;
+  voice: Voice;
+  log: Logger;
+}
+
+/** The dispatcher of the bridge's socket, with every method the API offers. */
+export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
+  const { config, temporal, keystore, configStore, auditLog, docker, matrix, matrixStore } = parts;
+  const { inbox, voice, log } = parts;
+  const dispatcher = new RpcDispatcher(log.child({ component: 'rpc' }));
+  const containerIds = new SingleFlightCache(
+    () =>
+      temporal.connection.withDeadline(Date.now() + 3_000, () =>
+        listActiveContainerIds(temporal.client),
+      ),
+    500,
+  );
+  registerCoreMethods(dispatcher, {
+    version: BRIDGE_VERSION,
+    socketPath: config.socket.path,
+    containerIds,
+    checks: {
+      temporal: () => probeTemporal(temporal.connection),
+      keystore: async () => keystore.check(),
+      configs: () => configStore.check(),
+      docker: async () => {
+        await docker.ping();
+      },
+      signaling: () => voice.check(),
+      ...(matrix.status.enabled
+        ? {
+            matrix: async () => {
+              if (matrix.status.status !== 'connected') {
+                throw new Error(matrix.status.last_error ?? 'not connected to the homeserver');
+              }
+            },
+          }
+        : {}),
+    },
+  });
+  registerMatrixMethods(dispatcher, {
+    matrix,
+    store: matrixStore,
+    inbox,
+    client: temporal.client,
+    taskQueue: config.temporal.taskQueue,
+    hostId: config.hostId,
+    log: log.child({ component: 'matrix-rpc' }),
+  });
+  registerBudgetMethods(dispatcher, {
+    client: temporal.client,
+    log: log.child({ component: 'budget' }),
+  });
+  registerContainerMethods(dispatcher, {
+    client: temporal.client,
+    onRunsChanged: () => containerIds.invalidate(),
+    budget: createBudgetGate({
+      client: temporal.client,
+      limited: config.budget.dailyLimitUsd > 0 || config.budget.monthlyLimitUsd > 0,
+      log: log.child({ component: 'budget' }),
+    }),
+    matrixReady: () => matrix.loggedIn,
+    keystore,
+    taskQueue: config.temporal.taskQueue,
+    hostId: config.hostId,
+    defaults: {
+      image: config.containers.defaultImage,
+      ttlMs: config.containers.defaultTtlMs,
+      maxTtlMs: config.containers.maxTtlMs,
+      secretsDeadlineMs: config.containers.secretsDeadlineMs,
+      healthCheckIntervalMs: config.containers.healthCheckIntervalMs,
+      network: config.containers.network,
+    },
+    log: log.child({ component: 'containers' }),
+  });
+  registerWebrtcMethods(dispatcher, {
+    client: temporal.client,
+    taskQueue: config.temporal.taskQueue,
+    hostId: config.hostId,
+    hub: voice.hub,
+    auditLog,
+    keystore,
+    matrixReady: () => matrix.loggedIn,
+    tokenKey: voice.tokenKey,
+    voice: config.voice,
+    matrixPolicy: {
+      trustedRooms: config.matrix.trustedRooms,
+      emptyListAllowsAll: config.matrix.emptyListAllowsAll,
+    },
+    containers: config.containers,
+    signalingUrl: voice.signalingUrl,
+    callPageUrl: voice.callPageUrl,
+    log: log.child({ component: 'webrtc' }),
+  });
+  registerKeyMethods(dispatcher, keystore);
+  registerConfigMethods(dispatcher, configStore);
+  registerAuditMethods(dispatcher, {
+    dbPath: auditLogPath(config.stateDir),
+    log: log.child({ component: 'audit' }),
+  });
+  return dispatcher;
+}
