@@ -1,7 +1,7 @@
 /**
  * The WSS signaling server of voice calls, and the browser call page.
  *
- * HTTPS on one port: `GET /call` (+ `/call.js`, `/call.css`) serves the page, `/healthz`
+ * HTTPS on one port: `GET /call` (+ `/call.js`, `/call-audio.js`, `/call.css`) serves the page, `/healthz`
  * answers `ok`, and `/webrtc` upgrades to a WebSocket that speaks for exactly one call session —
  * the one its `hello` token names (media/signaling-types.ts, docs/signaling.md). Nothing is ever
  * broadcast: each socket gets only the messages of its own session, through the backend's sink.
@@ -72,6 +72,10 @@ export class SignalingServer {
       },
       [`${CALL_PAGE_PATH}.js`]: {
         body: readFileSync(path.join(PAGE_DIR, 'call.js')),
+        type: 'text/javascript; charset=utf-8',
+      },
+      [`${CALL_PAGE_PATH}-audio.js`]: {
+        body: readFileSync(path.join(PAGE_DIR, 'call-audio.js')),
         type: 'text/javascript; charset=utf-8',
       },
       [`${CALL_PAGE_PATH}.css`]: {

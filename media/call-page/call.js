@@ -23,6 +23,7 @@
   const mutedBadge = $('muted-badge');
   const hangupButton = $('hangup');
   const remoteAudio = $('remote');
+  const { meter, levelAndPitch } = window.armorclawAudio;
   const micMeter = meter($('mic-level'));
   const agentMeter = meter($('agent-level'));
 
@@ -185,48 +186,10 @@
     agentMeter.source(source);
   }
 
-  /** A level meter: a short analyser window, shown in dBFS over 60 dB, with a falling peak. */
-  function meter(el) {
-    const fill = el.querySelector('.meter-fill');
-    let node = null;
-    let samples = null;
-    let shown = 0;
-    let announced = -1;
-    let lastAria = 0;
-    return {
-      source(src) {
-        node = src.context.createAnalyser();
-        node.fftSize = 2048; // ~43 ms: follows syllables
-        samples = new Float32Array(node.fftSize);
-        src.connect(node);
-      },
-      update(now) {
-        let level = 0;
-        if (node && !TERMINAL.includes(state)) {
-          node.getFloatTimeDomainData(samples);
-          let sum = 0;
-          for (const s of samples) sum += s * s;
-          const db = 10 * Math.log10(sum / samples.length || 1e-12);
-          level = Math.min(1, Math.max(0, (db + 60) / 54));
-        }
-        shown = Math.max(level, shown * 0.85);
-        if (shown < 0.01) shown = 0;
-        fill.style.transform = `scaleX(${shown.toFixed(3)})`;
-        const value = Math.round(shown * 100);
-        // Assistive technology needs the value, not 60 updates a second.
-        if (value !== announced && (now - lastAria > 200 || value === 0)) {
-          el.setAttribute('aria-valuenow', String(value));
-          el.setAttribute('aria-valuetext', value === 0 ? 'silent' : `${value} percent`);
-          announced = value;
-          lastAria = now;
-        }
-      },
-    };
-  }
-
   function tick(now) {
-    micMeter.update(now);
-    agentMeter.update(now);
+    const active = !TERMINAL.includes(state);
+    micMeter.update(now, active);
+    agentMeter.update(now, active);
     renderElapsed();
     requestAnimationFrame(tick);
   }
@@ -332,33 +295,7 @@
   /** Level and pitch of what the agent sends, for tests: `{rms, frequency}` (0..1, Hz). */
   function receivedAudio() {
     if (!analyser || TERMINAL.includes(state)) return { rms: 0, frequency: 0 };
-    const samples = new Float32Array(analyser.fftSize);
-    analyser.getFloatTimeDomainData(samples);
-    let sum = 0;
-    for (const s of samples) sum += s * s;
-    const rms = Math.sqrt(sum / samples.length);
-    return {
-      rms,
-      frequency: rms < 1e-4 ? 0 : zeroCrossingFrequency(samples, audioContext.sampleRate),
-    };
-  }
-
-  /** Upward zero crossings, interpolated between samples, over the span they cover. */
-  function zeroCrossingFrequency(samples, sampleRate) {
-    let first = -1;
-    let last = -1;
-    let count = 0;
-    for (let i = 1; i < samples.length; i++) {
-      const a = samples[i - 1];
-      const b = samples[i];
-      if (a < 0 && b >= 0) {
-        const at = i - 1 + a / (a - b);
-        if (first < 0) first = at;
-        last = at;
-        count++;
-      }
-    }
-    return count < 2 ? 0 : ((count - 1) * sampleRate) / (last - first);
+    return levelAndPitch(analyser);
   }
 
   function connect() {
