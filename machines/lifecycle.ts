@@ -1,5 +1,5 @@
 /**
- * The lifecycle every durable session shares (container runs now, voice calls later):
+ * The lifecycle every durable session shares (container runs and voice calls):
  * `Pending → Active → Ended | Failed | Expired`. Pure types and helpers; no XState actor, no
  * clock, no I/O, so workflows can import it.
  */
@@ -8,8 +8,6 @@ export const LIFECYCLE_STATES = ['Pending', 'Active', 'Ended', 'Failed', 'Expire
 export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
 
 export const TERMINAL_STATES: readonly LifecycleState[] = ['Ended', 'Failed', 'Expired'];
-
-export const isTerminal = (state: LifecycleState): boolean => TERMINAL_STATES.includes(state);
 
 /** Why a session left Active (or never reached it). Stable strings: they go to audit and RPC. */
 export type EndReason =

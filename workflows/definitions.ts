@@ -313,7 +313,6 @@ export interface CallRefused<Reason extends string> {
 export type CallAdmissionDecision = CallAdmitted | CallRefused<'rate_limited' | 'max_concurrent'>;
 /** What the `admitCall` activity answers: the workflow's decision, or the budget gate's. */
 export type AdmitCallResult = CallAdmissionDecision | CallRefused<'budget_exceeded'>;
-export type CallRefusalReason = Extract<AdmitCallResult, { admitted: false }>['reason'];
 
 /** A call holding a slot. */
 export interface ActiveCall {
@@ -354,3 +353,11 @@ export const admitCallUpdate = defineUpdate<CallAdmissionDecision, [AdmitCallArg
 /** Frees the session's slot; an unknown session id is ignored. */
 export const releaseCallSignal = defineSignal<[{ sessionId: string }]>('release-call');
 export const admissionStatusQuery = defineQuery<CallAdmissionStatus>('admission-status');
+
+/** One outbound Matrix message, as `matrixSendWorkflow` takes it. */
+export interface MatrixSendInput {
+  hostId: string;
+  roomId: string;
+  msgtype: string;
+  body: string;
+}

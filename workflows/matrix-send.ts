@@ -1,13 +1,6 @@
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { MatrixActivities } from '../activities/matrix';
-import { hostTaskQueue } from './definitions';
-
-export interface MatrixSendInput {
-  hostId: string;
-  roomId: string;
-  msgtype: string;
-  body: string;
-}
+import { hostTaskQueue, type MatrixSendInput } from './definitions';
 
 /**
  * One outbound Matrix message (workflow id `matrix-send-<uuid>`). Its transaction id is the

@@ -12,7 +12,7 @@ import type { MatrixConnection } from '../../matrix/client';
 import { publicEvent, type MatrixInbox } from '../../matrix/inbox';
 import type { MatrixStore } from '../../services/matrix-store';
 import { ensureMatrixSync } from '../../sessions/matrix-sync';
-import type { MatrixSendInput } from '../../workflows/matrix-send';
+import type { MatrixSendInput } from '../../workflows/definitions';
 import { isRoomId } from '../../services/matrix-trust';
 import type { RpcDispatcher } from '../dispatcher';
 import { internalError, invalidParams } from '../errors';
