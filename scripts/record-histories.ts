@@ -8,32 +8,20 @@
  * File names carry the bridge version they were recorded with; keep old ones when the workflow
  * changes, so the replay tests prove new code still replays old histories.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
 import { containerStatusQuery } from '../workflows/definitions';
-import { PROJECT_ROOT, removeDir, spawnBridge } from '../test/support/bridge-process';
 import { docker } from '../test/support/docker';
 import { call } from '../test/support/socket-clients';
+import { RECORDING_TOKEN, VERSION, recordingBridge, saveHistory } from './recording';
 
-const VERSION: string = require('../package.json').version;
 /** Distinguishes recordings made under the same version. */
 const TAG = process.env.HISTORY_TAG ? `-${process.env.HISTORY_TAG}` : '';
-const OUT = path.join(PROJECT_ROOT, 'test', 'replay', 'histories');
-const TEMPORAL = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin', 'temporal');
 
 async function main(): Promise<void> {
-  const secretsDir = mkdtempSync(path.join('/dev/shm', 'armorclaw-record-'));
-  const bridge = await spawnBridge({
-    env: {
-      ARMORCLAW_MASTER_KEY: 'd4'.repeat(32),
-      ARMORCLAW_SECRETS_DIR: secretsDir,
-      ARMORCLAW_HEALTH_CHECK_INTERVAL: '2s',
-    },
+  const recording = await recordingBridge({
+    ARMORCLAW_MASTER_KEY: 'd4'.repeat(32),
+    ARMORCLAW_HEALTH_CHECK_INTERVAL: '2s',
   });
-  const connection = await Connection.connect({ address: `127.0.0.1:${bridge.temporalPort}` });
-  const client = new Client({ connection });
+  const { bridge, client } = recording;
   const sock = bridge.socketPath;
   const waitClosed = async (name: string) => {
     const handle = client.workflow.getHandle(`container-${name}`);
@@ -41,7 +29,7 @@ async function main(): Promise<void> {
     return (await handle.describe()).status.name;
   };
   try {
-    await call(sock, 'store_key', { id: 'rec', provider: 'openai', token: 'sk-recording-only' });
+    await call(sock, 'store_key', { id: 'rec', provider: 'openai', token: RECORDING_TOKEN });
     const runs: Array<[string, string]> = [];
 
     const ended = (await call(sock, 'start', { key_id: 'rec', ttl: '10m' })).result;
@@ -73,31 +61,15 @@ async function main(): Promise<void> {
 
     for (const [label, name] of runs) {
       const status = await waitClosed(name);
-      const json = execFileSync(
-        TEMPORAL,
-        [
-          'workflow',
-          'show',
-          '--output',
-          'json',
-          '--address',
-          `127.0.0.1:${bridge.temporalPort}`,
-          '--workflow-id',
-          `container-${name}`,
-        ],
-        { encoding: 'utf8' },
+      const file = saveHistory(
+        bridge,
+        `container-${name}`,
+        `container-run-${label}-v${VERSION}${TAG}.json`,
       );
-      if (json.includes('sk-recording-only'))
-        throw new Error(`a token reached the history of ${name}`);
-      const file = path.join(OUT, `container-run-${label}-v${VERSION}${TAG}.json`);
-      writeFileSync(file, json);
-      console.log(`${label}: ${name} (${status}) -> ${path.relative(PROJECT_ROOT, file)}`);
+      console.log(`${label}: ${name} (${status}) -> ${file}`);
     }
   } finally {
-    await connection.close();
-    await bridge.stop();
-    removeDir(bridge.dir);
-    removeDir(secretsDir);
+    await recording.close();
   }
 }
 
