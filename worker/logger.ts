@@ -23,7 +23,6 @@ export const redactPaths = [
   'config.keystore.masterKey',
 ];
 
-
 export interface LoggerOptions {
   level: string;
   format?: LogFormat;
