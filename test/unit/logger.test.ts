@@ -17,10 +17,12 @@ function capture(isTTY: boolean): Writable & { isTTY: boolean; text: () => strin
 function logOnce(format: LogFormat, isTTY: boolean): string {
   const out = capture(isTTY);
   const log = createLogger({ level: 'info', format, destination: out });
-  log.child({ component: 'socket' }).info(
-    { params: { token: 'tok-s3cret', password: 'pw-s3cret' }, socket: '/run/x.sock' },
-    'bridge ready',
-  );
+  log
+    .child({ component: 'socket' })
+    .info(
+      { params: { token: 'tok-s3cret', password: 'pw-s3cret' }, socket: '/run/x.sock' },
+      'bridge ready',
+    );
   return out.text();
 }
 
