@@ -8,12 +8,9 @@ import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { containerRunWorkflow } from '../workflows/container-run';
 import { containerWorkflowId, type ContainerRunInput } from '../workflows/definitions';
 import {
-  ArmorclawAgentType,
   ArmorclawContainerId,
-  ArmorclawHost,
-  ArmorclawKeyId,
-  ArmorclawKind,
-  ArmorclawState,
+  containerRunAttributes,
+  containerRunsQuery,
 } from '../workflows/search-attributes';
 
 const CONTAINER_PREFIX = containerWorkflowId('');
@@ -26,13 +23,7 @@ export function startRunWorkflow(client: Client, taskQueue: string, input: Conta
     args: [input],
     // Names are unique forever: a finished run's name is never reused.
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-    typedSearchAttributes: [
-      { key: ArmorclawKind, value: 'container' },
-      { key: ArmorclawState, value: 'Pending' },
-      { key: ArmorclawAgentType, value: input.agentType },
-      { key: ArmorclawKeyId, value: input.keyId },
-      { key: ArmorclawHost, value: input.hostId },
-    ],
+    typedSearchAttributes: containerRunAttributes(input, 'Pending'),
   });
 }
 
@@ -54,7 +45,7 @@ export async function findRunningContainer(
     }
   }
   if (!/^[a-f0-9]{12,64}$/.test(idOrName)) return undefined;
-  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running'`;
+  const query = containerRunsQuery({ open: true });
   for await (const wf of client.workflow.list({ query })) {
     const id = wf.typedSearchAttributes.get(ArmorclawContainerId);
     if (id && id.startsWith(idOrName)) return wf.workflowId;
@@ -65,7 +56,7 @@ export async function findRunningContainer(
 /** Container ids of the Active runs, from Temporal's visibility store. */
 export async function listActiveContainerIds(client: Client): Promise<string[]> {
   const ids: string[] = [];
-  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running' AND ${ArmorclawState.name} = 'Active'`;
+  const query = containerRunsQuery({ open: true, state: 'Active' });
   for await (const wf of client.workflow.list({ query })) {
     const id = wf.typedSearchAttributes.get(ArmorclawContainerId);
     if (id) ids.push(id);
@@ -76,7 +67,7 @@ export async function listActiveContainerIds(client: Client): Promise<string[]> 
 /** Names of the container runs whose workflow is still open (any state). */
 export async function listOpenContainerNames(client: Client): Promise<string[]> {
   const names: string[] = [];
-  const query = `${ArmorclawKind.name} = 'container' AND ExecutionStatus = 'Running'`;
+  const query = containerRunsQuery({ open: true });
   for await (const wf of client.workflow.list({ query })) {
     if (wf.workflowId.startsWith(CONTAINER_PREFIX))
       names.push(wf.workflowId.slice(CONTAINER_PREFIX.length));

@@ -30,14 +30,7 @@ import {
   type ContainerRunResult,
   type ContainerRunStatus,
 } from './definitions';
-import {
-  ArmorclawAgentType,
-  ArmorclawContainerId,
-  ArmorclawHost,
-  ArmorclawKeyId,
-  ArmorclawKind,
-  ArmorclawState,
-} from './search-attributes';
+import { containerRunAttributes } from './search-attributes';
 import { MachineDriver } from './machine-driver';
 
 const MAX_NOTIFICATIONS = 50;
@@ -96,16 +89,9 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   const healthScope = new CancellationScope();
 
   const publishState = (snapshot: Snapshot) =>
-    upsertSearchAttributes([
-      { key: ArmorclawKind, value: 'container' },
-      { key: ArmorclawState, value: snapshot.value },
-      { key: ArmorclawAgentType, value: input.agentType },
-      { key: ArmorclawKeyId, value: input.keyId },
-      { key: ArmorclawHost, value: input.hostId },
-      ...(snapshot.context.containerId
-        ? [{ key: ArmorclawContainerId, value: snapshot.context.containerId }]
-        : []),
-    ]);
+    upsertSearchAttributes(
+      containerRunAttributes(input, snapshot.value, snapshot.context.containerId),
+    );
 
   const cleanup = async (snapshot: Snapshot) => {
     healthScope.cancel();

@@ -3,7 +3,11 @@
  * Temporal Web UI lists every session with its state, and registered by the bridge at start.
  * They carry ids, never secrets (docs/architecture.md, rule 7).
  */
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import {
+  defineSearchAttributeKey,
+  SearchAttributeType,
+  type SearchAttributePair,
+} from '@temporalio/common';
 
 export const ArmorclawKind = defineSearchAttributeKey('ArmorclawKind', SearchAttributeType.KEYWORD);
 export const ArmorclawState = defineSearchAttributeKey(
@@ -41,3 +45,31 @@ export const allSearchAttributes = [
   ArmorclawKeyId,
   ArmorclawUserState,
 ] as const;
+
+/**
+ * A container run's attributes in `state`: what the client starts it with (Pending) and what its
+ * workflow upserts on every transition, so the two never drift apart.
+ */
+export function containerRunAttributes(
+  run: { agentType: string; keyId: string; hostId: string },
+  state: string,
+  containerId?: string,
+): SearchAttributePair[] {
+  return [
+    { key: ArmorclawKind, value: 'container' },
+    { key: ArmorclawState, value: state },
+    { key: ArmorclawAgentType, value: run.agentType },
+    { key: ArmorclawKeyId, value: run.keyId },
+    { key: ArmorclawHost, value: run.hostId },
+    ...(containerId ? [{ key: ArmorclawContainerId, value: containerId }] : []),
+  ];
+}
+
+/** Visibility query of container runs; `open` keeps those whose workflow still runs. */
+export function containerRunsQuery(opts: { open: boolean; state?: string }): string {
+  return (
+    `${ArmorclawKind.name} = 'container'` +
+    (opts.open ? ` AND ExecutionStatus = 'Running'` : '') +
+    (opts.state ? ` AND ${ArmorclawState.name} = '${opts.state}'` : '')
+  );
+}

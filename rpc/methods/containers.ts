@@ -22,8 +22,8 @@ import {
   ArmorclawContainerId,
   ArmorclawHost,
   ArmorclawKeyId,
-  ArmorclawKind,
   ArmorclawState,
+  containerRunsQuery,
 } from '../../workflows/search-attributes';
 import { isRoomId } from '../../services/matrix-trust';
 import type { RpcDispatcher } from '../dispatcher';
@@ -201,8 +201,7 @@ export function registerContainerMethods(
   dispatcher.addMethod('containers.list', async (params) => {
     const p = parseParams(listParams, params);
     const limit = p.limit ?? 100;
-    const query =
-      `${ArmorclawKind.name} = 'container'` + (p.all ? '' : ` AND ExecutionStatus = 'Running'`);
+    const query = containerRunsQuery({ open: !p.all });
     const runs: ContainerRunSummary[] = [];
     let truncated = false;
     try {
