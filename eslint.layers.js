@@ -18,15 +18,16 @@ const layers = {
   config: ['formats'],
   matrix: ['formats', 'services'],
   media: ['formats', 'services', 'machines'],
+  proxy: ['formats', 'services'],
   // Workflow code may also import services/budget (pure arithmetic, sandbox-safe) and activity
   // types; the workflow sandbox rule in eslint.config.js holds it to types and pure modules.
   workflows: ['formats', 'machines', 'activities', 'services'],
   sessions: ['formats', 'workflows', 'machines', 'services', 'config'],
-  activities: [...domain, 'sessions', 'workflows'],
-  rpc: [...domain, 'sessions', 'workflows'],
+  activities: [...domain, 'sessions', 'workflows', 'proxy'],
+  rpc: [...domain, 'sessions', 'workflows', 'proxy'],
   agent: ['formats', 'media', 'rpc'],
   cli: ['formats', 'services', 'config', 'rpc'],
-  worker: [...domain, 'sessions', 'workflows', 'activities', 'rpc'],
+  worker: [...domain, 'sessions', 'workflows', 'activities', 'rpc', 'proxy'],
 };
 
 /**
