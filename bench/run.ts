@@ -16,10 +16,11 @@ import { runCleanups } from './lib/cleanup';
 import { DEFAULT_SUITE_BUDGET_MS, type BenchSettings, type Suite } from './lib/suite';
 import { containerStart } from './container-start';
 import { matrixPush } from './matrix-push';
+import { providerProxy } from './provider-proxy';
 import { rpcRoundtrip } from './rpc-roundtrip';
 import { voice } from './voice';
 
-const suites: Suite[] = [rpcRoundtrip, containerStart, matrixPush, voice];
+const suites: Suite[] = [rpcRoundtrip, containerStart, matrixPush, voice, providerProxy];
 
 class SettingError extends Error {}
 

@@ -173,13 +173,17 @@ export interface UsageMeter {
   end(): Usage | undefined;
 }
 
+const MAY_HOLD_USAGE = /"(usage|usageMetadata)"\s*:\s*\{/;
+
 /** A meter for a `text/event-stream` body: each event's data is one JSON value. */
 export function sseUsageMeter(fallbackModel = ''): UsageMeter {
   const parser = new SseParser();
   const state = new UsageState();
   const take = (events: SseEvent[]): void => {
     for (const e of events) {
-      if (e.data === '' || e.data === '[DONE]') continue;
+      // Most events are text deltas; parsing only those that can hold usage keeps the meter's
+      // cost per stream near one parse. `"usage": null` (OpenAI's deltas) does not match.
+      if (!MAY_HOLD_USAGE.test(e.data)) continue;
       try {
         state.absorb(JSON.parse(e.data));
       } catch {
