@@ -192,6 +192,8 @@ export class ProviderProxy {
     let token: string;
     try {
       token = await this.deps.credentials.tokenFor(route.keyId);
+      // An empty key would reach the provider as `Bearer ` and fail there, less clearly.
+      if (typeof token !== 'string' || token === '') throw new Error('empty token');
     } catch (err) {
       log.warn({ keyId: route.keyId, err: (err as Error).message }, 'no token for the run');
       return refuse('no_credential', "the run's provider key is not available");

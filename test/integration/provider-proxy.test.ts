@@ -38,7 +38,13 @@ const logSink = () =>
 function makeProxy(baseUrl: string, extra: { idleTimeoutMs?: number } = {}): ProviderProxy {
   return new ProviderProxy({
     runs: { lookup: (run) => runs.get(run) },
-    credentials: { tokenFor: (keyId) => tokens[keyId]! },
+    credentials: {
+      tokenFor: (keyId) => {
+        const token = tokens[keyId];
+        if (token === undefined) throw new Error(`no key ${keyId}`);
+        return token;
+      },
+    },
     baseUrls: Object.fromEntries(PROVIDERS.map((p) => [p, baseUrl])),
     onUsage: (run, usage) => usages.push({ run, usage }),
     guard: { allow: (run) => guardVerdicts.get(run) ?? true },
@@ -351,6 +357,18 @@ describe('refusals in the provider’s format', () => {
     const anthropic = await call('run-anthropic', 'POST', '/v1/messages', messages());
     expect(anthropic.status).toBe(429);
     expect(json(anthropic).error.type).toBe('rate_limit_error');
+    expect(stub.requests).toEqual([]);
+  });
+
+  it('refuses with 403 when the run’s key cannot be had', async () => {
+    runs.set('run-xai', { active: true, provider: 'xai', keyId: 'key-gone' });
+    try {
+      const reply = await call('run-xai', 'POST', '/v1/chat/completions', chat(), bearer);
+      expect(reply.status).toBe(403);
+      expect(json(reply).error.code).toBe('no_credential');
+    } finally {
+      runs.set('run-xai', { active: true, provider: 'xai', keyId: 'key-xai' });
+    }
     expect(stub.requests).toEqual([]);
   });
 
