@@ -1,5 +1,12 @@
 /** What every `armorclaw` command is, and the setup shared by those that talk to the bridge. */
-import { BRIDGE_OPTIONS, parse, positiveNumber, resolveSocketPath, type OptionSpec } from './args';
+import {
+  BRIDGE_OPTIONS,
+  ExitCode,
+  parse,
+  positiveNumber,
+  resolveSocketPath,
+  type OptionSpec,
+} from './args';
 import { callBridge, type Call } from './rpc-client';
 
 export interface CliContext {
@@ -69,3 +76,40 @@ export function bridgeArgs<T extends OptionSpec>(
 /** Pretty JSON for --json output. */
 export const printJson = (ctx: CliContext, value: unknown): void =>
   ctx.write(JSON.stringify(value, null, 2) + '\n');
+
+/** A bridge command's parsed arguments and its way to call the bridge. */
+export type BridgeArgs = NonNullable<ReturnType<typeof bridgeArgs>>;
+
+/**
+ * A command that talks to the bridge: the common options and --help are handled here, `run`
+ * gets the parsed arguments.
+ */
+export function bridgeCommand<T extends OptionSpec>(spec: {
+  name: string;
+  summary: string;
+  usage: string;
+  options?: T;
+  positionals?: { min?: number; max?: number; names?: string };
+  run(cli: BridgeArgs, ctx: CliContext): Promise<number>;
+}): Command {
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    usage: spec.usage,
+    async run(args, ctx) {
+      const cli = bridgeArgs(args, ctx, spec.usage, spec.options ?? {}, spec.positionals);
+      return cli ? spec.run(cli, ctx) : ExitCode.Ok;
+    },
+  };
+}
+
+/** Prints a result: as JSON with --json, else as the text `human` makes of it. */
+export function reply<T>(
+  ctx: CliContext,
+  cli: BridgeArgs,
+  value: T,
+  human: (v: T) => string,
+): void {
+  if (cli.json) printJson(ctx, value);
+  else ctx.write(human(value));
+}

@@ -1,6 +1,6 @@
 /** status, health, start, stop, list: the bridge and its container runs and calls. */
 import { BRIDGE_OPTIONS_HELP, ExitCode, UsageError, positiveNumber } from '../args';
-import { bridgeArgs, printJson, type CliContext, type Command } from '../command';
+import { bridgeCommand, printJson, reply, type CliContext } from '../command';
 import { formatTimeAgo, renderFields, renderTable, shortId } from '../format';
 import type { ContainerRunSummary } from '../../rpc/methods/containers';
 
@@ -68,19 +68,16 @@ const LIST_USAGE = `usage: armorclaw list [--all] [--limit N] [--json] [--socket
 
 ${BRIDGE_OPTIONS_HELP}`;
 
-export const statusCommand: Command = {
+export const statusCommand = bridgeCommand({
   name: 'status',
   summary: 'the bridge: version, socket, Active containers',
   usage: STATUS_USAGE,
-  async run(args, ctx) {
-    const cli = bridgeArgs(args, ctx, STATUS_USAGE, {});
-    if (!cli) return ExitCode.Ok;
+  async run(cli, ctx) {
     const st = (await cli.call('status')) as StatusResult;
-    if (cli.json) printJson(ctx, st);
-    else ctx.write(renderStatus(st));
+    reply(ctx, cli, st, renderStatus);
     return ExitCode.Ok;
   },
-};
+});
 
 export function renderStatus(st: StatusResult): string {
   return renderFields([
@@ -94,19 +91,16 @@ export function renderStatus(st: StatusResult): string {
   ]);
 }
 
-export const healthCommand: Command = {
+export const healthCommand = bridgeCommand({
   name: 'health',
   summary: 'dependency checks; exit 5 when unhealthy',
   usage: HEALTH_USAGE,
-  async run(args, ctx) {
-    const cli = bridgeArgs(args, ctx, HEALTH_USAGE, {});
-    if (!cli) return ExitCode.Ok;
+  async run(cli, ctx) {
     const h = (await cli.call('health')) as HealthResult;
-    if (cli.json) printJson(ctx, h);
-    else ctx.write(renderHealth(h, ctx.now()));
+    reply(ctx, cli, h, (v) => renderHealth(v, ctx.now()));
     return h.status === 'healthy' ? ExitCode.Ok : ExitCode.Unhealthy;
   },
-};
+});
 
 export function renderHealth(h: HealthResult, now: number): string {
   const rows = Object.entries(h.checks).map(([name, c]) => [
@@ -119,19 +113,18 @@ export function renderHealth(h: HealthResult, now: number): string {
   return `bridge ${h.status}${when}\n` + renderTable(['CHECK', 'STATUS', 'LATENCY', 'ERROR'], rows);
 }
 
-export const startCommand: Command = {
+export const startCommand = bridgeCommand({
   name: 'start',
   summary: 'start an agent container (--key-id ID)',
   usage: START_USAGE,
-  async run(args, ctx) {
-    const cli = bridgeArgs(args, ctx, START_USAGE, {
-      'key-id': { type: 'string' },
-      'agent-type': { type: 'string' },
-      image: { type: 'string' },
-      ttl: { type: 'string' },
-      'room-id': { type: 'string' },
-    });
-    if (!cli) return ExitCode.Ok;
+  options: {
+    'key-id': { type: 'string' },
+    'agent-type': { type: 'string' },
+    image: { type: 'string' },
+    ttl: { type: 'string' },
+    'room-id': { type: 'string' },
+  },
+  async run(cli, ctx) {
     const v = cli.values as Record<string, string | undefined>;
     if (!v['key-id']) throw new UsageError('start needs --key-id', START_USAGE);
     const params = {
@@ -160,36 +153,38 @@ export const startCommand: Command = {
     }
     return ExitCode.Ok;
   },
-};
+});
 
-export const stopCommand: Command = {
+export const stopCommand = bridgeCommand({
   name: 'stop',
   summary: 'stop a container run (name or id)',
   usage: STOP_USAGE,
-  async run(args, ctx) {
-    const cli = bridgeArgs(args, ctx, STOP_USAGE, {}, { min: 1, max: 1, names: 'CONTAINER' });
-    if (!cli) return ExitCode.Ok;
+  positionals: { min: 1, max: 1, names: 'CONTAINER' },
+  async run(cli, ctx) {
     const r = (await cli.call('stop', { container_id: cli.positionals[0] })) as {
       status: string;
       container_id: string;
       container_name: string;
     };
-    if (cli.json) printJson(ctx, r);
-    else ctx.write(`${r.status} ${r.container_name} (container ${shortId(r.container_id)})\n`);
+    reply(
+      ctx,
+      cli,
+      r,
+      (v) => `${v.status} ${v.container_name} (container ${shortId(v.container_id)})\n`,
+    );
     return ExitCode.Ok;
   },
-};
+});
 
-export const listCommand: Command = {
+export const listCommand = bridgeCommand({
   name: 'list',
   summary: 'container runs and voice calls with their states',
   usage: LIST_USAGE,
-  async run(args, ctx) {
-    const cli = bridgeArgs(args, ctx, LIST_USAGE, {
-      all: { type: 'boolean' },
-      limit: { type: 'string' },
-    });
-    if (!cli) return ExitCode.Ok;
+  options: {
+    all: { type: 'boolean' },
+    limit: { type: 'string' },
+  },
+  async run(cli, ctx) {
     const limit = positiveNumber(
       cli.values.limit as string | undefined,
       '--limit',
@@ -208,7 +203,7 @@ export const listCommand: Command = {
     else ctx.write(renderList(containers.runs, containers.truncated, calls.sessions, ctx));
     return ExitCode.Ok;
   },
-};
+});
 
 export function renderList(
   runs: ContainerRun[],

@@ -1,6 +1,6 @@
 /** rpc METHOD [JSON]: any JSON-RPC method, for what has no command of its own. */
 import { BRIDGE_OPTIONS_HELP, ExitCode, UsageError } from '../args';
-import { bridgeArgs, printJson, type Command } from '../command';
+import { bridgeCommand, printJson } from '../command';
 import { readStdin } from '../input';
 
 export const RPC_USAGE = `usage: armorclaw rpc METHOD [PARAMS] [--socket PATH]
@@ -19,13 +19,12 @@ const MAX_STDIN_BYTES = 64 * 1024 * 1024;
 /** Keys whose value is a credential; mirrors the audit log's list. */
 const SECRET_KEY = /(^|[_.-])(token|password|passphrase|secret|authorization|api[_-]?key)$/i;
 
-export const rpcCommand: Command = {
+export const rpcCommand = bridgeCommand({
   name: 'rpc',
   summary: 'rpc METHOD [JSON]: call any method, print the raw result',
   usage: RPC_USAGE,
-  async run(args, ctx) {
-    const cli = bridgeArgs(args, ctx, RPC_USAGE, {}, { min: 1, max: 2, names: 'METHOD' });
-    if (!cli) return ExitCode.Ok;
+  positionals: { min: 1, max: 2, names: 'METHOD' },
+  async run(cli, ctx) {
     const [method, raw] = cli.positionals as [string, string | undefined];
     let params: unknown;
     if (raw === '-') params = parseParams(await readStdin('params', MAX_STDIN_BYTES));
@@ -44,7 +43,7 @@ export const rpcCommand: Command = {
     printJson(ctx, await cli.call(method, params));
     return ExitCode.Ok;
   },
-};
+});
 
 function parseParams(text: string): unknown {
   let value: unknown;
