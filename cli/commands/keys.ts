@@ -12,8 +12,8 @@ import {
   loadOrCreateMasterKey,
   type KeyRecord,
 } from '../../services/keystore';
-import { ExitCode, UsageError, parse } from '../args';
-import { printJson, type Command } from '../command';
+import { ExitCode, UsageError, parse, type OptionSpec } from '../args';
+import { printJson, type CliContext, type Command } from '../command';
 import { formatTime, renderTable } from '../format';
 import { readSecret } from '../input';
 
@@ -41,28 +41,36 @@ const checkProvider = (provider: string | undefined) => {
   }
 };
 
+const COMMON_OPTIONS = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionSpec;
+
+/** Parses a keystore command's options plus --json and --help; null after printing the usage. */
+function keysArgs<T extends OptionSpec>(args: string[], ctx: CliContext, options: T) {
+  const { values } = parse(args, { ...options, ...COMMON_OPTIONS }, KEYS_USAGE);
+  const common = values as { json?: boolean; help?: boolean };
+  if (common.help) {
+    ctx.write(KEYS_USAGE + '\n');
+    return null;
+  }
+  ctx.json = common.json === true;
+  return values;
+}
+
 export const addKeyCommand: Command = {
   name: 'add-key',
   summary: 'store a provider API key (token on stdin or a hidden prompt)',
   usage: KEYS_USAGE,
   async run(args, ctx) {
-    const { values } = parse(
-      args,
-      {
-        provider: { type: 'string' },
-        id: { type: 'string' },
-        'display-name': { type: 'string' },
-        'expires-at': { type: 'string' },
-        tag: { type: 'string', multiple: true },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      KEYS_USAGE,
-    );
-    if (values.help) {
-      ctx.write(KEYS_USAGE + '\n');
-      return ExitCode.Ok;
-    }
+    const values = keysArgs(args, ctx, {
+      provider: { type: 'string' },
+      id: { type: 'string' },
+      'display-name': { type: 'string' },
+      'expires-at': { type: 'string' },
+      tag: { type: 'string', multiple: true },
+    });
+    if (!values) return ExitCode.Ok;
     if (values.provider === undefined) throw new UsageError('add-key needs --provider', KEYS_USAGE);
     if (values.id === undefined) throw new UsageError('add-key needs --id', KEYS_USAGE);
     checkProvider(values.provider);
@@ -73,7 +81,6 @@ export const addKeyCommand: Command = {
       }
       expiresAt = Number(values['expires-at']);
     }
-    ctx.json = values.json === true;
 
     const config = loadConfig({ env: ctx.env });
     // Read the token before touching the keystore, so a prompt the user abandons changes nothing.
@@ -107,21 +114,9 @@ export const listKeysCommand: Command = {
   summary: 'the stored keys (never their tokens)',
   usage: KEYS_USAGE,
   async run(args, ctx) {
-    const { values } = parse(
-      args,
-      {
-        provider: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      KEYS_USAGE,
-    );
-    if (values.help) {
-      ctx.write(KEYS_USAGE + '\n');
-      return ExitCode.Ok;
-    }
+    const values = keysArgs(args, ctx, { provider: { type: 'string' } });
+    if (!values) return ExitCode.Ok;
     checkProvider(values.provider);
-    ctx.json = values.json === true;
     const config = loadConfig({ env: ctx.env });
     // Listing must not create anything: a master key file made here, before the operator set
     // ARMORCLAW_MASTER_KEY for the bridge, would lock the bridge out of its own keystore.
