@@ -11,6 +11,7 @@ import {
   type AgentNotification,
 } from '../workflows/definitions';
 import { publicEvent, type MatrixInbox } from '../matrix/inbox';
+import type { LeakGuard } from '../services/leak-guard';
 import type { MatrixStore } from '../services/matrix-store';
 import { registerAgentBudgetMethods, type AgentBudgetDeps } from './methods/budget';
 import { AgentAudioError, AgentAudioErrorCode, ContainerAudioChannel } from './container-audio';
@@ -66,6 +67,13 @@ export interface ContainerSocketHubDeps {
   budget?: AgentBudgetDeps;
   /** Writes an audit entry (errors from agents, for instance). */
   audit(entry: { event_type: string; session_id: string; details: Record<string, unknown> }): void;
+  /**
+   * The guard over the stored credentials: what an agent sends out (`matrix.send`, `notify`)
+   * is refused when it holds one. Absent: nothing is checked.
+   */
+  leakGuard?(): LeakGuard;
+  /** Tells the operators (the admin room) of a blocked leak; the text names no secret. */
+  reportViolation?(text: string): void;
   log: Logger;
 }
 
@@ -278,12 +286,34 @@ export class ContainerSocketHub {
     // An agent may speak only in the room it is bound to.
     dispatcher.addMethod('matrix.send', async (params) => {
       const p = parseParams(matrixSendParams, params);
+      this.refuseLeaks(name, 'matrix.send', p);
       // Keys are scoped to the container: one agent cannot replay another's key.
       const key = p.idempotency_key
         ? `${name}-${p.idempotency_key}`.replace(/[^A-Za-z0-9._-]/g, '_')
         : undefined;
       return matrix.send(roomId, p.message, p.msgtype ?? 'm.text', key);
     });
+  }
+
+  /**
+   * Refuses what an agent sends out when it holds a stored credential in any encoding the
+   * guard knows: audited as a security violation, reported to the operators, never forwarded,
+   * logged or echoed (the refusal names the keys, not their tokens).
+   */
+  private refuseLeaks(name: string, method: string, params: unknown): void {
+    const found = this.deps.leakGuard?.().scanValue(params);
+    if (!found?.leaked) return;
+    const details = { method, key_ids: found.keyIds, encodings: found.encodings };
+    this.deps.log.warn({ containerName: name, ...details }, 'agent tried to send a credential');
+    this.deps.audit({ event_type: 'security_violation', session_id: name, details });
+    this.deps.reportViolation?.(
+      `Security: agent run ${name} tried to send stored credential ${found.keyIds.join(', ')} ` +
+        `(${found.encodings.join(', ')}) through ${method}; it was blocked.`,
+    );
+    throw new RpcError(
+      ErrorCode.SecurityPolicyViolation,
+      'Security policy violation: the message holds a stored credential and was not sent',
+    );
   }
 
   private registerAgentMethods(
@@ -317,6 +347,8 @@ export class ContainerSocketHub {
           `at most ${NOTIFY_PER_SECOND} notifications per second`,
         );
       }
+      // Before anything logs, audits or forwards the message.
+      this.refuseLeaks(name, 'notify', p);
       const notification: AgentNotification = {
         kind: p.kind,
         message: p.message,

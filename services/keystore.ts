@@ -164,6 +164,24 @@ export class Keystore {
     return rows.map(parseRow);
   }
 
+  /**
+   * Every stored token, expired ones too, for the leak guard alone: an expired key leaked is
+   * still a leak. A row that fails authentication is left out (it is `get`'s error to report).
+   */
+  tokensForLeakGuard(): Array<{ id: string; token: string }> {
+    const rows = this.db.prepare('SELECT * FROM keys ORDER BY id').all() as KeyRow[];
+    const keys: Array<{ id: string; token: string }> = [];
+    for (const row of rows) {
+      try {
+        const record = parseRow(row);
+        keys.push({ id: record.id, token: this.open(row, record) });
+      } catch {
+        // Tampered or unreadable: nothing usable to guard.
+      }
+    }
+    return keys;
+  }
+
   /** Whether a key with this id is stored (expired or not). */
   has(id: string): boolean {
     return this.db.prepare('SELECT 1 FROM keys WHERE id = ?').get(id) !== undefined;

@@ -208,3 +208,34 @@ export class LeakGuard {
     };
   }
 }
+
+/** Where the guard's keys come from: the keystore, which may change under the bridge. */
+export interface GuardedKeySource {
+  /** Cheap: ids and creation times only, no decryption. */
+  list(): Array<{ id: string; created_at: number }>;
+  tokensForLeakGuard(): GuardedKey[];
+}
+
+/**
+ * A leak guard that follows its key source: rebuilt when the stored keys change, which another
+ * process (the CLI's add-key) may do too, so the change is seen by listing, not by a callback.
+ */
+export class LiveLeakGuard {
+  #fingerprint: string | undefined;
+  #guard: LeakGuard | undefined;
+
+  constructor(private readonly source: GuardedKeySource) {}
+
+  /** The guard over the keys stored now. */
+  current(): LeakGuard {
+    const fingerprint = this.source
+      .list()
+      .map((k) => `${k.id}@${k.created_at}`)
+      .join('\n');
+    if (this.#guard === undefined || fingerprint !== this.#fingerprint) {
+      this.#guard = new LeakGuard(this.source.tokensForLeakGuard());
+      this.#fingerprint = fingerprint;
+    }
+    return this.#guard;
+  }
+}

@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type BridgeConfig } from '../config/load';
 import { RpcSocketServer, assertSocketPathFree } from '../rpc/socket-server';
 import { ConfigStore } from '../services/config-store';
 import { Keystore, keystorePath, loadOrCreateMasterKey } from '../services/keystore';
+import { LiveLeakGuard } from '../services/leak-guard';
 import Docker from 'dockerode';
 import { createHostActivities, createSharedActivities } from '../activities/index';
 import { ContainerSocketHub } from '../rpc/container-socket';
@@ -99,6 +100,7 @@ export async function start(
         msgtype,
         key,
       );
+    const leakGuard = new LiveLeakGuard(keystore);
     // Agents' usage also counts against the call they are on (set once voice exists).
     let onAgentUsage: (containerName: string, tokens: number) => void = () => undefined;
     const sockets = new ContainerSocketHub({
@@ -118,6 +120,14 @@ export async function start(
         } catch (err) {
           log.warn({ err }, 'audit write failed');
         }
+      },
+      leakGuard: () => leakGuard.current(),
+      reportViolation: (text) => {
+        const adminRoom = config.matrix.adminRoom;
+        if (!adminRoom || !matrix.loggedIn) return;
+        sendToRoom(adminRoom, text, 'm.notice').catch((err: Error) =>
+          log.warn({ err: err.message }, 'security report to the admin room failed'),
+        );
       },
       log: log.child({ component: 'container-socket' }),
     });
