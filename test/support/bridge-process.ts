@@ -43,10 +43,30 @@ export interface SpawnOptions {
  */
 export async function spawnBridge(opts: SpawnOptions = {}): Promise<BridgeProcess> {
   const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), 'armorclaw-it-'));
+  // A port found free can be taken by another process before the embedded Temporal server binds
+  // it (the suites start many servers): with ports of our choosing, try again on fresh ones.
+  const portsChosenHere = opts.temporalPort === undefined && opts.uiPort === undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launchBridge(dir, {
+        ...opts,
+        temporalPort: opts.temporalPort ?? (await freePort()),
+        uiPort: opts.uiPort ?? (await freePort()),
+      });
+    } catch (err) {
+      const raced = /address already in use/.test((err as Error).message);
+      if (!raced || !portsChosenHere || attempt === 3) throw err;
+    }
+  }
+}
+
+async function launchBridge(
+  dir: string,
+  opts: SpawnOptions & { temporalPort: number; uiPort: number },
+): Promise<BridgeProcess> {
   const socketPath = path.join(dir, 'run', 'bridge.sock');
   const stateDir = path.join(dir, 'state');
-  const temporalPort = opts.temporalPort ?? (await freePort());
-  const uiPort = opts.uiPort ?? (await freePort());
+  const { temporalPort, uiPort } = opts;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ARMORCLAW_SOCKET: socketPath,
