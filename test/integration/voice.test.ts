@@ -161,7 +161,16 @@ test('room lists, E2EE and membership: -32001 / -32005 with audit entries', asyn
     message: expect.stringContaining('joined'),
   });
   expect(await refused({ room_id: rooms.voice })).toMatchObject({ code: -32005 });
-  const log = (await call('webrtc.get_audit_log', { limit: 1000 })).result.entries;
+  // The refusal answers as soon as the call is over; its audit entry is written in the same
+  // step of the workflow, a moment later.
+  const log = await waitFor(
+    'the five refusals in the audit log',
+    async () => {
+      const entries = (await call('webrtc.get_audit_log', { limit: 1000 })).result.entries;
+      return entries.length - before >= 5 ? entries : undefined;
+    },
+    { timeoutMs: 10_000 },
+  );
   const fresh = log
     .slice(0, log.length - before)
     .map((e: { event_type: string; details: { reason: string } }) => [
