@@ -11,6 +11,8 @@ export interface AgentConfig {
   mode: AgentMode;
   audioSocketPath: string;
   audioMode: AgentAudioMode;
+  /** The model `agent.ask` and `!ask` use; undefined: the provider's default (agent/llm.ts). */
+  model: string | undefined;
 }
 
 /** A setting the agent cannot run with; the message names the variable, main exits 2. */
@@ -23,6 +25,21 @@ function parseMode(raw: string | undefined): AgentMode {
   const crash = /^crash-after-ms:(\d+)$/.exec(value);
   if (crash) return { kind: 'crash-after-ms', ms: Number(crash[1]) };
   throw new ConfigError(`unknown ARMORCLAW_AGENT_MODE ${JSON.stringify(value)}`);
+}
+
+/**
+ * Model ids go into request bodies and, for Google, into the URL path: only the characters real
+ * ids use (`openai/gpt-4o-mini`, `ft:gpt-4o:org::id`), nothing that could bend a request.
+ */
+function parseModel(raw: string | undefined): string | undefined {
+  const value = (raw ?? '').trim();
+  if (value === '') return undefined;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,255}$/.test(value)) {
+    throw new ConfigError(
+      'ARMORCLAW_AGENT_MODEL must be a model id: up to 256 of A-Z a-z 0-9 . _ : / @ -',
+    );
+  }
+  return value;
 }
 
 function parseAudio(raw: string | undefined): AgentAudioMode {
@@ -47,5 +64,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
     mode: parseMode(env.ARMORCLAW_AGENT_MODE),
     audioSocketPath: env.ARMORCLAW_AUDIO_SOCKET || '/run/armorclaw/audio.sock',
     audioMode: parseAudio(env.ARMORCLAW_AGENT_AUDIO),
+    model: parseModel(env.ARMORCLAW_AGENT_MODEL),
   };
 }

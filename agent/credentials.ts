@@ -1,9 +1,14 @@
 /**
  * The agent's credential: read once from the secrets file (a 0400 file on the bridge's tmpfs,
- * bind-mounted read-only, deleted by the bridge soon after) and kept in memory only.
+ * bind-mounted read-only, deleted by the bridge soon after) and kept in memory only. The file's
+ * shape is formats/secrets-file.ts: in `proxy` mode it names the bridge's provider proxy and
+ * holds a placeholder, in `file` mode (or with no `mode`, as files written before modes were)
+ * it holds the real key.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { inspect } from 'node:util';
+import { PROXY_LOOPBACK_PORT, SECRETS_MODES, type SecretsMode } from '../formats/secrets-file';
 import { errorCode } from './log';
 
 /** Holds the token; every way of turning it into text except `reveal()` yields `[redacted]`. */
@@ -26,11 +31,24 @@ export class Secret {
   }
 }
 
-export interface Credentials {
+interface CommonCredentials {
   keyId: string;
   provider: string;
+  /** The real key in `file` mode, the placeholder in `proxy` mode. */
   token: Secret;
 }
+
+export type Credentials = CommonCredentials &
+  (
+    | { mode: 'file' }
+    | {
+        mode: 'proxy';
+        /** The provider proxy's Unix socket inside the container. */
+        proxySocket: string;
+        /** What an SDK is given: the loopback forwarder plus the provider's API prefix. */
+        baseUrl: string;
+      }
+  );
 
 /** Why the secrets file cannot be used; the reason never quotes the file's content. */
 export class SecretsError extends Error {}
@@ -53,16 +71,62 @@ export function readCredentials(file: string): Credentials {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw new SecretsError('the secrets file is not a JSON object');
   }
-  const { key_id: keyId, provider, token } = doc as Record<string, unknown>;
+  const fields = doc as Record<string, unknown>;
+  const { key_id: keyId, provider, token } = fields;
   if (typeof keyId !== 'string' || keyId.trim() === '') {
     throw new SecretsError('the secrets file has no key_id');
   }
   if (typeof token !== 'string' || token.trim() === '') {
     throw new SecretsError('the secrets file has no token');
   }
-  return {
+  const common: CommonCredentials = {
     keyId,
     provider: typeof provider === 'string' ? provider : '',
     token: new Secret(token),
   };
+  const mode = readMode(fields.mode);
+  if (mode === 'file') return { ...common, mode };
+  return {
+    ...common,
+    mode,
+    proxySocket: readProxySocket(fields.proxy_socket),
+    baseUrl: readBaseUrl(fields.base_url),
+  };
+}
+
+function readMode(value: unknown): SecretsMode {
+  if (value === undefined) return 'file';
+  if (SECRETS_MODES.includes(value as SecretsMode)) return value as SecretsMode;
+  throw new SecretsError(`the secrets file's mode is not one of ${SECRETS_MODES.join(', ')}`);
+}
+
+function readProxySocket(value: unknown): string {
+  if (typeof value !== 'string' || !path.isAbsolute(value) || value.includes('\0')) {
+    throw new SecretsError('the secrets file is in proxy mode without an absolute proxy_socket');
+  }
+  return value;
+}
+
+/**
+ * The agent runs its forwarder at 127.0.0.1:PROXY_LOOPBACK_PORT; a base URL naming anything
+ * else would send an SDK nowhere, so it is refused here rather than at the first request.
+ */
+function readBaseUrl(value: unknown): string {
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    // An unparsable URL: reported below, without quoting it.
+  }
+  if (
+    !url ||
+    url.protocol !== 'http:' ||
+    url.hostname !== '127.0.0.1' ||
+    url.port !== String(PROXY_LOOPBACK_PORT)
+  ) {
+    throw new SecretsError(
+      `the secrets file's base_url is not http://127.0.0.1:${PROXY_LOOPBACK_PORT}/…`,
+    );
+  }
+  return value as string;
 }

@@ -1,9 +1,11 @@
 /**
  * A stand-in for the paid provider APIs (none is reachable from tests): OpenAI-compatible chat,
  * responses, embeddings and models, Anthropic messages, and Google generateContent /
- * streamGenerateContent, on 127.0.0.1 at a random port. It answers JSON or SSE (a stream is
- * `chunks` pieces `delayMs` apart), reports usage as each provider does, records every request
- * (headers, path, body, when it finished or was dropped) and can answer with a provider error.
+ * streamGenerateContent, on 127.0.0.1 at a random port (or on a Unix socket, to stand in for the
+ * bridge's provider proxy as an agent sees it). It answers JSON or SSE (a stream is `chunks`
+ * pieces `delayMs` apart), reports usage as each provider does, records every request (headers,
+ * path, body, when it finished or was dropped) and can answer with a provider error or break a
+ * stream off.
  * `timedRequest` is the agent's side: one HTTP request, each piece of the answer timed.
  */
 import http, {
@@ -22,6 +24,8 @@ export interface StubOptions {
   outputTokens: number;
   /** When set, every request is answered with this error in the provider's format. */
   error?: { status: number; message?: string };
+  /** When set, a stream's connection is dropped after this many pieces, without its end. */
+  breakAfter?: number;
 }
 
 export interface StubRequest {
@@ -48,18 +52,31 @@ export class ProviderStub {
   options: StubOptions;
   private constructor(
     private readonly server: http.Server,
+    /** The stub's origin; on a Unix socket, a placeholder origin for parsing paths. */
     readonly url: string,
     options: Partial<StubOptions>,
+    /** The Unix socket it listens on, when started with one. */
+    readonly socketPath?: string,
   ) {
     this.options = { ...DEFAULTS, ...options };
   }
 
-  /** Starts a stub on a random loopback port. */
-  static async start(options: Partial<StubOptions> = {}): Promise<ProviderStub> {
+  /** Starts a stub on a random loopback port, or on `listen.socketPath`. */
+  static async start(
+    options: Partial<StubOptions> = {},
+    listen: { socketPath?: string } = {},
+  ): Promise<ProviderStub> {
     const server = http.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    const stub = new ProviderStub(server, `http://127.0.0.1:${port}`, options);
+    const { socketPath } = listen;
+    let stub: ProviderStub;
+    if (socketPath !== undefined) {
+      await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+      stub = new ProviderStub(server, 'http://localhost', options, socketPath);
+    } else {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      stub = new ProviderStub(server, `http://127.0.0.1:${port}`, options);
+    }
     server.on('request', (req, res) => void stub.handle(req, res));
     return stub;
   }
@@ -163,6 +180,11 @@ export class ProviderStub {
     for (let i = 0; i <= this.options.chunks; i++) {
       if (this.options.delayMs > 0) await sleep(this.options.delayMs);
       if (res.destroyed) return;
+      if (i === this.options.breakAfter) {
+        // What was written still goes out; the body's end (the last chunk) never does.
+        res.socket?.destroySoon();
+        return;
+      }
       res.write(event(i));
     }
     res.end();
@@ -299,10 +321,13 @@ function anthropicEvents(model: string, o: StubOptions, i: number): string {
   );
 }
 
-/** Chunk n of chunks: Google reports the running totals on every chunk. */
+/** Chunk n of chunks: Google reports the running totals on every chunk, the reason on the last. */
 function googleChunk(model: string, o: StubOptions, n: number): unknown {
+  const finish = n >= o.chunks ? { finishReason: 'STOP' } : {};
   return {
-    candidates: [{ content: { role: 'model', parts: [{ text: `tok${n} ` }] }, index: 0 }],
+    candidates: [
+      { content: { role: 'model', parts: [{ text: `tok${n} ` }] }, ...finish, index: 0 },
+    ],
     usageMetadata: {
       promptTokenCount: o.inputTokens,
       candidatesTokenCount: Math.round((o.outputTokens * n) / Math.max(o.chunks, 1)),
