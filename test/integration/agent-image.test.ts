@@ -1,7 +1,8 @@
 /**
  * The reference agent image (`armorclaw/agent:v1`, built by scripts/build-agent-image.sh) on a
  * real Docker engine, run with the hardening the bridge uses. The test plays the bridge: it
- * serves JSON-RPC on `sock/bridge.sock`, a socket in a directory bind-mounted into the container.
+ * serves JSON-RPC on `sock/bridge.sock`, a socket in a directory bind-mounted into the container,
+ * and, for proxy mode, the real provider proxy on `sock/provider.sock` in front of a provider stub.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +17,17 @@ import {
 } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import pino from 'pino';
+import {
+  CONTAINER_SOCKET_DIR,
+  PROXY_LOOPBACK_PORT,
+  PROXY_PLACEHOLDER_TOKEN,
+  PROXY_SOCKET_NAME,
+  proxyBaseUrl,
+} from '../../formats/secrets-file';
+import { ProviderProxy } from '../../proxy/provider-proxy';
 import { AGENT_IMAGE, DOCKER, docker, ensureAgentImage } from '../support/docker';
+import { ProviderStub } from '../support/provider-stub';
 
 const AGENT_UID = 10001;
 const HEARTBEAT_MS = 200;
@@ -299,6 +310,14 @@ describe('reference agent image (real Docker)', () => {
     expect(bad.error.code).toBe(-32602);
   });
 
+  test('agent.ask in file mode without a network: an answer saying the model is unreachable', async () => {
+    const reply = await bridge.call('agent.ask', { question: 'anyone there?' }, 20_000);
+    expect(reply.result.model).toBe('gpt-4o-mini');
+    expect(reply.result.answer).toMatch(
+      /^the model could not be reached \((EAI_AGAIN|ENOTFOUND|ENETUNREACH)\)$/,
+    );
+  });
+
   test('the token is nowhere in docker logs or docker inspect', async () => {
     const logs = await docker(['logs', containerId]);
     expect(logs.code).toBe(0);
@@ -426,5 +445,141 @@ describe('reference agent image (real Docker)', () => {
     } finally {
       await docker(['rm', '-f', id]);
     }
+  });
+});
+
+describe('reference agent image in proxy mode (real Docker, real provider proxy)', () => {
+  const suffix = randomBytes(4).toString('hex');
+  const realToken = `sk-test-${randomBytes(24).toString('hex')}`;
+  const question = `which colour is ${randomBytes(6).toString('hex')}?`;
+  /** What the stub streams for a chat completion, in 3 pieces. */
+  const stubAnswer = 'tok0 tok1 tok2 ';
+  const containerName = `armorclaw-agent-it-proxy-${suffix}`;
+  let root: string;
+  let agentHome: AgentHome;
+  let stub: ProviderStub;
+  let proxy: ProviderProxy;
+  let verdict: true | { reason: string } = true;
+
+  beforeAll(async () => {
+    await ensureAgentImage();
+    root = mkdtempSync('/dev/shm/armorclaw-agent-it-');
+    chmodSync(root, 0o711);
+    agentHome = await makeHome(root, 'proxy', {
+      mode: 'proxy',
+      key_id: 'k',
+      provider: 'openai',
+      token: PROXY_PLACEHOLDER_TOKEN,
+      proxy_socket: `${CONTAINER_SOCKET_DIR}/${PROXY_SOCKET_NAME}`,
+      base_url: proxyBaseUrl('/v1'),
+    });
+    stub = await ProviderStub.start();
+    proxy = new ProviderProxy({
+      runs: { lookup: () => ({ active: true, provider: 'openai', keyId: 'k' }) },
+      credentials: { tokenFor: () => realToken },
+      baseUrls: { openai: stub.url },
+      guard: { allow: () => verdict },
+      log: pino({ level: 'silent' }),
+    });
+    // Group-owned by the agent's gid, as the bridge does it: the agent runs as 10001:10001.
+    await proxy.listen('run', path.join(agentHome.sock, PROXY_SOCKET_NAME), {
+      groupId: AGENT_UID,
+    });
+    const run = await docker(runArgs({ name: containerName, home: agentHome, detach: true }));
+    expect({ code: run.code, stderr: run.stderr }).toMatchObject({ code: 0 });
+    await waitFor('notify ready', () =>
+      agentHome.bridge.requests('notify').find((r) => r.msg.params?.message === 'ready'),
+    );
+  });
+
+  afterAll(async () => {
+    await docker(['rm', '-f', containerName]);
+    await proxy?.closeAll();
+    await stub?.close();
+    await agentHome?.bridge.close();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  beforeEach(() => {
+    stub.reset();
+    verdict = true;
+  });
+
+  test('agent.ask streams through the proxy; the provider gets the real key, not the placeholder', async () => {
+    const reply = await agentHome.bridge.call('agent.ask', { question }, 20_000);
+    expect(reply.result).toEqual({ answer: stubAnswer, model: 'gpt-4o-mini' });
+    expect(stub.requests).toHaveLength(1);
+    const seen = stub.requests[0]!;
+    expect(seen.url).toBe('/v1/chat/completions');
+    expect(seen.headers.authorization).toBe(`Bearer ${realToken}`);
+    expect(JSON.stringify(seen.headers) + seen.body).not.toContain(PROXY_PLACEHOLDER_TOKEN);
+    expect(JSON.parse(seen.body)).toMatchObject({
+      model: 'gpt-4o-mini',
+      stream: true,
+      messages: [{ role: 'user', content: question }],
+    });
+  });
+
+  test('a refusal of the proxy reaches the asker as a model error', async () => {
+    verdict = { reason: 'the run has spent its budget' };
+    const reply = await agentHome.bridge.call('agent.ask', { question: 'hi' }, 20_000);
+    expect(reply.result).toEqual({
+      answer: 'model error (429): the run has spent its budget',
+      model: 'gpt-4o-mini',
+    });
+    expect(stub.requests).toEqual([]);
+  });
+
+  test('!ask in the room is answered with matrix.send, keyed by the event', async () => {
+    const eventId = `$ask-${suffix}:example.org`;
+    const ack = await agentHome.bridge.call(
+      'matrix.event',
+      {
+        seq: 1,
+        event: {
+          event_id: eventId,
+          sender: '@alice:example.org',
+          content: { body: `!ask ${question}` },
+        },
+      },
+      20_000,
+    );
+    expect(ack.error).toBeUndefined();
+    const send = agentHome.bridge.requests('matrix.send');
+    expect(send.map((r) => r.msg.params)).toEqual([
+      { message: stubAnswer, idempotency_key: `reply-${eventId}` },
+    ]);
+    expect(agentHome.bridge.requests('matrix.ack').map((r) => r.msg.params)).toEqual([{ seq: 1 }]);
+  });
+
+  test('the loopback forwarder on 127.0.0.1:8089 reaches the proxy from inside the container', async () => {
+    const script = `require('http').get('http://127.0.0.1:${PROXY_LOOPBACK_PORT}/v1/models', (r) => {
+      let b = '';
+      r.on('data', (c) => (b += c));
+      r.on('end', () => process.stdout.write(r.statusCode + ' ' + b));
+    }).on('error', (e) => { process.stdout.write('error ' + e.code); process.exit(1); });`;
+    const exec = await docker(['exec', containerName, '/usr/local/bin/node', '-e', script]);
+    expect({ code: exec.code, stdout: exec.stdout, stderr: exec.stderr }).toEqual({
+      code: 0,
+      stdout: '200 {"object":"list","data":[{"id":"stub-model","object":"model"}]}',
+      stderr: '',
+    });
+    expect(stub.requests.map((r) => [r.method, r.url, r.headers.authorization])).toEqual([
+      ['GET', '/v1/models', `Bearer ${realToken}`],
+    ]);
+  });
+
+  test('the log says proxy mode and the forwarder, and holds no question, answer or key', async () => {
+    const logs = await docker(['logs', containerName]);
+    const output = logs.stdout + logs.stderr;
+    expect(output).toContain('[agent] credential loaded (key_id k, provider openai, proxy mode)');
+    expect(output).toContain(
+      `[agent] forwarder: 127.0.0.1:${PROXY_LOOPBACK_PORT} → provider proxy`,
+    );
+    expect(output).toContain(`[agent] ask: answered ${stubAnswer.length} chars`);
+    expect(output).not.toContain(question);
+    expect(output).not.toContain('tok1');
+    expect(output).not.toContain(realToken.slice(8));
+    for (const line of output.trim().split('\n')) expect(line).toMatch(/^\[agent\] /);
   });
 });
