@@ -66,6 +66,42 @@ export function stripInvisible(text: string): string {
   return out;
 }
 
+/**
+ * The typed arrays of one `decodedViews` call, cut from shared buffers. V8 takes a couple of
+ * microseconds for each new backing store, longer than scanning a log line, so a call allocates
+ * one buffer that holds the common case (the text and its one view: 7 arrays) and one more for
+ * each decoding. Every array has the text's length, which decoding never exceeds. A buffer lives
+ * as long as the views cut from it: nothing is reused across calls.
+ */
+class Arena {
+  static readonly #ARRAYS_PER_BUFFER = 7;
+  #buffer = new ArrayBuffer(0);
+  #used = 0;
+
+  constructor(readonly length: number) {}
+
+  uint16(): Uint16Array {
+    const offset = this.#take();
+    return new Uint16Array(this.#buffer, offset, this.length);
+  }
+
+  int32(): Int32Array {
+    const offset = this.#take();
+    return new Int32Array(this.#buffer, offset, this.length);
+  }
+
+  /** The offset of a fresh slot, in a new buffer when this one is full; 4 bytes a unit keeps Int32Arrays aligned. */
+  #take(): number {
+    const slot = 4 * this.length;
+    if (this.#used + slot > this.#buffer.byteLength) {
+      this.#buffer = new ArrayBuffer(Arena.#ARRAYS_PER_BUFFER * slot);
+      this.#used = 0;
+    }
+    this.#used += slot;
+    return this.#used - slot;
+  }
+}
+
 /** Appends code units with their spans; never grows past the capacity decoding needs. */
 class MappedBuilder {
   readonly units: Uint16Array;
@@ -73,10 +109,10 @@ class MappedBuilder {
   readonly end: Int32Array;
   length = 0;
 
-  constructor(capacity: number) {
-    this.units = new Uint16Array(capacity);
-    this.start = new Int32Array(capacity);
-    this.end = new Int32Array(capacity);
+  constructor(arena: Arena) {
+    this.units = arena.uint16();
+    this.start = arena.int32();
+    this.end = arena.int32();
   }
 
   push(unit: number, start: number, end: number): void {
@@ -103,11 +139,11 @@ class MappedBuilder {
   }
 }
 
-function fromText(text: string): Mapped {
+function fromText(text: string, arena: Arena): Mapped {
   const n = text.length;
-  const units = new Uint16Array(n);
-  const start = new Int32Array(n);
-  const end = new Int32Array(n);
+  const units = arena.uint16();
+  const start = arena.int32();
+  const end = arena.int32();
   for (let i = 0; i < n; i++) {
     units[i] = text.charCodeAt(i);
     start[i] = i;
@@ -139,8 +175,10 @@ function utf8Length(lead: number): number {
  * not start a valid UTF-8 sequence stays as it is, as `decodeURIComponent` would refuse it. `+`
  * stays `+`: base64 uses it. Null when nothing was decoded.
  */
-function percentDecode(m: Mapped): Mapped | null {
+function percentDecode(m: Mapped, arena: Arena): Mapped | null {
   const { units, start, end } = m;
+  // Most texts (log lines above all) hold no escape: no decoded copy to build.
+  if (!units.includes(0x25)) return null;
   const n = units.length;
   const byteAt = (p: number): number => {
     if (p + 2 >= n || units[p] !== 0x25) return -1;
@@ -148,7 +186,7 @@ function percentDecode(m: Mapped): Mapped | null {
     const lo = hexValue(units[p + 2]);
     return hi < 0 || lo < 0 ? -1 : (hi << 4) | lo;
   };
-  const out = new MappedBuilder(n);
+  const out = new MappedBuilder(arena);
   let decoded = false;
   let i = 0;
   while (i < n) {
@@ -186,10 +224,11 @@ const JSON_SHORT = new Map<number, number>([
 ]);
 
 /** JSON string escapes decoded (`\uXXXX` per code unit, `\/`, `\"`, ...); null when none. */
-function jsonDecode(m: Mapped): Mapped | null {
+function jsonDecode(m: Mapped, arena: Arena): Mapped | null {
   const { units, start, end } = m;
+  if (!units.includes(0x5c)) return null;
   const n = units.length;
-  const out = new MappedBuilder(n);
+  const out = new MappedBuilder(arena);
   let decoded = false;
   let i = 0;
   while (i < n) {
@@ -221,10 +260,10 @@ function jsonDecode(m: Mapped): Mapped | null {
   return decoded ? out.done() : null;
 }
 
-function strip(m: Mapped, layers: Layer[]): View {
+function strip(m: Mapped, layers: Layer[], arena: Arena): View {
   const n = m.units.length;
-  const out = new MappedBuilder(n);
-  const dropped = new Int32Array(n);
+  const out = new MappedBuilder(arena);
+  const dropped = arena.int32();
   let count = 0;
   for (let i = 0; i < n; i++) {
     const unit = m.units[i]!;
@@ -238,7 +277,7 @@ function strip(m: Mapped, layers: Layer[]): View {
   return { ...out.done(), layers, dropped: dropped.subarray(0, out.length) };
 }
 
-const DECODERS: Array<[Layer, (m: Mapped) => Mapped | null]> = [
+const DECODERS: Array<[Layer, (m: Mapped, arena: Arena) => Mapped | null]> = [
   ['url', percentDecode],
   ['json', jsonDecode],
 ];
@@ -250,17 +289,19 @@ const DECODERS: Array<[Layer, (m: Mapped) => Mapped | null]> = [
  */
 export function decodedViews(text: string): View[] {
   const views: View[] = [];
+  const arena = new Arena(text.length);
   // Layers are kept in decoding order here; a view reports them outermost-last, as applied.
   let level: Array<{ mapped: Mapped; decoded: Layer[] }> = [
-    { mapped: fromText(text), decoded: [] },
+    { mapped: fromText(text, arena), decoded: [] },
   ];
   for (let depth = 0; ; depth++) {
-    for (const { mapped, decoded } of level) views.push(strip(mapped, [...decoded].reverse()));
+    for (const { mapped, decoded } of level)
+      views.push(strip(mapped, [...decoded].reverse(), arena));
     if (depth === MAX_DECODE_DEPTH) return views;
     const next: typeof level = [];
     for (const { mapped, decoded } of level) {
       for (const [layer, decode] of DECODERS) {
-        const result = decode(mapped);
+        const result = decode(mapped, arena);
         if (result) next.push({ mapped: result, decoded: [...decoded, layer] });
       }
     }

@@ -245,6 +245,34 @@ describe('LeakGuard.redact', () => {
     expect(g.redact('<abababababab> <abababab>')).toBe('<[redacted]> <[redacted]>');
   });
 
+  test('finds each layer in a text that needs every view, one per decoding chain', () => {
+    // `%` and `\` at every level: raw, url, json, url+url, json+url, url+json and json+json views.
+    const text = [
+      `url ${encodeURIComponent(TOKEN)}`,
+      `json ${unicodeEscapeAll(OTHER)}`,
+      `json+url ${encodeURIComponent(`"${unicodeEscapeAll(TOKEN)}"`)}`,
+      `json+json ${JSON.stringify(unicodeEscapeAll(OTHER))}`,
+      `url+url ${encodeURIComponent(encodeURIComponent(TOKEN))}`,
+    ].join('\n');
+    expect(leakOf(guard.scan(text))?.encodings).toEqual([
+      'json',
+      'json+json',
+      'json+url',
+      'url',
+      'url+url',
+    ]);
+    const redacted = guard.redact(text);
+    expect(guard.scan(redacted)).toEqual({ leaked: false });
+    // Each match's escapes go with it; the quotes around the JSON strings stay.
+    expect(redacted.split('\n')).toEqual([
+      'url [redacted]',
+      'json [redacted]',
+      'json+url %22[redacted]%22',
+      'json+json "[redacted]"',
+      'url+url [redacted]',
+    ]);
+  });
+
   test('leaves text without tokens as it was', () => {
     const text = 'usage: {"input_tokens": 12} %41 \\u0041 \u200b';
     expect(guard.redact(text)).toBe(text);
