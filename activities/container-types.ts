@@ -3,6 +3,7 @@
  * (workflows import this file's types, never the implementations). No argument or result carries
  * a secret: the activity that needs a token reads it from the keystore itself.
  */
+import type { SecretsMode } from '../formats/secrets-file';
 
 export interface StartContainerArgs {
   containerName: string;
@@ -13,6 +14,16 @@ export interface StartContainerArgs {
   hostId: string;
   network: string;
   roomId?: string;
+  /** `proxy`: the run's provider proxy socket is opened beside its bridge socket. */
+  secretsMode: SecretsMode;
+  /** The run's spending limit (micro-dollars; 0: none), for the proxy to refuse past it. */
+  limitMicroUsd: number;
+}
+
+export interface WriteSecretsArgs {
+  containerName: string;
+  keyId: string;
+  secretsMode: SecretsMode;
 }
 
 export interface StartContainerResult {
@@ -39,7 +50,7 @@ export interface AuditArgs {
 
 /** Run on the host's task queue: they touch Docker, the secrets tmpfs and the container socket. */
 export interface HostContainerActivities {
-  writeSecretsFile(args: { containerName: string; keyId: string }): Promise<void>;
+  writeSecretsFile(args: WriteSecretsArgs): Promise<void>;
   startContainer(args: StartContainerArgs): Promise<StartContainerResult>;
   removeSecretsFile(args: { containerName: string }): Promise<void>;
   inspectContainer(args: { containerName: string }): Promise<ContainerInspection>;

@@ -31,9 +31,23 @@ export interface ContainerSockets {
   close(containerName: string): Promise<void>;
 }
 
+/**
+ * The provider proxy's side of a `proxy`-mode run: its socket in the run's socket directory,
+ * served from the start until the teardown begins (the worker passes it; see worker/providers.ts).
+ */
+export interface ProviderEndpoints {
+  open(
+    containerName: string,
+    socketDir: string,
+    run: { keyId: string; limitMicroUsd: number },
+  ): Promise<void>;
+  close(containerName: string): Promise<void>;
+}
+
 export interface DockerActivitiesDeps {
   docker: Docker;
   sockets: ContainerSockets;
+  providers: ProviderEndpoints;
   policy: ContainerPolicy;
   removeSecretsFile(args: { containerName: string }): Promise<void>;
   log: Logger;
@@ -108,6 +122,12 @@ export function createDockerActivities(deps: DockerActivitiesDeps) {
 
   async function startContainer(args: StartContainerArgs): Promise<StartContainerResult> {
     const paths = await sockets.open(args.containerName, { roomId: args.roomId });
+    if (args.secretsMode === 'proxy') {
+      await deps.providers.open(args.containerName, paths.dir, {
+        keyId: args.keyId,
+        limitMicroUsd: args.limitMicroUsd,
+      });
+    }
     const existing = await inspectByName(args.containerName);
     if (existing?.State.Running) {
       // A retry after the start succeeded but before its result was recorded.
@@ -164,6 +184,8 @@ export function createDockerActivities(deps: DockerActivitiesDeps) {
   }
 
   async function teardownContainer(args: { containerName: string }): Promise<void> {
+    // The model first: an ending run spends nothing more, even in its stop grace period.
+    await deps.providers.close(args.containerName);
     const info = await inspectByName(args.containerName);
     if (info) {
       const c = docker.getContainer(info.Id);

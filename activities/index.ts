@@ -6,7 +6,12 @@ import type { Client } from '@temporalio/client';
 import { createAuditActivities } from './audit';
 import { createBudgetActivities, type BudgetActivities } from './budget';
 import type { HostContainerActivities, SharedActivities } from './container-types';
-import { createDockerActivities, type ContainerPolicy, type ContainerSockets } from './docker';
+import {
+  createDockerActivities,
+  type ContainerPolicy,
+  type ContainerSockets,
+  type ProviderEndpoints,
+} from './docker';
 import { createMatrixActivities, type MatrixActivities, type MatrixActivityDeps } from './matrix';
 import { createSecretsActivities } from './secrets';
 
@@ -16,6 +21,7 @@ export interface ActivityDeps {
   keystore: Keystore;
   auditLog: AuditLog;
   sockets: ContainerSockets;
+  providers: ProviderEndpoints;
   policy: ContainerPolicy;
   log: Logger;
 }
@@ -33,6 +39,7 @@ export function createHostActivities(
   const docker = createDockerActivities({
     docker: deps.docker,
     sockets: deps.sockets,
+    providers: deps.providers,
     policy: deps.policy,
     removeSecretsFile: secrets.removeSecretsFile,
     log: deps.log.child({ component: 'docker' }),

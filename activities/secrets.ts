@@ -4,8 +4,17 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { TMPFS_MAGIC } from '../config/settings';
-import { KeystoreError, type Keystore } from '../services/keystore';
+import {
+  CONTAINER_SOCKET_DIR,
+  PROXY_PLACEHOLDER_TOKEN,
+  PROXY_SOCKET_NAME,
+  proxyBaseUrl,
+  type SecretsFile,
+} from '../formats/secrets-file';
+import { PROVIDER_SPECS } from '../proxy/providers';
+import { KeystoreError, type KeyRecord, type Keystore } from '../services/keystore';
 import { ContainerFailureType } from '../workflows/definitions';
+import type { WriteSecretsArgs } from './container-types';
 
 export interface SecretsFilesDeps {
   keystore: Keystore;
@@ -24,11 +33,12 @@ export const secretsDirFor = (secretsDir: string, containerName: string): string
 /**
  * Writes and removes the short-lived secrets files. The token is read from the keystore here,
  * inside the activity, so it never appears in a workflow input, activity argument or result.
+ * In `proxy` mode the file holds no token at all: a placeholder and where the proxy is.
  */
 export function createSecretsActivities(deps: SecretsFilesDeps) {
   const { keystore, secretsDir, agentUid, log } = deps;
 
-  async function writeSecretsFile(args: { containerName: string; keyId: string }): Promise<void> {
+  async function writeSecretsFile(args: WriteSecretsArgs): Promise<void> {
     await ensureTmpfsDir(secretsDir);
     let record;
     try {
@@ -58,9 +68,7 @@ export function createSecretsActivities(deps: SecretsFilesDeps) {
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { mode: 0o700 });
     const file = path.join(dir, SECRETS_FILE_NAME);
-    const body = Buffer.from(
-      JSON.stringify({ key_id: record.id, provider: record.provider, token: record.token }),
-    );
+    const body = Buffer.from(JSON.stringify(secretsFileFor(record, args.secretsMode)));
     const handle = await open(
       file,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
@@ -77,7 +85,10 @@ export function createSecretsActivities(deps: SecretsFilesDeps) {
       await chown(file, agentUid, agentUid);
       await chown(dir, agentUid, agentUid);
     }
-    log.info({ containerName: args.containerName, keyId: args.keyId }, 'secrets file written');
+    log.info(
+      { containerName: args.containerName, keyId: args.keyId, secretsMode: args.secretsMode },
+      'secrets file written',
+    );
   }
 
   async function removeSecretsFile(args: { containerName: string }): Promise<void> {
@@ -91,6 +102,24 @@ export function createSecretsActivities(deps: SecretsFilesDeps) {
   }
 
   return { writeSecretsFile, removeSecretsFile };
+}
+
+/** What the agent is given: the key itself, or how to reach the proxy that holds it. */
+function secretsFileFor(
+  record: KeyRecord & { token: string },
+  mode: WriteSecretsArgs['secretsMode'],
+): SecretsFile {
+  if (mode === 'file') {
+    return { mode, key_id: record.id, provider: record.provider, token: record.token };
+  }
+  return {
+    mode,
+    key_id: record.id,
+    provider: record.provider,
+    token: PROXY_PLACEHOLDER_TOKEN,
+    proxy_socket: `${CONTAINER_SOCKET_DIR}/${PROXY_SOCKET_NAME}`,
+    base_url: proxyBaseUrl(PROVIDER_SPECS[record.provider].sdkBasePath),
+  };
 }
 
 /** Secrets must never touch a disk: refuse a secrets directory that is not on tmpfs. */

@@ -11,6 +11,8 @@ import { parse as parseToml } from 'smol-toml';
 import { parseDuration } from '../formats/duration';
 import { decodeMasterKey } from '../formats/master-key';
 import { parseModelPrices, REFUSE_UNKNOWN_MODELS } from '../formats/model-prices';
+import { PROVIDERS } from '../formats/providers';
+import type { SecretsMode } from '../formats/secrets-file';
 import { coerce } from './coerce';
 import {
   settingByKey,
@@ -136,8 +138,9 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
     ? 'env ARMORCLAW_BUDGET_MODELS'
     : `in ${configFile}`;
   const budget = checkBudget(read, modelsFrom, problems);
+  const proxyBaseUrls = checkProxyBaseUrls(read, problems);
   if (problems.length > 0) throw new ConfigError(problems);
-  return assemble(read, { configFile, stateDir: ctx.stateDir, budget });
+  return assemble(read, { configFile, stateDir: ctx.stateDir, budget, proxyBaseUrls });
 }
 
 /** The checks that span keys or look inside a value; each problem names its key. */
@@ -196,6 +199,8 @@ function checkBudget(read: Read, modelsFrom: string, problems: string[]) {
     dailyLimitUsd: read('budget.daily_limit_usd'),
     /** 0: no limit. */
     monthlyLimitUsd: read('budget.monthly_limit_usd'),
+    /** Each run's limit unless `start` gives one; 0: none. */
+    runLimitUsd: read('budget.run_limit_usd'),
     /** Fractions in (0, 1), ascending, without duplicates. */
     alertThresholds: [...new Set(thresholds)].sort((a, b) => a - b),
     models,
@@ -204,10 +209,41 @@ function checkBudget(read: Read, modelsFrom: string, problems: string[]) {
   };
 }
 
+/** `proxy.base_urls`: provider names to http(s) origins (an optional path prefix allowed). */
+function checkProxyBaseUrls(read: Read, problems: string[]): Record<string, string> {
+  const table = read('proxy.base_urls');
+  const urls: Record<string, string> = {};
+  for (const [provider, value] of Object.entries(table)) {
+    if (!(PROVIDERS as readonly string[]).includes(provider)) {
+      problems.push(
+        `proxy.base_urls: unknown provider "${provider}" (one of ${PROVIDERS.join(', ')})`,
+      );
+      continue;
+    }
+    let url: URL | undefined;
+    try {
+      url = typeof value === 'string' ? new URL(value) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
+      problems.push(`proxy.base_urls.${provider}: expected an http(s) URL, got ${JSON.stringify(value)}`);
+      continue;
+    }
+    urls[provider] = url.href.replace(/\/$/, '');
+  }
+  return urls;
+}
+
 /** The configuration's shape: every setting under the name the bridge's code uses. */
 function assemble(
   read: Read,
-  found: { configFile?: string; stateDir: string; budget: ReturnType<typeof checkBudget> },
+  found: {
+    configFile?: string;
+    stateDir: string;
+    budget: ReturnType<typeof checkBudget>;
+    proxyBaseUrls: Record<string, string>;
+  },
 ) {
   const optPath = (v: string | undefined) => (v === undefined ? undefined : path.resolve(v));
   return {
@@ -265,6 +301,13 @@ function assemble(
       agentUid: read('containers.agent_uid'),
       secretsDir: path.resolve(read('containers.secrets_dir')),
       heartbeatIntervalMs: read('containers.heartbeat_interval'),
+      secretsMode: read('containers.secrets_mode') as SecretsMode,
+    },
+    proxy: {
+      /** Provider → base URL, for the providers configured; the others use their own API. */
+      baseUrls: found.proxyBaseUrls,
+      connectTimeoutMs: read('proxy.connect_timeout'),
+      idleTimeoutMs: read('proxy.idle_timeout'),
     },
     voice: {
       defaultTtlMs: read('voice.default_ttl'),

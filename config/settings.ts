@@ -297,6 +297,14 @@ export const settings = [
     doc: 'tmpfs directory for per-container secrets files. Default: /run/armorclaw/secrets when /run is tmpfs, else under /dev/shm. A directory not on tmpfs is refused.',
   },
   {
+    key: 'containers.secrets_mode',
+    env: 'ARMORCLAW_SECRETS_MODE',
+    type: 'string',
+    default: 'proxy',
+    oneOf: ['proxy', 'file'],
+    doc: 'How a run reaches its model when `start` does not say (`secrets_mode`): "proxy" (the key stays in the bridge; the agent gets a placeholder and the provider proxy on its socket) or "file" (the real key in the short-lived secrets file).',
+  },
+  {
     key: 'containers.heartbeat_interval',
     env: 'ARMORCLAW_AGENT_HEARTBEAT_INTERVAL',
     type: 'duration',
@@ -376,7 +384,7 @@ export const settings = [
     type: 'number',
     default: 0,
     min: 0,
-    doc: 'Spending limit per UTC day in USD, from the usage agents report (`budget.report`). Reaching it stops running agents and refuses new `start`s (-32006) until the day ends. 0: no daily limit.',
+    doc: 'Spending limit per UTC day in USD, from the usage the provider proxy meters and the usage agents report (`budget.report`). Reaching it refuses provider requests, stops running agents and refuses new `start`s (-32006) until the day ends. 0: no daily limit.',
   },
   {
     key: 'budget.monthly_limit_usd',
@@ -385,6 +393,14 @@ export const settings = [
     default: 0,
     min: 0,
     doc: 'Spending limit per UTC month in USD, enforced like the daily one. 0: no monthly limit.',
+  },
+  {
+    key: 'budget.run_limit_usd',
+    env: 'ARMORCLAW_BUDGET_RUN_LIMIT_USD',
+    type: 'number',
+    default: 0,
+    min: 0,
+    doc: 'Spending limit of each run in USD when `start` does not give one (`budget_usd`), metered by the provider proxy. Reaching it refuses the run\'s further provider requests (429), cuts its streams and ends the run. 0: no per-run limit.',
   },
   {
     key: 'budget.alert_thresholds',
@@ -409,6 +425,27 @@ export const settings = [
     type: 'string',
     default: 'refuse',
     doc: 'How a report for a model missing from budget.models is priced: "refuse" rejects it with -32602 (nothing is spent unseen), or the name of a model in budget.models whose prices apply.',
+  },
+  {
+    key: 'proxy.base_urls',
+    env: 'ARMORCLAW_PROXY_BASE_URLS',
+    type: 'table',
+    default: {},
+    doc: 'Where the provider proxy sends each provider\'s requests, when not the provider\'s own API: a table of provider = "https://…" for openai, anthropic, openrouter, google, xai (an API gateway, a regional endpoint). Environment: the same as a JSON object.',
+  },
+  {
+    key: 'proxy.connect_timeout',
+    env: 'ARMORCLAW_PROXY_CONNECT_TIMEOUT',
+    type: 'duration',
+    default: '10s',
+    doc: 'How long the provider proxy waits to connect to a provider before answering 502.',
+  },
+  {
+    key: 'proxy.idle_timeout',
+    env: 'ARMORCLAW_PROXY_IDLE_TIMEOUT',
+    type: 'duration',
+    default: '5m',
+    doc: 'How long a provider may stay silent, before and during an answer, before the proxy gives up (504): slow models think.',
   },
   {
     key: 'voice.default_ttl',

@@ -9,6 +9,8 @@ import type { EndReason } from './lifecycle';
  * - `removeSecrets`: delete the secrets file (on the agent's ack, or at the deadline);
  * - `cleanup`: on every terminal state, stop and remove the container, remove the secrets file,
  *   write the audit entry;
+ * - `USAGE` (what the provider proxy metered) adds to the run's spend; an Active run whose spend
+ *   reaches its limit ends with `budget_exceeded`;
  * - delayed events (`ttl`, `secretsDeadline`) arrive as `xstate.raise` actions with a delay and
  *   are cancelled with `xstate.cancel`; the workflow turns them into Temporal timers.
  */
@@ -17,6 +19,16 @@ export interface ContainerRunInput {
   ttlMs: number;
   /** At most this long after the container starts, the secrets file is removed. */
   secretsDeadlineMs: number;
+  /** The run's spending limit in micro-dollars; 0: none. */
+  limitMicroUsd: number;
+}
+
+/** What the provider proxy metered for the run so far. */
+export interface RunSpend {
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+  costMicroUsd: number;
 }
 
 export interface ContainerRunContext extends ContainerRunInput {
@@ -28,6 +40,7 @@ export interface ContainerRunContext extends ContainerRunInput {
   /** Human-readable detail of the end (exit code, error message). Never a secret. */
   endDetail?: string;
   exitCode?: number;
+  spend: RunSpend;
 }
 
 export type ContainerRunEvent =
@@ -37,7 +50,8 @@ export type ContainerRunEvent =
   | { type: 'SECRETS_ACKED' }
   | { type: 'CONTAINER_EXITED'; exitCode: number; oomKilled: boolean }
   | { type: 'HEALTH_FAILED'; message: string }
-  | { type: 'BUDGET_EXCEEDED' };
+  | { type: 'BUDGET_EXCEEDED' }
+  | { type: 'USAGE'; inputTokens: number; outputTokens: number; costMicroUsd: number };
 
 export const containerRunMachine = setup({
   types: {
@@ -50,6 +64,17 @@ export const containerRunMachine = setup({
     removeSecrets: () => undefined,
     cleanup: () => undefined,
     markSecretsRemoved: assign({ secretsRemoved: true }),
+    addUsage: assign({
+      spend: ({ context, event }) =>
+        event.type !== 'USAGE'
+          ? context.spend
+          : {
+              requests: context.spend.requests + 1,
+              inputTokens: context.spend.inputTokens + event.inputTokens,
+              outputTokens: context.spend.outputTokens + event.outputTokens,
+              costMicroUsd: context.spend.costMicroUsd + event.costMicroUsd,
+            },
+    }),
   },
   guards: {
     secretsPresent: ({ context }) => !context.secretsRemoved,
@@ -57,6 +82,8 @@ export const containerRunMachine = setup({
     cleanExit: ({ event }) =>
       event.type === 'CONTAINER_EXITED' && event.exitCode === 0 && !event.oomKilled,
     oomKilled: ({ event }) => event.type === 'CONTAINER_EXITED' && event.oomKilled,
+    overRunLimit: ({ context }) =>
+      context.limitMicroUsd > 0 && context.spend.costMicroUsd >= context.limitMicroUsd,
   },
   delays: {
     ttl: ({ context }) => context.ttlMs,
@@ -65,7 +92,14 @@ export const containerRunMachine = setup({
 }).createMachine({
   id: 'containerRun',
   initial: 'Pending',
-  context: ({ input }) => ({ ...input, secretsRemoved: false, ackedWhilePending: false }),
+  context: ({ input }) => ({
+    ...input,
+    secretsRemoved: false,
+    ackedWhilePending: false,
+    spend: { requests: 0, inputTokens: 0, outputTokens: 0, costMicroUsd: 0 },
+  }),
+  // Usage is counted whenever it arrives (a response can finish while the run starts or ends).
+  on: { USAGE: { actions: 'addUsage' } },
   states: {
     Pending: {
       on: {
@@ -90,8 +124,19 @@ export const containerRunMachine = setup({
       },
     },
     Active: {
-      // An ack that overtook the start result is honoured as soon as the run is Active.
-      always: { guard: 'ackedEarly', actions: ['removeSecrets', 'markSecretsRemoved'] },
+      always: [
+        // Spend that reached the limit while the run started ends it as soon as it is Active.
+        {
+          guard: 'overRunLimit',
+          target: 'Ended',
+          actions: assign({
+            endReason: 'budget_exceeded' as EndReason,
+            endDetail: 'the run reached its spending limit',
+          }),
+        },
+        // An ack that overtook the start result is honoured as soon as the run is Active.
+        { guard: 'ackedEarly', actions: ['removeSecrets', 'markSecretsRemoved'] },
+      ],
       after: {
         ttl: { target: 'Expired', actions: assign({ endReason: 'ttl_expired' as EndReason }) },
         secretsDeadline: {

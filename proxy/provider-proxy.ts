@@ -36,6 +36,8 @@ export interface ProviderProxyDeps {
   baseUrls?: Partial<Record<Provider, string>>;
   /** Usage read from each response that carried it. */
   onUsage?(runName: string, usage: Usage): void;
+  /** Told of each request the proxy answered itself instead of forwarding it. */
+  onRefused?(runName: string, refusal: { kind: RefusalKind; method: string; path: string }): void;
   /** Consulted before each request is forwarded: false or a reason refuses it with 429. */
   guard?: { allow(runName: string): boolean | { reason: string } };
   log: Logger;
@@ -168,6 +170,12 @@ export class ProviderProxy {
       log.info({ provider, method: req.method, kind }, 'provider request refused');
       req.resume();
       sendError(res, provider, kind, message);
+      const path = (req.url ?? '').split('?')[0]!.slice(0, 256);
+      try {
+        this.deps.onRefused?.(runName, { kind, method: req.method ?? '', path });
+      } catch (err) {
+        log.error({ err }, 'refusal callback failed');
+      }
     };
     if (!route || !route.active) return refuse('inactive', 'this run is not active');
 

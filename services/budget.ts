@@ -42,6 +42,8 @@ export interface PeriodLedger {
   /** `YYYY-MM-DD` for a day, `YYYY-MM` for a month (UTC). */
   period: string;
   spentMicroUsd: number;
+  /** The part of `spentMicroUsd` agents reported themselves (absent in older ledgers: 0). */
+  selfReportedMicroUsd?: number;
   reports: number;
   /** Thresholds announced (or passed over) in this period, ascending. */
   alerted: number[];
@@ -116,6 +118,7 @@ export function nextPeriodBoundaryMs(ms: number): number {
 const emptyPeriod = (period: string): PeriodLedger => ({
   period,
   spentMicroUsd: 0,
+  selfReportedMicroUsd: 0,
   reports: 0,
   alerted: [],
   exceededNoticed: false,
@@ -138,11 +141,19 @@ export function rollLedger(ledger: BudgetLedger, ms: number): BudgetLedger {
   };
 }
 
-/** Adds one report's cost to both periods (the caller rolls the ledger first). */
-export function addSpend(ledger: BudgetLedger, costMicroUsd: number): BudgetLedger {
+/**
+ * Adds one report's cost to both periods (the caller rolls the ledger first); `selfReported`
+ * when the agent reported it rather than the provider proxy metering it.
+ */
+export function addSpend(
+  ledger: BudgetLedger,
+  costMicroUsd: number,
+  selfReported = false,
+): BudgetLedger {
   const add = (p: PeriodLedger): PeriodLedger => ({
     ...p,
     spentMicroUsd: p.spentMicroUsd + costMicroUsd,
+    selfReportedMicroUsd: (p.selfReportedMicroUsd ?? 0) + (selfReported ? costMicroUsd : 0),
     reports: p.reports + 1,
   });
   return { day: add(ledger.day), month: add(ledger.month) };

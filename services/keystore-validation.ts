@@ -3,9 +3,10 @@
  * the keystore's error codes, and the checks a new key passes before anything is sealed.
  */
 
-/** Providers a key may belong to (docs/api.md, "Keystore"). */
-export const PROVIDERS = ['openai', 'anthropic', 'openrouter', 'google', 'xai'] as const;
-export type Provider = (typeof PROVIDERS)[number];
+import { isProvider, PROVIDERS, type Provider } from '../formats/providers';
+
+// Providers a key may belong to (docs/api.md, "Keystore").
+export { isProvider, PROVIDERS, type Provider };
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const MAX_TOKEN_BYTES = 16 * 1024;
@@ -46,10 +47,6 @@ export interface StoreKeyInput {
   tags?: string[];
 }
 
-/** Whether `p` names one of PROVIDERS. */
-export function isProvider(p: unknown): p is Provider {
-  return typeof p === 'string' && (PROVIDERS as readonly string[]).includes(p);
-}
 
 // Control characters are refused in text that `armorclaw list-keys` prints to a terminal.
 // eslint-disable-next-line no-control-regex

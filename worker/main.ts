@@ -20,12 +20,13 @@ import { MatrixStore, matrixStorePath } from '../services/matrix-store';
 import { AuditLog, auditLogPath } from '../services/audit-log';
 import { DockerEventWatcher } from './docker-events';
 import { startWorkers } from './workers';
-import { createLogger } from './logger';
+import { createLogger, logScrubber } from './logger';
 import { BRIDGE_VERSION, createBridgeDispatcher } from './rpc-api';
 import { connectTemporal, type TemporalHandle } from './temporal';
 import { createVoice } from './voice';
 import { createAgentRunActivities, createVoiceHostActivities } from '../activities/voice';
 import { createAdmissionActivities } from '../activities/admission';
+import { createProviderAccess } from './providers';
 
 export interface RunningBridge {
   config: BridgeConfig;
@@ -101,8 +102,17 @@ export async function start(
         key,
       );
     const leakGuard = new LiveLeakGuard(keystore);
+    // From here on every line, from any logger, is scrubbed of the stored keys.
+    cleanups.push(logScrubber.use(() => leakGuard.current()));
     // Agents' usage also counts against the call they are on (set once voice exists).
     let onAgentUsage: (containerName: string, tokens: number) => void = () => undefined;
+    const audit = (entry: Parameters<AuditLog['append']>[0]) => {
+      try {
+        auditLog.append(entry);
+      } catch (err) {
+        log.warn({ err }, 'audit write failed');
+      }
+    };
     const sockets = new ContainerSocketHub({
       bridgeSocketPath: config.socket.path,
       matrix: { store: matrixStore, inbox, send: sendToRoom },
@@ -114,13 +124,7 @@ export async function start(
         unknownModel: config.budget.unknownModelCost,
         onUsage: (name, tokens) => onAgentUsage(name, tokens),
       },
-      audit: (entry) => {
-        try {
-          auditLog.append(entry);
-        } catch (err) {
-          log.warn({ err }, 'audit write failed');
-        }
-      },
+      audit,
       leakGuard: () => leakGuard.current(),
       reportViolation: (text) => {
         const adminRoom = config.matrix.adminRoom;
@@ -132,6 +136,15 @@ export async function start(
       log: log.child({ component: 'container-socket' }),
     });
     cleanups.push(() => sockets.closeAll());
+    const providers = createProviderAccess({
+      config,
+      client: temporal.client,
+      keystore,
+      audit,
+      onTokens: (name, tokens) => onAgentUsage(name, tokens),
+      log,
+    });
+    cleanups.push(() => providers.close());
     const voice = createVoice({
       config,
       client: temporal.client,
@@ -143,7 +156,10 @@ export async function start(
     onAgentUsage = voice.onAgentUsage;
     cleanups.push(() => voice.close());
     // Runs outlive the process: serve the sockets of the runs that are still live.
-    for (const name of await listOpenContainerNames(temporal.client)) await sockets.open(name);
+    const reopened: Array<{ name: string; dir: string }> = [];
+    for (const name of await listOpenContainerNames(temporal.client)) {
+      reopened.push({ name, dir: (await sockets.open(name)).dir });
+    }
 
     const workers = await startWorkers({
       address: temporal.address,
@@ -161,6 +177,7 @@ export async function start(
           keystore,
           auditLog,
           sockets,
+          providers: providers.endpoints,
           matrix: {
             matrix,
             store: matrixStore,
@@ -201,6 +218,12 @@ export async function start(
       log: log.child({ component: 'worker' }),
     });
     cleanups.push(() => workers.stop());
+    // Their provider proxies too, from each run's status (a query needs the workers running).
+    for (const { name, dir } of reopened) {
+      await providers.restore(name, dir).catch((err: Error) => {
+        log.error({ run: name, err: err.message }, 'provider proxy not restored for the run');
+      });
+    }
 
     // The budget outlives bridges; each start applies this bridge's limits to it.
     await ensureBudgetWorkflow(temporal.client, config.temporal.taskQueue, {

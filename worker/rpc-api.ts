@@ -109,6 +109,8 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
       secretsDeadlineMs: config.containers.secretsDeadlineMs,
       healthCheckIntervalMs: config.containers.healthCheckIntervalMs,
       network: config.containers.network,
+      secretsMode: config.containers.secretsMode,
+      runLimitUsd: config.budget.runLimitUsd,
     },
     log: log.child({ component: 'containers' }),
   });

@@ -46,8 +46,10 @@ const SCOPE_WORD: Record<BudgetScope, string> = { day: 'daily', month: 'monthly'
 
 /**
  * The budget (workflow id `budget`, one per namespace): the spend of the current UTC day and
- * month, durably. Agents' usage arrives as `budget-report` signals, already priced; the pure
- * ledger functions of services/budget.ts decide what a new total means and this workflow acts:
+ * month, durably. Usage arrives as `budget-report` signals, already priced: metered by the
+ * provider proxy, or reported by agents themselves (`budget.report`, kept apart in the status as
+ * self-reported); the pure ledger functions of services/budget.ts decide what a new total means
+ * and this workflow acts:
  *
  * - a threshold reached → one `budget_warning` audit entry and one m.notice to the admin room,
  *   once per period and threshold (ids derived from both, so retries and replays never repeat);
@@ -94,6 +96,8 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<never>
       exceeded: exceededIn(scope),
       thresholds_alerted: [...p.alerted],
       reports: p.reports,
+      metered_usd: toUsd(p.spentMicroUsd - (p.selfReportedMicroUsd ?? 0)),
+      self_reported_usd: toUsd(p.selfReportedMicroUsd ?? 0),
     };
   };
   const status = (): BudgetStatus => ({
@@ -226,7 +230,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<never>
       reevaluate = false;
       // Exceeded before this batch: the sweep has run (or runs now) for the runs open back then.
       const exceededBefore = exceeded();
-      for (const r of reports) ledger = addSpend(ledger, r.cost_micro_usd);
+      for (const r of reports) ledger = addSpend(ledger, r.cost_micro_usd, r.source !== 'proxy');
       const evaluated = evaluateLedger(ledger, policy);
       ledger = evaluated.ledger;
       if (!exceeded()) stopped.clear();
@@ -274,6 +278,7 @@ function reportProblem(r: BudgetReport): string | undefined {
   if (!isCount(r.input_tokens, MAX_REPORT_TOKENS)) return 'input_tokens';
   if (!isCount(r.output_tokens, MAX_REPORT_TOKENS)) return 'output_tokens';
   if (!isCount(r.cost_micro_usd, Number.MAX_SAFE_INTEGER)) return 'cost_micro_usd';
+  if (r.source !== undefined && r.source !== 'proxy' && r.source !== 'agent') return 'source';
   return undefined;
 }
 

@@ -22,6 +22,7 @@ import {
   containerExitedSignal,
   containerStatusQuery,
   hostTaskQueue,
+  runUsageSignal,
   secretsAckedSignal,
   stopUpdate,
   waitActiveUpdate,
@@ -30,6 +31,7 @@ import {
   type ContainerRunResult,
   type ContainerRunStatus,
 } from './definitions';
+import { toUsd } from '../services/budget';
 import { containerRunAttributes } from './search-attributes';
 import { MachineDriver } from './machine-driver';
 
@@ -74,6 +76,7 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   });
 
   const workflowId = workflowInfo().workflowId;
+  const secretsMode = input.secretsMode ?? 'file';
   const notifications: AgentNotification[] = [];
   let endpoint: string | undefined;
   let startFailureType: string = ContainerFailureType.StartFailed;
@@ -121,7 +124,11 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
 
   const driver = new MachineDriver({
     machine: containerRunMachine,
-    input: { ttlMs: input.ttlMs, secretsDeadlineMs: input.secretsDeadlineMs },
+    input: {
+      ttlMs: input.ttlMs,
+      secretsDeadlineMs: input.secretsDeadlineMs,
+      limitMicroUsd: input.limitMicroUsd ?? 0,
+    },
     publishKey: (s) => `${s.value}/${s.context.containerId ?? ''}`,
     publish: publishState,
     async perform(action) {
@@ -164,6 +171,14 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     exit_code: context().exitCode,
     cleanup_done: driver.cleanupDone,
     notifications: [...notifications],
+    secrets_mode: secretsMode,
+    usage: {
+      requests: context().spend.requests,
+      input_tokens: context().spend.inputTokens,
+      output_tokens: context().spend.outputTokens,
+      cost_usd: toUsd(context().spend.costMicroUsd),
+      limit_usd: input.limitMicroUsd ? toUsd(input.limitMicroUsd) : null,
+    },
   });
 
   setHandler(containerStatusQuery, status);
@@ -175,6 +190,14 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   });
   setHandler(budgetExceededSignal, () => {
     driver.push({ type: 'BUDGET_EXCEEDED' });
+  });
+  setHandler(runUsageSignal, (u) => {
+    driver.push({
+      type: 'USAGE',
+      inputTokens: u.input_tokens,
+      outputTokens: u.output_tokens,
+      costMicroUsd: u.cost_micro_usd,
+    });
   });
   setHandler(agentNotifySignal, (n) => {
     notifications.push(n);
@@ -216,7 +239,11 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   // Pending: the secrets file, then the container. Cancelled if the run ends first (stop).
   startSettled = startScope
     .run(async () => {
-      await host.writeSecretsFile({ containerName: input.containerName, keyId: input.keyId });
+      await host.writeSecretsFile({
+        containerName: input.containerName,
+        keyId: input.keyId,
+        secretsMode,
+      });
       const started = await host.startContainer({
         containerName: input.containerName,
         workflowId,
@@ -226,6 +253,8 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
         hostId: input.hostId,
         network: input.network,
         roomId: input.roomId,
+        secretsMode,
+        limitMicroUsd: input.limitMicroUsd ?? 0,
       });
       endpoint = started.endpoint;
       startInFlight = false;

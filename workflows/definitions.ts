@@ -5,6 +5,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { EndReason, LifecycleState } from '../machines/lifecycle';
+import type { SecretsMode } from '../formats/secrets-file';
 import type { BudgetLedger } from '../services/budget';
 import type { UserCallState, VoiceEndReason } from '../machines/voice-call.machine';
 
@@ -38,6 +39,10 @@ export interface ContainerRunInput {
   roomId?: string;
   /** Docker network for egress; 'none' unless configured. */
   network: string;
+  /** How the agent reaches its model (absent in runs started before the proxy: `file`). */
+  secretsMode?: SecretsMode;
+  /** The run's spending limit in micro-dollars, metered by the provider proxy; 0/absent: none. */
+  limitMicroUsd?: number;
 }
 
 /** What `start` answers once the run is Active (the API spec's fields). */
@@ -83,6 +88,27 @@ export interface ContainerRunStatus {
   cleanup_done: boolean;
   /** The most recent agent notifications, oldest first. */
   notifications: AgentNotification[];
+  secrets_mode: SecretsMode;
+  /** What the provider proxy metered for this run. */
+  usage: RunUsageStatus;
+}
+
+/** A run's metered usage (its `status` field `usage`). */
+export interface RunUsageStatus {
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  /** null: no per-run limit. */
+  limit_usd: number | null;
+}
+
+/** One provider response the proxy metered for a run, priced when it ended. */
+export interface RunUsage {
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  cost_micro_usd: number;
 }
 
 export interface ContainerRunResult {
@@ -100,6 +126,8 @@ export const containerExitedSignal = defineSignal<[ContainerExit]>('container-ex
 export const secretsAckedSignal = defineSignal('secrets-acked');
 export const agentNotifySignal = defineSignal<[AgentNotification]>('agent-notify');
 export const budgetExceededSignal = defineSignal('budget-exceeded');
+/** Usage the provider proxy metered for the run; its total is held against the run's limit. */
+export const runUsageSignal = defineSignal<[RunUsage]>('run-usage');
 export const containerStatusQuery = defineQuery<ContainerRunStatus>('status');
 
 // --- budget ---------------------------------------------------------------------------------
@@ -129,7 +157,12 @@ export interface BudgetReport {
   output_tokens: number;
   /** Integer micro-dollars (1 µUSD = $0.000001), priced from `budget.models`. */
   cost_micro_usd: number;
+  /** Who counted it: the provider proxy, or the agent itself (`budget.report`; the default). */
+  source?: UsageSource;
 }
+
+/** Metered by the bridge's provider proxy, or self-reported by the agent (`budget.report`). */
+export type UsageSource = 'proxy' | 'agent';
 
 export interface BudgetPeriodStatus {
   /** `YYYY-MM-DD` (day) or `YYYY-MM` (month), UTC. */
@@ -141,6 +174,10 @@ export interface BudgetPeriodStatus {
   /** Thresholds already announced (or passed over) in this period, ascending. */
   thresholds_alerted: number[];
   reports: number;
+  /** The part of `spent_usd` the provider proxy metered. */
+  metered_usd: number;
+  /** The part agents reported themselves (`budget.report`): their word, not the bridge's count. */
+  self_reported_usd: number;
 }
 
 /** The `budget.status` result. */

@@ -142,6 +142,7 @@ export function registerAgentBudgetMethods(
         input_tokens: p.input_tokens,
         output_tokens: p.output_tokens,
         cost_micro_usd: cost,
+        source: 'agent',
       });
     } catch {
       throw internalError('Internal error: usage not recorded (budget unavailable)');

@@ -7,6 +7,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import { parseDuration } from '../../formats/duration';
+import { SECRETS_MODES, type SecretsMode } from '../../formats/secrets-file';
+import { toMicroUsd } from '../../services/budget';
 import { KeystoreError, type Keystore } from '../../services/keystore';
 import { findRunningContainer, startRunWorkflow } from '../../sessions/containers';
 import { isClosedWorkflowError } from '../../sessions/workflow-errors';
@@ -42,6 +44,9 @@ export interface ContainerMethodsDeps {
     secretsDeadlineMs: number;
     healthCheckIntervalMs: number;
     network: string;
+    secretsMode: SecretsMode;
+    /** 0: no per-run limit. */
+    runLimitUsd: number;
   };
   /** Refuses starts while the budget is exceeded (-32006); absent: no budget enforcement. */
   budget?: BudgetGate;
@@ -65,7 +70,11 @@ const startParams = z.strictObject({
   image: z.string().optional(),
   ttl: z.string().optional(),
   room_id: z.string().max(255).optional(),
+  secrets_mode: z.string().optional(),
+  budget_usd: z.number().optional(),
 });
+/** The largest per-run limit `start` takes (a typo's guard, not a policy). */
+const MAX_RUN_BUDGET_USD = 1_000_000;
 const stopParams = z.strictObject({ container_id: z.string() });
 const listParams = z.strictObject({
   all: z.boolean().optional(),
@@ -122,6 +131,18 @@ export function registerContainerMethods(
         throw invalidParams('Invalid params: room_id needs Matrix; log in first (matrix.login)');
       }
     }
+    const secretsMode = p.secrets_mode ?? deps.defaults.secretsMode;
+    if (!(SECRETS_MODES as readonly string[]).includes(secretsMode)) {
+      throw invalidParams(
+        `Invalid params: secrets_mode must be one of ${SECRETS_MODES.join(', ')}`,
+      );
+    }
+    const budgetUsd = p.budget_usd ?? deps.defaults.runLimitUsd;
+    if (!Number.isFinite(budgetUsd) || budgetUsd < 0 || budgetUsd > MAX_RUN_BUDGET_USD) {
+      throw invalidParams(
+        `Invalid params: budget_usd must be a number of USD from 0 (no limit) to ${MAX_RUN_BUDGET_USD}`,
+      );
+    }
     checkCredential(deps.keystore, p.key_id);
     await deps.budget?.check();
 
@@ -139,6 +160,8 @@ export function registerContainerMethods(
         healthCheckIntervalMs: deps.defaults.healthCheckIntervalMs,
         network: deps.defaults.network,
         roomId: p.room_id,
+        secretsMode: secretsMode as SecretsMode,
+        limitMicroUsd: toMicroUsd(budgetUsd),
       };
       let handle;
       try {

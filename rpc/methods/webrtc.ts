@@ -355,6 +355,7 @@ export function registerWebrtcMethods(dispatcher: RpcDispatcher, deps: WebrtcMet
         healthCheckIntervalMs: c.healthCheckIntervalMs,
         network: c.network,
         roomId: p.room_id,
+        secretsMode: c.secretsMode,
       },
     };
   }

@@ -48,7 +48,13 @@ beforeAll(async () => {
     token: TOKEN,
   });
   expect(stored.error).toBeUndefined();
-  const started = await rpc(bridge.socketPath, 'start', { key_id: 'leak-key' }, 60_000);
+  // File mode: the agent holds the real key, the case the guard exists for.
+  const started = await rpc(
+    bridge.socketPath,
+    'start',
+    { key_id: 'leak-key', secrets_mode: 'file' },
+    60_000,
+  );
   expect(started.error).toBeUndefined();
   ({ endpoint, container_name: name } = started.result);
 });

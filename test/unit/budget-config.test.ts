@@ -32,6 +32,7 @@ describe('budget settings', () => {
     expect(load({}).budget).toEqual({
       dailyLimitUsd: 0,
       monthlyLimitUsd: 0,
+      runLimitUsd: 0,
       alertThresholds: [0.5, 0.8, 0.95],
       models: {},
       unknownModelCost: 'refuse',
@@ -46,6 +47,7 @@ describe('budget settings', () => {
         '[budget]',
         'daily_limit_usd = 5',
         'monthly_limit_usd = 100.5',
+        'run_limit_usd = 0.75',
         'alert_thresholds = [0.9, 0.25]',
         'unknown_model_cost = "gpt-4o"',
         '[budget.models."gpt-4o"]',
@@ -60,6 +62,7 @@ describe('budget settings', () => {
     expect(load({}, file).budget).toEqual({
       dailyLimitUsd: 5,
       monthlyLimitUsd: 100.5,
+      runLimitUsd: 0.75,
       alertThresholds: [0.25, 0.9],
       models: MODELS,
       unknownModelCost: 'gpt-4o',
@@ -70,12 +73,14 @@ describe('budget settings', () => {
     const c = load({
       ARMORCLAW_BUDGET_DAILY_LIMIT_USD: '2.5',
       ARMORCLAW_BUDGET_MONTHLY_LIMIT_USD: '40',
+      ARMORCLAW_BUDGET_RUN_LIMIT_USD: '1.5',
       ARMORCLAW_BUDGET_ALERT_THRESHOLDS: '0.8, 0.5,0.8',
       ARMORCLAW_BUDGET_MODELS: JSON.stringify(MODELS),
     });
     expect(c.budget).toMatchObject({
       dailyLimitUsd: 2.5,
       monthlyLimitUsd: 40,
+      runLimitUsd: 1.5,
       alertThresholds: [0.5, 0.8],
       models: MODELS,
     });

@@ -171,3 +171,41 @@ describe('the generated sample', () => {
     expect(() => load({}, 1000, file)).not.toThrow();
   });
 });
+
+describe('provider proxy settings', () => {
+  test('defaults: proxy mode, no base URL overrides, 10 s to connect, 5 min of silence', () => {
+    const c = load({});
+    expect(c.containers.secretsMode).toBe('proxy');
+    expect(c.proxy).toEqual({ baseUrls: {}, connectTimeoutMs: 10_000, idleTimeoutMs: 300_000 });
+  });
+
+  test('base URLs per provider from the file, trailing slash dropped; file mode from the environment', () => {
+    const file = path.join(dir, 'proxy.toml');
+    writeFileSync(
+      file,
+      '[proxy.base_urls]\nopenai = "https://gw.example/openai/"\nanthropic = "http://127.0.0.1:9000"\n',
+    );
+    const c = load({ ARMORCLAW_SECRETS_MODE: 'file' }, 1000, file);
+    expect(c.proxy.baseUrls).toEqual({
+      openai: 'https://gw.example/openai',
+      anthropic: 'http://127.0.0.1:9000',
+    });
+    expect(c.containers.secretsMode).toBe('file');
+  });
+
+  test.each([
+    [{ ARMORCLAW_SECRETS_MODE: 'env' }, /containers\.secrets_mode/],
+    [
+      { ARMORCLAW_PROXY_BASE_URLS: '{"mistral":"https://x.example"}' },
+      /unknown provider "mistral"/,
+    ],
+    [
+      { ARMORCLAW_PROXY_BASE_URLS: '{"openai":"ftp://x.example"}' },
+      /proxy\.base_urls\.openai: expected an http\(s\) URL/,
+    ],
+    [{ ARMORCLAW_PROXY_BASE_URLS: '{"openai":"not a url"}' }, /proxy\.base_urls\.openai/],
+    [{ ARMORCLAW_BUDGET_RUN_LIMIT_USD: '-2' }, /budget\.run_limit_usd/],
+  ])('%j is refused, naming the key', (env, problem) => {
+    expect(problemsOf(() => load(env)).join('\n')).toMatch(problem);
+  });
+});

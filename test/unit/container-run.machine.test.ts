@@ -18,7 +18,12 @@ type Action = ReturnType<typeof transition>[1][number];
 
 const TTL_MS = 3_600_000;
 const SECRETS_DEADLINE_MS = 10_000;
-const INPUT: ContainerRunInput = { ttlMs: TTL_MS, secretsDeadlineMs: SECRETS_DEADLINE_MS };
+const INPUT: ContainerRunInput = {
+  ttlMs: TTL_MS,
+  secretsDeadlineMs: SECRETS_DEADLINE_MS,
+  limitMicroUsd: 0,
+};
+const NO_SPEND = { requests: 0, inputTokens: 0, outputTokens: 0, costMicroUsd: 0 };
 
 // XState names delayed events `xstate.after.<delay>.<state id>`; the workflow keys its Temporal
 // timers by these ids and feeds the events back when the timers fire.
@@ -104,6 +109,7 @@ const ctx = (extra: Partial<ContainerRunContext>): ContainerRunContext => ({
   ...INPUT,
   secretsRemoved: false,
   ackedWhilePending: false,
+  spend: NO_SPEND,
   ...extra,
 });
 
@@ -205,6 +211,7 @@ describe('entering Active', () => {
     const [s0] = initialTransition(containerRunMachine, {
       ttlMs: 20_000,
       secretsDeadlineMs: 3_000,
+      limitMicroUsd: 0,
     });
     const [, actions] = transition(containerRunMachine, s0, STARTED);
     expect(delayedRaises(actions)).toEqual({ [TTL_ID]: 20_000, [DEADLINE_ID]: 3_000 });
@@ -395,5 +402,50 @@ describe('every simple path (@xstate/graph)', () => {
           });
       }
     }
+  });
+});
+
+describe('metered usage and the run limit', () => {
+  const usage = (costMicroUsd: number): ContainerRunEvent => ({
+    type: 'USAGE',
+    inputTokens: 100,
+    outputTokens: 20,
+    costMicroUsd,
+  });
+  const limited = (limitMicroUsd: number) =>
+    initialTransition(containerRunMachine, { ...INPUT, limitMicroUsd });
+  const feed = (from: Snapshot, events: ContainerRunEvent[]): [Snapshot, Action[]] =>
+    run(events, from);
+
+  test('usage adds up in every state before the end, without a limit nothing ends', () => {
+    const [s] = run([usage(500), STARTED, usage(700), usage(800)]);
+    expect(stateOf(s)).toBe('Active');
+    expect(s.context.spend).toEqual({
+      requests: 3,
+      inputTokens: 300,
+      outputTokens: 60,
+      costMicroUsd: 2_000,
+    });
+  });
+
+  test('an Active run ends with budget_exceeded when its spend reaches the limit', () => {
+    const [s0] = limited(1_000);
+    const [below] = feed(s0, [STARTED, usage(999)]);
+    expect(stateOf(below)).toBe('Active');
+    const [s, actions] = feed(below, [usage(1)]);
+    expect(stateOf(s)).toBe('Ended');
+    expect(s.context.endReason).toBe('budget_exceeded');
+    expect(s.context.endDetail).toMatch(/spending limit/);
+    expect(count(actions, 'cleanup')).toBe(1);
+  });
+
+  test('spend over the limit while Pending ends the run as soon as it becomes Active', () => {
+    const [s0] = limited(1_000);
+    const [pending] = feed(s0, [usage(5_000)]);
+    expect(stateOf(pending)).toBe('Pending');
+    const [s] = feed(pending, [STARTED]);
+    expect(stateOf(s)).toBe('Ended');
+    expect(s.context.endReason).toBe('budget_exceeded');
+    expect(s.context.containerId).toBe('c0ffee');
   });
 });

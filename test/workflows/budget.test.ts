@@ -25,6 +25,7 @@ import {
   type BudgetPolicy,
   type BudgetReport,
   type BudgetStatus,
+  type UsageSource,
   type BudgetWorkflowInput,
 } from '../../workflows/definitions';
 import { FakeContainerHost, KEY_ID } from '../support/fake-container-activities';
@@ -102,7 +103,7 @@ interface Budget {
   world: FakeWorld;
   id: string;
   policy: BudgetPolicy;
-  report(containerName: string, usd: number): Promise<void>;
+  report(containerName: string, usd: number, source?: UsageSource): Promise<void>;
   status(): Promise<BudgetStatus>;
 }
 
@@ -148,8 +149,8 @@ async function withBudget<T>(
         world,
         id,
         policy,
-        report: (containerName, usd) =>
-          handle.signal(budgetReportSignal, report(containerName, usd)),
+        report: (containerName, usd, source) =>
+          handle.signal(budgetReportSignal, { ...report(containerName, usd), source }),
         status: () => handle.query(budgetStatusQuery),
       };
       try {
@@ -225,8 +226,9 @@ describe('thresholds', () => {
       // $0.20 a report: 0.5 is passed at $0.60, 0.8 at $0.80; then two more below 0.95. Each
       // is counted before the next is sent, so no two share a workflow task (and an alert).
       const costs = [0.2, 0.2, 0.2, 0.2, 0.05, 0.05];
+      // The proxy metered the first four; the agent reported the last two itself.
       for (const [i, usd] of costs.entries()) {
-        await b.report('armorclaw-a-1', usd);
+        await b.report('armorclaw-a-1', usd, i < 4 ? 'proxy' : 'agent');
         await counted(b, i + 1);
       }
       const s = await counted(b, 6);
@@ -237,6 +239,8 @@ describe('thresholds', () => {
         exceeded: false,
         thresholds_alerted: [0.5, 0.8],
         reports: 6,
+        metered_usd: 0.8,
+        self_reported_usd: 0.1,
       });
       expect(s.month).toMatchObject({ spent_usd: 0.9, limit_usd: null, thresholds_alerted: [] });
       expect(s.exceeded).toBe(false);
@@ -436,6 +440,8 @@ describe('periods', () => {
         exceeded: false,
         thresholds_alerted: [],
         reports: 0,
+        metered_usd: 0,
+        self_reported_usd: 0,
       });
       expect(s.exceeded).toBe(false);
       // The month goes on (unless the day was also the month's last).

@@ -20,6 +20,7 @@ import { containerRunWorkflow } from '../../workflows';
 import {
   agentNotifySignal,
   budgetExceededSignal,
+  runUsageSignal,
   containerExitedSignal,
   containerStatusQuery,
   containerWorkflowId,
@@ -190,6 +191,7 @@ describe('happy path', () => {
       expect(fake.callsOf('writeSecretsFile')[0]?.args).toEqual({
         containerName: name,
         keyId: KEY_ID,
+        secretsMode: 'file',
       });
       const before = await status(handle);
       expect(before).toMatchObject({
@@ -546,6 +548,38 @@ describe('signals from the agent and the budget', () => {
       expect(auditTypes(fake)).toEqual(['container_started', 'container_ended']);
       expectNothingLeft(fake, name);
     }));
+
+  test('metered usage adds up in the status; reaching the run limit ends it budget_exceeded', () =>
+    withRun(
+      { input: { secretsMode: 'proxy', limitMicroUsd: 10_000 } },
+      async ({ handle, fake, name }) => {
+        await handle.executeUpdate(waitActiveUpdate);
+        expect(fake.callsOf('startContainer')[0]?.args).toMatchObject({
+          secretsMode: 'proxy',
+          limitMicroUsd: 10_000,
+        });
+        const usage = { model: 'm', input_tokens: 100, output_tokens: 50, cost_micro_usd: 4_000 };
+        await handle.signal(runUsageSignal, usage);
+        await handle.signal(runUsageSignal, usage);
+        const s = await status(handle);
+        expect(s.state).toBe('Active');
+        expect(s.secrets_mode).toBe('proxy');
+        expect(s.usage).toEqual({
+          requests: 2,
+          input_tokens: 200,
+          output_tokens: 100,
+          cost_usd: 0.008,
+          limit_usd: 0.01,
+        });
+        await handle.signal(runUsageSignal, usage);
+        expect(await handle.result()).toMatchObject({
+          state: 'Ended',
+          end_reason: 'budget_exceeded',
+        });
+        expect((await status(handle)).usage.cost_usd).toBe(0.012);
+        expectNothingLeft(fake, name);
+      },
+    ));
 
   test('agent notifications show in the status query, the most recent 50, oldest first', () =>
     withRun({}, async ({ handle }) => {
