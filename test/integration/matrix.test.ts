@@ -16,6 +16,7 @@ import {
   temporalHistoryText,
 } from '../support/containers';
 import { ensureAgentImage } from '../support/docker';
+import { ProviderStub } from '../support/provider-stub';
 import { call } from '../support/socket-clients';
 import {
   bridgeSlot,
@@ -43,6 +44,8 @@ jest.setTimeout(180_000);
 let w: MatrixWorld;
 let slot: BridgeSlot;
 let bridge: BridgeProcess;
+/** The model behind the agents' provider proxy (paid providers are out of reach in tests). */
+let stub: ProviderStub;
 const names = new Set<string>();
 /** Bodies alice said before the bridge ever logged in: none may be delivered. */
 const beforeLogin: string[] = [];
@@ -80,7 +83,8 @@ beforeAll(async () => {
       await say(room, body);
     }
   }
-  slot = await bridgeSlot(w);
+  stub = await ProviderStub.start();
+  slot = await bridgeSlot(w, { ARMORCLAW_PROXY_BASE_URLS: JSON.stringify({ openai: stub.url }) });
   const b0 = Date.now();
   bridge = await startBridge(slot);
   timings.bridge_connected_ms = Date.now() - b0;
@@ -95,6 +99,7 @@ afterAll(async () => {
     [slot?.dir, w?.secretsDir].filter(Boolean) as string[],
   );
   await bridge?.stop();
+  await stub?.close();
   if (slot) removeDir(slot.dir);
   await teardownMatrixWorld(w);
   console.info(`matrix.test timings: ${JSON.stringify(timings, null, 2)}`);
@@ -148,6 +153,21 @@ test('an agent bound to a room answers a person by push, once; matrix.receive re
   expect(e.origin).toMatch(/^\d{13}$/);
   // The bot's own echo is not an inbound event.
   expect(events.some((x) => x.event_id === echo.event_id)).toBe(false);
+});
+
+test('!ask: the agent answers with its model’s reply, reached through the proxy from its network-none container', async () => {
+  stub.reset();
+  const t0 = Date.now();
+  await say(w.rooms.agent, `!ask what is the weather on the moon ${nonce()}?`);
+  // The stub streams `tok0 tok1 tok2 `; the agent joins the pieces.
+  await waitForBody(w, w.rooms.agent, 'tok0 tok1 tok2 ', 60_000);
+  timings.ask_roundtrip_ms = Date.now() - t0;
+  const asked = stub.requests.filter((r) => r.url === '/v1/chat/completions');
+  expect(asked).toHaveLength(1);
+  // The stored key (startAgent stores `sk-mx-…`), swapped in by the proxy for the placeholder.
+  expect(asked[0]!.headers.authorization).toMatch(/^Bearer sk-mx-[0-9a-f]+$/);
+  expect(JSON.parse(asked[0]!.body)).toMatchObject({ stream: true });
+  await receiveAll();
 });
 
 test('matrix.receive returns at most 10 events per call, oldest first', async () => {
