@@ -194,6 +194,11 @@ function checkBudget(read: Read, modelsFrom: string, problems: string[]) {
       `budget.unknown_model_cost: must be "${REFUSE_UNKNOWN_MODELS}" or a model of budget.models, got "${unknownModelCost}"`,
     );
   }
+  if (read('budget.run_limit_usd') > 0 && parsed.ok && Object.keys(models).length === 0) {
+    problems.push(
+      'budget.run_limit_usd: needs prices in budget.models (nothing priced, no run would reach it)',
+    );
+  }
   return {
     /** 0: no limit. */
     dailyLimitUsd: read('budget.daily_limit_usd'),
@@ -227,7 +232,9 @@ function checkProxyBaseUrls(read: Read, problems: string[]): Record<string, stri
       url = undefined;
     }
     if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
-      problems.push(`proxy.base_urls.${provider}: expected an http(s) URL, got ${JSON.stringify(value)}`);
+      problems.push(
+        `proxy.base_urls.${provider}: expected an http(s) URL, got ${JSON.stringify(value)}`,
+      );
       continue;
     }
     urls[provider] = url.href.replace(/\/$/, '');

@@ -400,7 +400,7 @@ export const settings = [
     type: 'number',
     default: 0,
     min: 0,
-    doc: 'Spending limit of each run in USD when `start` does not give one (`budget_usd`), metered by the provider proxy. Reaching it refuses the run\'s further provider requests (429), cuts its streams and ends the run. 0: no per-run limit.',
+    doc: 'Spending limit of each run in USD when `start` does not give one (`budget_usd`), metered by the provider proxy. Reaching it refuses the run\'s further provider requests (429), cuts its streams and ends the run. Applies to runs in secrets_mode "proxy" (nothing else is metered) and needs prices in budget.models. 0: no per-run limit.',
   },
   {
     key: 'budget.alert_thresholds',
@@ -438,7 +438,7 @@ export const settings = [
     env: 'ARMORCLAW_PROXY_CONNECT_TIMEOUT',
     type: 'duration',
     default: '10s',
-    doc: 'How long the provider proxy waits to connect to a provider before answering 502.',
+    doc: 'How long the provider proxy waits to connect to a provider before answering 504.',
   },
   {
     key: 'proxy.idle_timeout',

@@ -86,6 +86,7 @@ export class RunMeter {
   private refreshAgain = false;
   private lastRefresh = 0;
   private readonly dearest: ModelPrice | undefined;
+  private readonly unpriced = new Set<string>();
 
   constructor(private readonly deps: RunMeterDeps) {
     this.dearest = dearestPrice(deps.prices);
@@ -113,7 +114,12 @@ export class RunMeter {
   allow(containerName: string): true | { reason: string } {
     const run = this.runs.get(containerName);
     if (run && overLimit(run)) return { reason: RUN_LIMIT_REASON };
-    if (this.globalExceeded) return { reason: GLOBAL_LIMIT_REASON };
+    if (this.globalExceeded) {
+      // Refused requests record nothing: look again now and then, or a raised limit (or a new
+      // day) would go unnoticed by the runs already open.
+      if (Date.now() - this.lastRefresh >= GLOBAL_REFRESH_MS) void this.refreshGlobal();
+      return { reason: GLOBAL_LIMIT_REASON };
+    }
     return true;
   }
 
@@ -208,12 +214,33 @@ export class RunMeter {
    * charged at the dearest configured price, so nothing is spent unseen.
    */
   private price(usage: MeteredUsage): number {
-    const price = priceFor(this.deps.prices, this.deps.unknownModel, usage.model) ?? this.dearest;
+    const model = this.pricedName(usage.model);
+    const price = priceFor(this.deps.prices, this.deps.unknownModel, model) ?? this.dearest;
     if (!price) return 0;
-    if (!Object.prototype.hasOwnProperty.call(this.deps.prices, usage.model)) {
-      this.deps.log.warn({ model: usage.model }, 'metered a model without a configured price');
-    }
     return reportCostMicroUsd(price, usage.inputTokens, usage.outputTokens);
+  }
+
+  /**
+   * The configured model a reported name is priced as: itself, or the configured name it
+   * extends with a version suffix (providers answer `gpt-4o-2024-08-06` to a request for
+   * `gpt-4o`, `claude-3-5-haiku-20241022` to `claude-3-5-haiku-latest`'s family). A name with
+   * no price is logged once.
+   */
+  private pricedName(model: string): string {
+    const { prices } = this.deps;
+    if (Object.prototype.hasOwnProperty.call(prices, model)) return model;
+    let best = '';
+    for (const name of Object.keys(prices)) {
+      if (name.length > best.length && model.startsWith(name)) {
+        if (VERSION_SUFFIX.test(model.slice(name.length))) best = name;
+      }
+    }
+    if (best) return best;
+    if (!this.unpriced.has(model) && this.unpriced.size < 1_000) {
+      this.unpriced.add(model);
+      this.deps.log.warn({ model }, 'metered a model without a configured price');
+    }
+    return model;
   }
 
   /** Sends a signal, retried while Temporal refuses; a record given up on is logged. */
@@ -271,6 +298,9 @@ export class RunMeter {
     return this.refreshing;
   }
 }
+
+/** What providers append to a model's name for a dated or pinned version of it. */
+const VERSION_SUFFIX = /^(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{3,4}|-latest|@[\w.-]+)$/;
 
 const overLimit = (run: MeteredRun): boolean =>
   run.limitMicroUsd > 0 && run.spentMicroUsd >= run.limitMicroUsd;

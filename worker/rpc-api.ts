@@ -111,6 +111,7 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
       network: config.containers.network,
       secretsMode: config.containers.secretsMode,
       runLimitUsd: config.budget.runLimitUsd,
+      modelsPriced: Object.keys(config.budget.models).length > 0,
     },
     log: log.child({ component: 'containers' }),
   });
@@ -129,6 +130,7 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
       emptyListAllowsAll: config.matrix.emptyListAllowsAll,
     },
     containers: config.containers,
+    runLimitUsd: config.budget.runLimitUsd,
     signalingUrl: voice.signalingUrl,
     callPageUrl: voice.callPageUrl,
     log: log.child({ component: 'webrtc' }),

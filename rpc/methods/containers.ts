@@ -47,6 +47,8 @@ export interface ContainerMethodsDeps {
     secretsMode: SecretsMode;
     /** 0: no per-run limit. */
     runLimitUsd: number;
+    /** Whether budget.models prices any model (else metered usage costs nothing). */
+    modelsPriced: boolean;
   };
   /** Refuses starts while the budget is exceeded (-32006); absent: no budget enforcement. */
   budget?: BudgetGate;
@@ -75,6 +77,36 @@ const startParams = z.strictObject({
 });
 /** The largest per-run limit `start` takes (a typo's guard, not a policy). */
 const MAX_RUN_BUDGET_USD = 1_000_000;
+/**
+ * The run's limit in micro-dollars (0: none): `budget_usd`, else the configured default. Only
+ * what passes the provider proxy is metered, and only priced models cost anything: a limit a run
+ * could never reach is refused rather than accepted and silently useless.
+ */
+function runLimit(
+  budgetUsd: number | undefined,
+  mode: SecretsMode,
+  defaults: ContainerMethodsDeps['defaults'],
+): number {
+  if (budgetUsd === undefined) return mode === 'proxy' ? toMicroUsd(defaults.runLimitUsd) : 0;
+  const micro = Number.isFinite(budgetUsd) ? toMicroUsd(budgetUsd) : -1;
+  if (micro < 0 || budgetUsd > MAX_RUN_BUDGET_USD || (budgetUsd > 0 && micro === 0)) {
+    throw invalidParams(
+      `Invalid params: budget_usd must be 0 (no limit) or a number of USD from 0.000001 to ${MAX_RUN_BUDGET_USD}`,
+    );
+  }
+  if (micro > 0 && mode !== 'proxy') {
+    throw invalidParams(
+      'Invalid params: budget_usd needs secrets_mode "proxy" (only what passes the provider proxy is metered)',
+    );
+  }
+  if (micro > 0 && !defaults.modelsPriced) {
+    throw invalidParams(
+      'Invalid params: budget_usd needs prices: no model is priced in budget.models, so nothing would count against it',
+    );
+  }
+  return micro;
+}
+
 const stopParams = z.strictObject({ container_id: z.string() });
 const listParams = z.strictObject({
   all: z.boolean().optional(),
@@ -137,12 +169,7 @@ export function registerContainerMethods(
         `Invalid params: secrets_mode must be one of ${SECRETS_MODES.join(', ')}`,
       );
     }
-    const budgetUsd = p.budget_usd ?? deps.defaults.runLimitUsd;
-    if (!Number.isFinite(budgetUsd) || budgetUsd < 0 || budgetUsd > MAX_RUN_BUDGET_USD) {
-      throw invalidParams(
-        `Invalid params: budget_usd must be a number of USD from 0 (no limit) to ${MAX_RUN_BUDGET_USD}`,
-      );
-    }
+    const limitMicroUsd = runLimit(p.budget_usd, secretsMode as SecretsMode, deps.defaults);
     checkCredential(deps.keystore, p.key_id);
     await deps.budget?.check();
 
@@ -161,7 +188,7 @@ export function registerContainerMethods(
         network: deps.defaults.network,
         roomId: p.room_id,
         secretsMode: secretsMode as SecretsMode,
-        limitMicroUsd: toMicroUsd(budgetUsd),
+        limitMicroUsd,
       };
       let handle;
       try {

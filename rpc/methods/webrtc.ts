@@ -15,6 +15,7 @@ import { formatElapsed } from '../../machines/lifecycle';
 import type { UserCallState } from '../../machines/voice-call.machine';
 import { CallMediaError, type CallMediaHub } from '../../media/call-hub';
 import type { AuditLog } from '../../services/audit-log';
+import { toMicroUsd } from '../../services/budget';
 import { signCallToken } from '../../services/call-tokens';
 import { parseDuration } from '../../formats/duration';
 import type { Keystore } from '../../services/keystore';
@@ -63,6 +64,8 @@ export interface WebrtcMethodsDeps {
   voice: BridgeConfig['voice'];
   matrixPolicy: { trustedRooms: string[]; emptyListAllowsAll: boolean };
   containers: BridgeConfig['containers'];
+  /** The per-run limit a call's own agent gets (proxy mode only; 0: none). */
+  runLimitUsd: number;
   /** Where callers reach the signaling server (known once it listens). */
   signalingUrl(): string;
   /** The browser call page (`…/call`). */
@@ -356,6 +359,7 @@ export function registerWebrtcMethods(dispatcher: RpcDispatcher, deps: WebrtcMet
         network: c.network,
         roomId: p.room_id,
         secretsMode: c.secretsMode,
+        limitMicroUsd: c.secretsMode === 'proxy' ? toMicroUsd(deps.runLimitUsd) : 0,
       },
     };
   }

@@ -431,5 +431,15 @@ describe('file mode', () => {
     const budget = await rpc(bridge.socketPath, 'start', { key_id: 'openai-1', budget_usd: -1 });
     expect(budget.error.code).toBe(-32602);
     expect(budget.error.message).toMatch(/budget_usd/);
+    const fileLimit = await rpc(bridge.socketPath, 'start', {
+      key_id: 'openai-1',
+      secrets_mode: 'file',
+      budget_usd: 1,
+    });
+    expect(fileLimit.error).toEqual({
+      code: -32602,
+      message:
+        'Invalid params: budget_usd needs secrets_mode "proxy" (only what passes the provider proxy is metered)',
+    });
   });
 });

@@ -205,6 +205,10 @@ describe('provider proxy settings', () => {
     ],
     [{ ARMORCLAW_PROXY_BASE_URLS: '{"openai":"not a url"}' }, /proxy\.base_urls\.openai/],
     [{ ARMORCLAW_BUDGET_RUN_LIMIT_USD: '-2' }, /budget\.run_limit_usd/],
+    [
+      { ARMORCLAW_BUDGET_RUN_LIMIT_USD: '2' },
+      /budget\.run_limit_usd: needs prices in budget\.models/,
+    ],
   ])('%j is refused, naming the key', (env, problem) => {
     expect(problemsOf(() => load(env)).join('\n')).toMatch(problem);
   });

@@ -202,3 +202,39 @@ test('restore rebuilds a proxy run from its status, spend and limit included; fi
   // The run's key was deleted meanwhile: nothing to serve it with.
   expect(await meter(proxyRun.client).m.restore('r3', () => undefined)).toBe(false);
 });
+
+test('a dated or pinned version is priced as the model it versions; another model is not', async () => {
+  const { client, sent } = fakeClient({});
+  const { m } = meter(client);
+  const costOf = async (model: string) => {
+    sent.length = 0;
+    await m.record('r1', { ...USAGE, model });
+    return (sent[0]!.args[0] as { cost_micro_usd: number }).cost_micro_usd;
+  };
+  expect(await costOf('cheap-2024-08-06')).toBe(25_000);
+  expect(await costOf('cheap-20241022')).toBe(25_000);
+  expect(await costOf('cheap@001')).toBe(25_000);
+  // Not a version of `cheap`: a different model, charged at the dearest price.
+  expect(await costOf('cheap-mini')).toBe(103_000);
+});
+
+test('while the global limit holds, the budget is read again, and a raised limit lets runs through', async () => {
+  const budget: Partial<BudgetStatus> = { exceeded: true };
+  const { client } = fakeClient({ budget });
+  const { m } = meter(client, { globalLimited: true });
+  m.open('r1', run());
+  await m.record('r1', USAGE);
+  expect(m.allow('r1')).not.toBe(true);
+  budget.exceeded = false;
+  await new Promise((r) => setTimeout(r, 1_100));
+  expect(m.allow('r1')).not.toBe(true); // this one asks again
+  await waitUntil(() => m.allow('r1') === true);
+});
+
+async function waitUntil(ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
