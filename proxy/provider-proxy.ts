@@ -98,7 +98,7 @@ export class ProviderProxy {
         this.log.error({ run: runName, err: err.message }, 'proxy request failed');
         sendError(
           res,
-          'openai',
+          this.providerOf(runName),
           'upstream_unreachable',
           'the bridge failed to forward the request',
         );
@@ -164,8 +164,7 @@ export class ProviderProxy {
   ): Promise<void> {
     const log = this.log.child({ run: runName });
     const route = this.deps.runs.lookup(runName);
-    // Without a run there is no provider to imitate; OpenAI's shape is the most widely read.
-    const provider = route?.provider ?? 'openai';
+    const provider = this.providerOf(runName);
     const refuse = (kind: RefusalKind, message: string): void => {
       log.info({ provider, method: req.method, kind }, 'provider request refused');
       req.resume();
@@ -229,6 +228,15 @@ export class ProviderProxy {
     const exchange = new Exchange(deps, req, res, target, token);
     inflight.add(exchange);
     exchange.start();
+  }
+
+  /** Whose error format to answer in: without a run, OpenAI's, the most widely read. */
+  private providerOf(runName: string): Provider {
+    try {
+      return this.deps.runs.lookup(runName)?.provider ?? 'openai';
+    } catch {
+      return 'openai';
+    }
   }
 
   private allowed(runName: string, log: Logger): true | string {
