@@ -313,6 +313,7 @@ function assemble(
     proxy: {
       /** Provider → base URL, for the providers configured; the others use their own API. */
       baseUrls: found.proxyBaseUrls,
+      caFile: optPath(read('proxy.ca_file')),
       connectTimeoutMs: read('proxy.connect_timeout'),
       idleTimeoutMs: read('proxy.idle_timeout'),
     },

@@ -434,6 +434,12 @@ export const settings = [
     doc: 'Where the provider proxy sends each provider\'s requests, when not the provider\'s own API: a table of provider = "https://…" for openai, anthropic, openrouter, google, xai (an API gateway, a regional endpoint). Environment: the same as a JSON object.',
   },
   {
+    key: 'proxy.ca_file',
+    env: 'ARMORCLAW_PROXY_CA_FILE',
+    type: 'path',
+    doc: 'PEM file of certificates the provider proxy trusts for HTTPS besides the public roots: for a gateway in proxy.base_urls with a private CA. Certificates are always verified.',
+  },
+  {
     key: 'proxy.connect_timeout',
     env: 'ARMORCLAW_PROXY_CONNECT_TIMEOUT',
     type: 'duration',

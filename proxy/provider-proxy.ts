@@ -10,6 +10,7 @@
 import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { Exchange, sendError, type ExchangeDeps } from './exchange';
 import {
@@ -47,6 +48,8 @@ export interface ProviderProxyDeps {
   idleTimeoutMs?: number;
   /** Largest chat request body the proxy rewrites (default 32 MiB). */
   maxRewriteBytes?: number;
+  /** PEM certificates trusted for HTTPS upstreams besides the public roots (a private gateway). */
+  extraCa?: string;
 }
 
 interface Listener {
@@ -59,12 +62,17 @@ interface Listener {
 export class ProviderProxy {
   private readonly listeners = new Map<string, Listener>();
   private readonly log: Logger;
-  private readonly agents = {
-    'http:': new http.Agent({ keepAlive: true }),
-    'https:': new https.Agent({ keepAlive: true }),
-  };
+  private readonly agents: Record<'http:' | 'https:', http.Agent>;
 
   constructor(private readonly deps: ProviderProxyDeps) {
+    this.agents = {
+      'http:': new http.Agent({ keepAlive: true }),
+      // Certificates are verified as Node does by default; an extra CA adds to the roots.
+      'https:': new https.Agent({
+        keepAlive: true,
+        ...(deps.extraCa ? { ca: [...tls.rootCertificates, deps.extraCa] } : {}),
+      }),
+    };
     // Nothing here logs headers; the redaction is for a careless line added later.
     this.log = deps.log.child(
       { component: 'provider-proxy' },

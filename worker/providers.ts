@@ -3,6 +3,7 @@
  * records what they spend (sessions/run-meter.ts), the keystore behind both, and the endpoint
  * the Docker activities open and close with each `proxy`-mode run.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
@@ -50,6 +51,7 @@ export function createProviderAccess(deps: {
     guard: meter,
     credentials: { tokenFor: (keyId) => keystore.get(keyId).token },
     baseUrls: config.proxy.baseUrls,
+    extraCa: config.proxy.caFile ? readFileSync(config.proxy.caFile, 'utf8') : undefined,
     connectTimeoutMs: config.proxy.connectTimeoutMs,
     idleTimeoutMs: config.proxy.idleTimeoutMs,
     onUsage: (name, usage) => void meter.record(name, usage),

@@ -2,7 +2,8 @@
 // in front of the provider stub (test/support/provider-stub.ts) over loopback HTTP: keys swapped,
 // streams relayed as they come, usage metered, and every refusal in the provider's own format.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -35,7 +36,10 @@ const logSink = () =>
     },
   });
 
-function makeProxy(baseUrl: string, extra: { idleTimeoutMs?: number } = {}): ProviderProxy {
+function makeProxy(
+  baseUrl: string,
+  extra: { idleTimeoutMs?: number; extraCa?: string } = {},
+): ProviderProxy {
   return new ProviderProxy({
     runs: { lookup: (run) => runs.get(run) },
     credentials: {
@@ -434,3 +438,67 @@ async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<voi
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('HTTPS to the provider', () => {
+  let tlsStub: ProviderStub;
+  let ca: string;
+
+  beforeAll(async () => {
+    // A self-signed certificate for 127.0.0.1, standing in for a gateway on a private CA.
+    const key = path.join(dir, 'tls.key');
+    const cert = path.join(dir, 'tls.crt');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+    ca = readFileSync(cert, 'utf8');
+    tlsStub = await ProviderStub.start({}, { tls: { key: readFileSync(key, 'utf8'), cert: ca } });
+  });
+
+  afterAll(async () => {
+    await tlsStub?.close();
+  });
+
+  async function through(extraCa: string | undefined): Promise<TimedReply> {
+    const p = makeProxy(tlsStub.url, { extraCa });
+    await p.listen('run-tls', socketOf('run-tls'));
+    runs.set('run-tls', { active: true, provider: 'openai', keyId: 'key-openai' });
+    try {
+      return await call('run-tls', 'POST', '/v1/chat/completions', chat(), bearer);
+    } finally {
+      await p.closeAll();
+    }
+  }
+
+  it('forwards over TLS with the real key when the certificate is trusted', async () => {
+    expect(tlsStub.url).toMatch(/^https:/);
+    const reply = await through(ca);
+    expect(reply.status).toBe(200);
+    expect(tlsStub.requests.at(-1)!.headers.authorization).toBe(`Bearer ${tokens['key-openai']}`);
+  });
+
+  it('refuses an upstream whose certificate it cannot verify: 502, nothing sent', async () => {
+    const before = tlsStub.requests.length;
+    const reply = await through(undefined);
+    expect(reply.status).toBe(502);
+    expect(json(reply).error.message).toMatch(/could not reach the provider/);
+    expect(tlsStub.requests.length).toBe(before);
+  });
+});

@@ -13,6 +13,7 @@ import http, {
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface StubOptions {
@@ -61,12 +62,15 @@ export class ProviderStub {
     this.options = { ...DEFAULTS, ...options };
   }
 
-  /** Starts a stub on a random loopback port, or on `listen.socketPath`. */
+  /**
+   * Starts a stub on a random loopback port, or on `listen.socketPath`; with `listen.tls`, it
+   * speaks HTTPS (as real providers do) with that key and certificate.
+   */
   static async start(
     options: Partial<StubOptions> = {},
-    listen: { socketPath?: string } = {},
+    listen: { socketPath?: string; tls?: { key: string; cert: string } } = {},
   ): Promise<ProviderStub> {
-    const server = http.createServer();
+    const server = listen.tls ? https.createServer(listen.tls) : http.createServer();
     const { socketPath } = listen;
     let stub: ProviderStub;
     if (socketPath !== undefined) {
@@ -75,7 +79,8 @@ export class ProviderStub {
     } else {
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const { port } = server.address() as AddressInfo;
-      stub = new ProviderStub(server, `http://127.0.0.1:${port}`, options);
+      const scheme = listen.tls ? 'https' : 'http';
+      stub = new ProviderStub(server, `${scheme}://127.0.0.1:${port}`, options);
     }
     server.on('request', (req, res) => void stub.handle(req, res));
     return stub;
