@@ -54,7 +54,11 @@ export function createProviderAccess(deps: {
     extraCa: config.proxy.caFile ? readFileSync(config.proxy.caFile, 'utf8') : undefined,
     connectTimeoutMs: config.proxy.connectTimeoutMs,
     idleTimeoutMs: config.proxy.idleTimeoutMs,
-    onUsage: (name, usage) => void meter.record(name, usage),
+    onUsage: (name, usage) => {
+      meter.record(name, usage).catch((err: Error) => {
+        log.error({ run: name, err: err.message }, 'metered usage not recorded');
+      });
+    },
     // Each kind of refusal is audited once per run: an agent probing paths is news once.
     onRefused: (name, refusal) =>
       audit({
@@ -77,7 +81,7 @@ export function createProviderAccess(deps: {
     proxy,
     endpoints: {
       async open(name, socketDir, run) {
-        // A retried start: the socket is already proxy.
+        // A retried start: the socket is already served.
         if (proxy.runs().includes(name)) return;
         const provider = providerOf(run.keyId);
         if (!provider) throw new Error(`credential ${run.keyId} not found`);
