@@ -46,12 +46,15 @@ fi
 CACHE="$CACHE_BASE/openclaw-$OPENCLAW_VERSION-node-$NODE_VERSION"
 R="$CACHE/root"
 
+# The files of docker/openclaw/ the image carries under /opt/armorclaw/ (not the notes, not smoke/).
+image_files() { find . -type f ! -name '*.md' ! -path './smoke/*' | LC_ALL=C sort; }
+
 # What the image is made of besides the two pinned packages: this recipe and the run recipe.
 image_key() {
   {
     printf 'openclaw %s\nnode %s\n' "$OPENCLAW_VERSION" "$NODE_VERSION"
     printf 'recipe %s\n' "$(sha256sum <scripts/build-openclaw-image.sh | cut -d' ' -f1)"
-    (cd docker/openclaw && find . -type f | LC_ALL=C sort | while IFS= read -r f; do
+    (cd docker/openclaw && image_files | while IFS= read -r f; do
       printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"
     done)
   } | sha256sum | cut -c1-32
@@ -168,8 +171,9 @@ install -d -m 0755 "$R/run/secrets" "$R/run/armorclaw" "$R/home"
 install -d -m 0755 "$R$OPENCLAW_HOME_DIR"
 rm -rf "$R/opt/armorclaw"
 install -d -m 0755 "$R/opt/armorclaw"
-(cd docker/openclaw && find . -type f ! -name '*.md' -print0 |
-  while IFS= read -r -d '' f; do install -D -m 0644 "$f" "$R/opt/armorclaw/$f"; done)
+(cd docker/openclaw && image_files | while IFS= read -r f; do
+  install -D -m 0644 "$f" "$R/opt/armorclaw/$f"
+done)
 
 if find "$R" \( -name sh -o -name bash -o -name dash -o -name ash -o -name busybox \) \
   ! -path "$APP/node_modules/*" | grep -q .; then
