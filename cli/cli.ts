@@ -18,6 +18,7 @@ import { configsCommand } from './commands/configs';
 import { TOKEN_IN_ARGV, addKeyCommand, listKeysCommand } from './commands/keys';
 import { PASSWORD_IN_ARGV, hasPasswordOption, matrixCommand } from './commands/matrix';
 import { rpcCommand } from './commands/rpc';
+import { showCommand } from './commands/show';
 import { BridgeUnreachableError, RpcCallError } from './rpc-client';
 
 export const COMMANDS: readonly Command[] = [
@@ -26,6 +27,7 @@ export const COMMANDS: readonly Command[] = [
   startCommand,
   stopCommand,
   listCommand,
+  showCommand,
   configsCommand,
   auditCommand,
   matrixCommand,

@@ -1,5 +1,5 @@
 /**
- * Container runs as sessions: starting one and finding live ones in Temporal. Used by the RPC
+ * Container runs as sessions: starting one and finding runs in Temporal. Used by the RPC
  * methods, by the activities that start an agent for a call, and by the bridge's status, so it
  * sits below all three.
  */
@@ -50,6 +50,33 @@ export async function findRunningContainer(
     const id = wf.typedSearchAttributes.get(ArmorclawContainerId);
     if (id && id.startsWith(idOrName)) return wf.workflowId;
   }
+  return undefined;
+}
+
+/**
+ * The workflow id of the run, live or over, whose container name, id or id prefix (at least 12
+ * characters) is `idOrName`: a name by its workflow id, an id through the visibility store (which
+ * trails a run's first seconds by up to a second). Undefined when no run has it.
+ */
+export async function findContainerRun(
+  client: Client,
+  idOrName: string,
+): Promise<string | undefined> {
+  if (idOrName.startsWith('armorclaw-')) {
+    try {
+      return (await client.workflow.getHandle(containerWorkflowId(idOrName)).describe()).workflowId;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    }
+  }
+  if (!/^[a-f0-9]{12,64}$/.test(idOrName)) return undefined;
+  // Docker ids are unique, so the first match is the only one; the pattern above keeps the
+  // value a plain hex literal inside the query.
+  const query =
+    containerRunsQuery({ open: false }) +
+    ` AND ${ArmorclawContainerId.name} STARTS_WITH '${idOrName}'`;
+  for await (const wf of client.workflow.list({ query, pageSize: 1 })) return wf.workflowId;
   return undefined;
 }
 

@@ -139,6 +139,7 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
   registerConfigMethods(dispatcher, configStore);
   registerAuditMethods(dispatcher, {
     dbPath: auditLogPath(config.stateDir),
+    auditLog,
     log: log.child({ component: 'audit' }),
   });
   return dispatcher;

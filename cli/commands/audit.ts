@@ -2,14 +2,16 @@
 import { BRIDGE_OPTIONS_HELP, ExitCode, UsageError, positiveNumber } from '../args';
 import { bridgeArgs, printJson, type CliContext, type Command } from '../command';
 import { cell, formatTime, renderTable } from '../format';
+import type { AuditTailEntry } from '../../rpc/methods/audit';
 
 export const AUDIT_USAGE = `usage:
-  armorclaw audit tail [-n N] [--session ID] [--json] [--socket PATH]
-      The newest N voice audit entries (call_created, call_ended, call_rejected,
-      budget_warning, security_violation), oldest first (JSON-RPC \`webrtc.get_audit_log\`).
+  armorclaw audit tail [-n N] [--type EVENT] [--session ID] [--json] [--socket PATH]
+      The newest N audit entries of every kind (container runs, agents, calls, budget,
+      provider proxy, security), oldest first (JSON-RPC \`audit.tail\`).
       -n, --lines N    how many (1-1000, default 20)
-      --session ID     only this call's entries
-      --json prints the bridge's result: {"entries": [...]}, newest first.
+      --type EVENT     only this event type (container_ended, provider_request_refused, ...)
+      --session ID     only this session's entries: a container name or a call id
+      --json prints the bridge's result: {"entries": [...]}, newest last.
   armorclaw audit verify [--anchor SEQ:HASH] [--json] [--socket PATH]
       Recomputes the whole hash chain of the audit log on the bridge (JSON-RPC
       \`audit.verify\`); exits 4 when an entry was edited, deleted or reordered.
@@ -18,17 +20,8 @@ export const AUDIT_USAGE = `usage:
 
 ${BRIDGE_OPTIONS_HELP}`;
 
-export interface AuditEntry {
-  timestamp: string;
-  event_type: string;
-  session_id: string | null;
-  room_id: string | null;
-  user_id: string | null;
-  details: Record<string, unknown>;
-  seq: number;
-  hash: string;
-  prev_hash: string;
-}
+/** An entry as `audit.tail` answers it. */
+export type AuditEntry = AuditTailEntry;
 
 export interface VerifyResult {
   ok: boolean;
@@ -64,14 +57,16 @@ export const auditCommand: Command = {
 async function tail(args: string[], ctx: CliContext): Promise<number> {
   const cli = bridgeArgs(args, ctx, AUDIT_USAGE, {
     lines: { type: 'string', short: 'n' },
+    type: { type: 'string' },
     session: { type: 'string' },
   });
   if (!cli) return ExitCode.Ok;
   const limit =
     positiveNumber(cli.values.lines as string | undefined, '-n', AUDIT_USAGE, 1000) ?? 20;
-  const session = cli.values.session as string | undefined;
-  const r = (await cli.call('webrtc.get_audit_log', {
+  const { type, session } = cli.values as { type?: string; session?: string };
+  const r = (await cli.call('audit.tail', {
     limit,
+    ...(type !== undefined && { event_type: type }),
     ...(session !== undefined && { session_id: session }),
   })) as { entries: AuditEntry[] };
   if (cli.json) printJson(ctx, r);

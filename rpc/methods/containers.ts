@@ -10,14 +10,20 @@ import { parseDuration } from '../../formats/duration';
 import { SECRETS_MODES, type SecretsMode } from '../../formats/secrets-file';
 import { toMicroUsd } from '../../services/budget';
 import { KeystoreError, type Keystore } from '../../services/keystore';
-import { findRunningContainer, startRunWorkflow } from '../../sessions/containers';
+import {
+  findContainerRun,
+  findRunningContainer,
+  startRunWorkflow,
+} from '../../sessions/containers';
 import { isClosedWorkflowError } from '../../sessions/workflow-errors';
 import type { BudgetGate } from './budget';
 import {
   budgetExceededSignal,
+  containerStatusQuery,
   stopUpdate,
   waitActiveUpdate,
   type ContainerRunInput,
+  type ContainerRunStatus,
 } from '../../workflows/definitions';
 import {
   ArmorclawAgentType,
@@ -108,6 +114,9 @@ function runLimit(
 }
 
 const stopParams = z.strictObject({ container_id: z.string() });
+const statusParams = z.strictObject({ container_id: z.string() });
+/** How long `containers.status` may take to find a run and query it. */
+const STATUS_DEADLINE_MS = 5_000;
 const listParams = z.strictObject({
   all: z.boolean().optional(),
   limit: z.number().int().min(1).max(1000).optional(),
@@ -126,6 +135,9 @@ export interface ContainerRunSummary {
   /** Temporal's status of the run's workflow: a terminated run keeps its last state above. */
   workflow_status: string;
 }
+
+/** What `containers.status` answers: the run's workflow `status` query, fields as they are. */
+export type ContainerStatusResult = ContainerRunStatus;
 
 /** The spec's container methods: `start` returns when the run is Active, `stop` when it has Ended. */
 export function registerContainerMethods(
@@ -280,6 +292,31 @@ export function registerContainerMethods(
     }
     runs.sort((a, b) => b.started_at.localeCompare(a.started_at));
     return { count: runs.length, truncated, runs };
+  });
+
+  // A bridge extension: what one run spent and how it ended. The run's workflow answers its
+  // `status` query while open and after it closed (replayed from history by a worker), so a run
+  // that is over is found too: by name through its workflow id, by id through visibility.
+  dispatcher.addMethod('containers.status', async (params): Promise<ContainerStatusResult> => {
+    const { container_id } = parseParams(statusParams, params);
+    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(container_id)) {
+      throw invalidParams('Invalid params: container_id must be a container id or name');
+    }
+    try {
+      return await deps.client.connection.withDeadline(
+        Date.now() + STATUS_DEADLINE_MS,
+        async () => {
+          const workflowId = await findContainerRun(deps.client, container_id);
+          if (!workflowId)
+            throw new RpcError(ErrorCode.ContainerStopped, `Container not found: ${container_id}`);
+          return deps.client.workflow.getHandle(workflowId).query(containerStatusQuery);
+        },
+      );
+    } catch (err) {
+      if (err instanceof RpcError) throw err;
+      deps.log.warn({ err: (err as Error).message, container_id }, 'container status unavailable');
+      throw internalError('Internal error: container status unavailable (Temporal did not answer)');
+    }
   });
 }
 

@@ -216,6 +216,103 @@ test('start --json answers the spec fields', async () => {
   });
 });
 
+test('show: a run while it runs and once it is over; audit tail shows its container entries', async () => {
+  const r = await cliJson(['start', '--key-id', KEY_ID, '--agent-type', 'clishow']);
+  const name: string = r.container_name;
+  names.add(name);
+  const live = await cli(['show', name]);
+  expect(live).toMatchObject({ code: 0, stderr: '' });
+  expect(live.stdout).toMatch(
+    new RegExp(`^run\\s+${name}\ncontainer\\s+${r.container_id.slice(0, 12)}$`, 'm'),
+  );
+  expect(live.stdout).toMatch(/^state\s+Active\nend reason\s+-$/m);
+  expect(live.stdout).toMatch(/^cleanup\s+not yet$/m);
+
+  await cliJson(['stop', name]);
+  const shown = await cli(['show', name]);
+  expect(shown).toMatchObject({ code: 0, stderr: '' });
+  for (const line of [
+    /^state\s+Ended$/m,
+    /^end reason\s+stop_requested$/m,
+    new RegExp(`^agent\\s+clishow \\(key ${KEY_ID}, image armorclaw/agent:v1\\)$`, 'm'),
+    /^secrets mode\s+proxy \(secrets file removed\)$/m,
+    /^requests\s+0$/m,
+    /^tokens\s+0 input, 0 output$/m,
+    /^cost\s+\$0\.00 no limit$/m,
+    /^cleanup\s+done$/m,
+    /^NOTIFICATIONS \(\d+\)$/m,
+  ]) {
+    expect(shown.stdout).toMatch(line);
+  }
+  expect(await cliJson(['show', name])).toMatchObject({
+    state: 'Ended',
+    end_reason: 'stop_requested',
+    cleanup_done: true,
+    container_id: r.container_id,
+    secrets_mode: 'proxy',
+    usage: { requests: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0, limit_usd: null },
+  });
+  const unknown = await cli(['show', 'armorclaw-none-1']);
+  expect(unknown).toMatchObject({ code: 1, stdout: '' });
+  expect(unknown.stderr).toBe(
+    'armorclaw: the bridge answered: Container not found: armorclaw-none-1 (JSON-RPC code -2)\n',
+  );
+  const bad = await cli(['show', 'not/an/id']);
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toMatch(
+    /container_id must be a container id or name \(JSON-RPC code -32602\)/,
+  );
+
+  // audit tail reads every event type, not only the voice ones; oldest first.
+  const table = await cli(['audit', 'tail', '--session', name]);
+  expect(table).toMatchObject({ code: 0, stderr: '' });
+  const rows = table.stdout.trimEnd().split('\n').slice(1);
+  const rowSeqs = rows.map((row) => Number(row.split(' ')[0]));
+  expect(rowSeqs).toEqual([...rowSeqs].sort((a, b) => a - b));
+  // (The agent's first notification may be audited before container_started.)
+  expect(rows).toContainEqual(
+    expect.stringMatching(
+      new RegExp(
+        `^\\d+\\s+\\S+ \\S+\\s+container_started\\s+${name}\\s+-\\s+-\\s+agent_type=clishow`,
+      ),
+    ),
+  );
+  expect(rows.at(-1)).toMatch(
+    new RegExp(`\\s+container_ended\\s+${name}\\s+-\\s+-\\s+agent_type=clishow .*reason=stop_`),
+  );
+  const ended = await cliJson(['audit', 'tail', '--type', 'container_ended', '--session', name]);
+  expect(ended.entries).toEqual([
+    expect.objectContaining({
+      event_type: 'container_ended',
+      session_id: name,
+      container_id: r.container_id,
+      details: expect.objectContaining({ reason: 'stop_requested', agent_type: 'clishow' }),
+      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+    }),
+  ]);
+  const all = await cliJson(['audit', 'tail', '-n', '1000']);
+  const seqs = all.entries.map((e: any) => e.seq);
+  expect(seqs).toEqual([...seqs].sort((a, b) => a - b)); // --json: newest last
+  expect(all.entries).toContainEqual(
+    expect.objectContaining({ event_type: 'container_started', session_id: name }),
+  );
+  // since_seq: only what came after it (a reader that keeps the last seq it saw).
+  const started = all.entries.find(
+    (e: any) => e.event_type === 'container_started' && e.session_id === name,
+  );
+  const after = await rpc(bridge.socketPath, 'audit.tail', {
+    session_id: name,
+    since_seq: started.seq,
+  });
+  expect(after.result.entries.length).toBeGreaterThan(0);
+  expect(after.result.entries.every((e: any) => e.seq > started.seq)).toBe(true);
+  expect(after.result.entries.at(-1).event_type).toBe('container_ended');
+  for (const bad of [{ limit: 0 }, { limit: 1001 }, { since_seq: -1 }, { event_type: '' }]) {
+    const res = await rpc(bridge.socketPath, 'audit.tail', bad);
+    expect({ bad, code: res.error?.code }).toEqual({ bad, code: -32602 });
+  }
+});
+
 test('configs attach sends the file (base64) and configs list shows it', async () => {
   const file = path.join(work, 'agent.toml');
   const content = 'model = "gpt-4"\n# ünïcode and a NUL-free binary-ish line \u00ff\n';
@@ -259,7 +356,7 @@ test('configs attach sends the file (base64) and configs list shows it', async (
   expect(listed.map((c: any) => c.name).sort()).toEqual(['agent.toml', 'other.json']);
 });
 
-test('audit tail shows voice entries oldest first; -n and --json', async () => {
+test('audit tail shows the newest entries oldest first; -n, --session and --json', async () => {
   // A voice entry as the call workflow writes it (a call needs Matrix, which this bridge lacks);
   // the CLI and the bridge share the file the way the audit log is built for.
   const log = AuditLog.open({ path: auditLogPath(bridge.stateDir) });
@@ -373,9 +470,18 @@ test('every command has --help (exit 0); usage errors exit 2', async () => {
   for (const args of [
     ['--help'],
     ['help', 'start'],
-    ...['status', 'health', 'start', 'stop', 'list', 'configs', 'audit', 'matrix', 'rpc'].map(
-      (c) => [c, '--help'],
-    ),
+    ...[
+      'status',
+      'health',
+      'start',
+      'stop',
+      'list',
+      'show',
+      'configs',
+      'audit',
+      'matrix',
+      'rpc',
+    ].map((c) => [c, '--help']),
     ['configs', 'attach', '--help'],
     ['audit', 'verify', '--help'],
     ['matrix', 'login', '--help'],
@@ -388,7 +494,15 @@ test('every command has --help (exit 0); usage errors exit 2', async () => {
   }
   const top = await cli(['--help']);
   expect(top.stdout).toMatch(/^ {2}3 {2}cannot reach the bridge/m);
-  for (const args of [['start'], ['stop'], ['list', '--limit', '0'], ['configs'], ['bogus']]) {
+  for (const args of [
+    ['start'],
+    ['stop'],
+    ['show'],
+    ['show', 'a', 'b'],
+    ['list', '--limit', '0'],
+    ['configs'],
+    ['bogus'],
+  ]) {
     const r = await cli(args);
     expect({ args, code: r.code }).toEqual({ args, code: 2 });
     expect(r.stderr).toMatch(/usage:/);

@@ -1,4 +1,4 @@
-// Container runs (docs/api.md: "start", "stop", "status") against the real
+// Container runs (docs/api.md: "start", "stop", "status", "containers.status") against the real
 // bridge process, a real Docker engine and the bridge's embedded Temporal server: the hardened
 // container spec, the token nowhere it must not be, the secrets file's short life, stop, a
 // container killed from outside, agent notifications, TTL expiry, bad input and a start storm.
@@ -356,6 +356,21 @@ describe('container runs: one bridge on real Docker', () => {
     const st = await statusListing(h, (r) => r.container_ids.includes(id));
     expect(st.container_ids).toContain(id);
     ((timings.status_visibility_lag_ms as number[]) ??= []).push(st.lagMs);
+    const zero = { requests: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0, limit_usd: null };
+    // containers.status: the run's own status query, found by name, id or id prefix.
+    for (const ref of [name, id, id.slice(0, 12)]) {
+      const live = await call('containers.status', { container_id: ref });
+      expect({ ref, error: live.error }).toEqual({ ref, error: undefined });
+      expect(live.result).toMatchObject({
+        state: 'Active',
+        container_name: name,
+        container_id: id,
+        cleanup_done: false,
+        secrets_mode: 'proxy',
+        usage: zero,
+      });
+      expect(live.result.end_reason).toBeUndefined();
+    }
 
     const logs = await docker(['logs', id]);
     expect(logs.stdout + logs.stderr).not.toContain(MARKER);
@@ -374,6 +389,30 @@ describe('container runs: one bridge on real Docker', () => {
 
     const after = await statusListing(h, (r) => !r.container_ids.includes(id));
     expect(after.container_ids).not.toContain(id);
+    // A run that is over still answers containers.status, by name (its workflow id) and by id
+    // (the visibility store), exactly as its workflow's query does.
+    const final = await runStatus(h.client, name);
+    for (const ref of [name, id, id.slice(0, 12)]) {
+      const ended = await call('containers.status', { container_id: ref });
+      expect({ ref, result: ended.result }).toEqual({ ref, result: final });
+    }
+    expect(final).toMatchObject({
+      state: 'Ended',
+      end_reason: 'stop_requested',
+      cleanup_done: true,
+      container_id: id,
+      secrets_mode: 'proxy',
+      secrets_removed: true,
+      usage: zero,
+    });
+    for (const unknownRef of [hex(32), `${name}-none`]) {
+      const res = await call('containers.status', { container_id: unknownRef });
+      expect(res.error).toEqual({ code: -2, message: `Container not found: ${unknownRef}` });
+    }
+    for (const bad of [{ container_id: 'no spaces' }, { container_id: '' }, {}, undefined]) {
+      const res = await call('containers.status', bad);
+      expect({ bad, code: res.error?.code }).toEqual({ bad, code: -32602 });
+    }
 
     const twice = await call('stop', { container_id: id });
     expect(twice.result).toBeUndefined();

@@ -133,15 +133,19 @@ describe('commands against a fake bridge', () => {
     });
   });
 
-  test('configs list, audit tail and rpc send what their flags say', async () => {
+  test('configs list, audit tail, show and rpc send what their flags say', async () => {
     const f = fake(() => ({ entries: [] }));
     expect(await runCli(['audit', 'tail', '-n', '3', '--session', 's1'], f.ctx)).toBe(0);
     expect(await runCli(['audit', 'tail'], f.ctx)).toBe(0);
+    expect(await runCli(['audit', 'tail', '--type', 'container_ended'], f.ctx)).toBe(0);
+    expect(await runCli(['show', '4f1c2a9be0d3', '--json'], f.ctx)).toBe(0);
     expect(await runCli(['rpc', 'budget.status'], f.ctx)).toBe(0);
     expect(await runCli(['rpc', 'webrtc.end', '{"session_id":"s"}'], f.ctx)).toBe(0);
     expect(f.calls.map((c) => [c.method, c.params])).toEqual([
-      ['webrtc.get_audit_log', { limit: 3, session_id: 's1' }],
-      ['webrtc.get_audit_log', { limit: 20 }],
+      ['audit.tail', { limit: 3, session_id: 's1' }],
+      ['audit.tail', { limit: 20 }],
+      ['audit.tail', { limit: 20, event_type: 'container_ended' }],
+      ['containers.status', { container_id: '4f1c2a9be0d3' }],
       ['budget.status', undefined],
       ['webrtc.end', { session_id: 's' }],
     ]);
@@ -188,6 +192,8 @@ describe('commands against a fake bridge', () => {
     [['start'], /start needs --key-id/],
     [['stop'], /missing CONTAINER/],
     [['stop', 'a', 'b'], /too many arguments/],
+    [['show'], /missing CONTAINER/],
+    [['show', 'a', 'b'], /too many arguments/],
     [['list', '--limit', '1001'], /--limit must be a whole number from 1 to 1000/],
     [['status', '--timeout', '0'], /--timeout must be/],
     [['configs'], /configs needs a subcommand/],

@@ -3,6 +3,7 @@ process.env.TZ = 'UTC';
 
 import { renderAuditTail, renderVerify, summarizeDetails } from '../../cli/commands/audit';
 import { renderHealth, renderList, renderStatus } from '../../cli/commands/bridge';
+import { renderShow, usd } from '../../cli/commands/show';
 import {
   cell,
   formatBytes,
@@ -199,6 +200,7 @@ describe('command output', () => {
       session_id: 's',
       room_id: '!r:x',
       user_id: null,
+      container_id: null,
       details,
       hash: 'h',
       prev_hash: 'p',
@@ -211,6 +213,96 @@ describe('command output', () => {
     expect(renderAuditTail([])).toBe('no audit entries\n');
     expect(summarizeDetails({ text: 'x'.repeat(100) })).toHaveLength(80);
     expect(summarizeDetails({})).toBe('');
+  });
+
+  test('show: an ended run with its end reason, usage against its limit, the last notifications', () => {
+    const run = {
+      state: 'Failed' as const,
+      container_name: 'armorclaw-openclaw-1',
+      container_id: 'abcdef0123456789abcdef',
+      agent_type: 'openclaw',
+      key_id: 'k1',
+      image: 'armorclaw/agent:v1',
+      secrets_removed: true,
+      end_reason: 'container_exited' as const,
+      end_detail: 'the container exited',
+      exit_code: 137,
+      cleanup_done: true,
+      secrets_mode: 'proxy' as const,
+      usage: {
+        requests: 3,
+        input_tokens: 1200,
+        output_tokens: 350,
+        cost_usd: 0.0065,
+        limit_usd: 2,
+      },
+      notifications: Array.from({ length: 12 }, (_, i) => ({
+        kind: 'progress' as const,
+        message: i === 11 ? 'line one\nline two ' + 'x'.repeat(200) : `step ${i}`,
+        at: `2026-02-11T11:00:${String(i).padStart(2, '0')}Z`,
+      })),
+    };
+    const lines = renderShow(run).split('\n');
+    expect(lines.slice(0, 15)).toEqual([
+      'run           armorclaw-openclaw-1',
+      'container     abcdef012345',
+      'state         Failed',
+      'end reason    container_exited (exit code 137): the container exited',
+      'agent         openclaw (key k1, image armorclaw/agent:v1)',
+      'secrets mode  proxy (secrets file removed)',
+      'requests      3',
+      'tokens        1200 input, 350 output',
+      'cost          $0.0065 of $2.00 limit',
+      'cleanup       done',
+      '',
+      'NOTIFICATIONS (last 10 of 12)',
+      'TIME                 KIND      MESSAGE',
+      '2026-02-11 11:00:02  progress  step 2',
+      '2026-02-11 11:00:03  progress  step 3',
+    ]);
+    expect(lines).toHaveLength(24); // 10 notifications, and the final newline
+    // The last message: one line, control characters shown as ?, cut at 100 characters.
+    expect(lines[22]).toMatch(/^2026-02-11 11:00:11 {2}progress {2}line one\?line two x+…$/);
+    expect(lines[22]!.split('progress  ')[1]).toHaveLength(100);
+  });
+
+  test('show: a run still running, file mode, no limit, no notifications', () => {
+    expect(
+      renderShow({
+        state: 'Active',
+        container_name: 'armorclaw-openclaw-2',
+        agent_type: 'openclaw',
+        key_id: 'k1',
+        image: 'armorclaw/agent:v1',
+        secrets_removed: false,
+        cleanup_done: false,
+        secrets_mode: 'file',
+        usage: { requests: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0, limit_usd: null },
+        notifications: [],
+      }),
+    ).toBe(
+      'run           armorclaw-openclaw-2\n' +
+        'container     -\n' +
+        'state         Active\n' +
+        'end reason    -\n' +
+        'agent         openclaw (key k1, image armorclaw/agent:v1)\n' +
+        'secrets mode  file (secrets file present)\n' +
+        'requests      0\n' +
+        'tokens        0 input, 0 output\n' +
+        'cost          $0.00 no limit\n' +
+        'cleanup       not yet\n' +
+        '\n' +
+        'NOTIFICATIONS (0)\n' +
+        '  none\n',
+    );
+    expect([0, 0.0065, 2, 1.5, 0.000001, 12.345678].map(usd)).toEqual([
+      '$0.00',
+      '$0.0065',
+      '$2.00',
+      '$1.50',
+      '$0.000001',
+      '$12.345678',
+    ]);
   });
 
   test('audit verify: ok, broken', () => {
