@@ -113,6 +113,13 @@ function runLimit(
   return micro;
 }
 
+/** A container id, id prefix or name as `stop` and `containers.status` take it; else -32602. */
+function checkContainerRef(ref: string): void {
+  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(ref)) {
+    throw invalidParams('Invalid params: container_id must be a container id or name');
+  }
+}
+
 const stopParams = z.strictObject({ container_id: z.string() });
 const statusParams = z.strictObject({ container_id: z.string() });
 /** How long `containers.status` may take to find a run and query it. */
@@ -232,13 +239,7 @@ export function registerContainerMethods(
 
   dispatcher.addMethod('stop', async (params) => {
     const { container_id } = parseParams(stopParams, params);
-    if (
-      container_id === '' ||
-      container_id.length > 128 ||
-      !/^[A-Za-z0-9_.-]+$/.test(container_id)
-    ) {
-      throw invalidParams('Invalid params: container_id must be a container id or name');
-    }
+    checkContainerRef(container_id);
     const workflowId = await findRunningContainer(deps.client, container_id);
     if (!workflowId)
       throw new RpcError(ErrorCode.ContainerStopped, `Container not found: ${container_id}`);
@@ -299,9 +300,7 @@ export function registerContainerMethods(
   // that is over is found too: by name through its workflow id, by id through visibility.
   dispatcher.addMethod('containers.status', async (params): Promise<ContainerStatusResult> => {
     const { container_id } = parseParams(statusParams, params);
-    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(container_id)) {
-      throw invalidParams('Invalid params: container_id must be a container id or name');
-    }
+    checkContainerRef(container_id);
     try {
       return await deps.client.connection.withDeadline(
         Date.now() + STATUS_DEADLINE_MS,
