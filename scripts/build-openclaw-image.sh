@@ -27,8 +27,9 @@ OPENCLAW_VERSION=${ARMORCLAW_OPENCLAW_VERSION:-2026.9.6}
 NODE_VERSION=${ARMORCLAW_OPENCLAW_NODE_VERSION:-24.22.3}
 IMAGE=armorclaw/openclaw:$OPENCLAW_VERSION
 AGENT_UID=10001
-# Where the state of a run lives: a tmpfs mounted there by whoever runs the image (docs/openclaw.md).
-OPENCLAW_HOME_DIR=/home/openclaw
+# Where the state of a run lives: under /tmp, the one tmpfs every ArmorClaw run has (docs/openclaw.md);
+# OpenClaw creates it on first start.
+OPENCLAW_HOME_DIR=/tmp/openclaw-home
 
 log() { printf '[openclaw-image] %s\n' "$*" >&2; }
 die() {
@@ -166,9 +167,7 @@ printf 'root:x:0:0:root:/root:/sbin/nologin\nopenclaw:x:%s:%s:openclaw:%s:/sbin/
 printf 'root:x:0:\nopenclaw:x:%s:\n' "$AGENT_UID" >"$R/etc/group"
 chmod 0644 "$R/etc/passwd" "$R/etc/group"
 install -d -m 1777 "$R/tmp"
-install -d -m 0755 "$R/run/secrets" "$R/run/armorclaw" "$R/home"
-# The tmpfs for OpenClaw's state is mounted here; the directory itself stays root's and read-only.
-install -d -m 0755 "$R$OPENCLAW_HOME_DIR"
+install -d -m 0755 "$R/run/secrets" "$R/run/armorclaw"
 rm -rf "$R/opt/armorclaw"
 install -d -m 0755 "$R/opt/armorclaw"
 (cd docker/openclaw && image_files | while IFS= read -r f; do
@@ -195,7 +194,7 @@ id=$(tar -C "$R" --numeric-owner --owner=0 --group=0 --sort=name -c . |
     -c 'ENV OPENCLAW_DISABLE_BONJOUR=1' \
     -c 'ENV OPENCLAW_OFFLINE=1' \
     -c 'ENV DO_NOT_TRACK=1' \
-    -c "WORKDIR $OPENCLAW_HOME_DIR" \
+    -c 'WORKDIR /tmp' \
     -c 'ENTRYPOINT ["/usr/local/bin/node","/opt/openclaw/node_modules/openclaw/openclaw.mjs"]' \
     -c 'CMD ["gateway","run"]' \
     -c "LABEL armorclaw.openclaw.key=$KEY" \

@@ -2,7 +2,7 @@
 # One command to see OpenClaw answer in a container hardened like every ArmorClaw run: builds
 # armorclaw/openclaw:<version> if needed (scripts/build-openclaw-image.sh), starts it with user
 # 10001, a read-only root, all capabilities dropped, no-new-privileges, pids and memory limits,
-# tmpfs /tmp and /home/openclaw (its state), Docker's init and network none; runs a fake
+# tmpfs /tmp only (its state goes to /tmp/openclaw-home), Docker's init and network none; runs a fake
 # OpenAI-compatible provider on 127.0.0.1:8089 inside the same container (docker exec), where a
 # real run has the reference agent's forwarder to the bridge's provider proxy; asks the gateway's
 # /v1/chat/completions one question twice (streamed with --stream) and prints the answer, the
@@ -47,8 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The run's hardening: activities/docker.ts (containerSpec), plus a second tmpfs for OpenClaw's
-# state (HOME=/home/openclaw, OPENCLAW_STATE_DIR=/home/openclaw/.openclaw; see docs/openclaw.md).
+# The run's hardening as activities/docker.ts (containerSpec) has it, with more memory (docs/openclaw.md).
 log "starting $IMAGE as $NAME (memory $MEMORY, pids $PIDS, network none)"
 t_run=$(now_ms)
 "$DOCKER" run -d --name "$NAME" \
@@ -59,7 +58,6 @@ t_run=$(now_ms)
   --pids-limit "$PIDS" \
   --memory "$MEMORY" --memory-swap "$MEMORY" \
   --tmpfs /tmp:rw,noexec,nosuid,nodev,size=64m \
-  --tmpfs /home/openclaw:rw,noexec,nosuid,nodev,size=256m,uid=10001,gid=10001,mode=0700 \
   --init \
   --network none \
   --restart no \
