@@ -29,12 +29,20 @@ async function ask() {
   const r = await fetch(`${base}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'openclaw/default', stream, messages: [{ role: 'user', content: question }] }),
+    body: JSON.stringify({
+      model: 'openclaw/default',
+      stream,
+      messages: [{ role: 'user', content: question }],
+    }),
   });
   if (!stream) {
     const body = await r.json();
     if (r.status !== 200) throw new Error(`chat.completions ${r.status}: ${JSON.stringify(body)}`);
-    return { ms: Date.now() - t0, answer: body.choices?.[0]?.message?.content ?? '', usage: body.usage };
+    return {
+      ms: Date.now() - t0,
+      answer: body.choices?.[0]?.message?.content ?? '',
+      usage: body.usage,
+    };
   }
   if (r.status !== 200) throw new Error(`chat.completions ${r.status}: ${await r.text()}`);
   let answer = '';

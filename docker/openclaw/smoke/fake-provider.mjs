@@ -10,7 +10,8 @@ const host = process.env.FAKE_PROVIDER_HOST ?? '127.0.0.1';
 
 function text(content) {
   if (typeof content === 'string') return content;
-  if (Array.isArray(content)) return content.map((p) => (typeof p?.text === 'string' ? p.text : '')).join('');
+  if (Array.isArray(content))
+    return content.map((p) => (typeof p?.text === 'string' ? p.text : '')).join('');
   return '';
 }
 
@@ -23,14 +24,20 @@ function question(messages) {
     if (m?.role !== 'user') continue;
     const t = text(m.content);
     if (t.includes('BEGIN_OPENCLAW_INTERNAL_CONTEXT')) continue;
-    return t.split(/\n\s*\nRuntime: /)[0].replace(/^\[[^\]]*\]\s*/, '').trim();
+    return t
+      .split(/\n\s*\nRuntime: /)[0]
+      .replace(/^\[[^\]]*\]\s*/, '')
+      .trim();
   }
   return '';
 }
 
 function send(res, status, body) {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -41,12 +48,17 @@ const server = http.createServer((req, res) => {
     const raw = Buffer.concat(chunks).toString('utf8');
     const started = Date.now();
     if (req.method === 'GET' && req.url?.startsWith('/v1/models')) {
-      send(res, 200, { object: 'list', data: [{ id: 'gpt-4o-mini', object: 'model', owned_by: 'fake' }] });
+      send(res, 200, {
+        object: 'list',
+        data: [{ id: 'gpt-4o-mini', object: 'model', owned_by: 'fake' }],
+      });
       return;
     }
     if (req.method !== 'POST' || !req.url?.startsWith('/v1/chat/completions')) {
       console.log(JSON.stringify({ fake_provider: 'unhandled', method: req.method, url: req.url }));
-      send(res, 404, { error: { message: `no route ${req.method} ${req.url}`, type: 'invalid_request_error' } });
+      send(res, 404, {
+        error: { message: `no route ${req.method} ${req.url}`, type: 'invalid_request_error' },
+      });
       return;
     }
     let body;
@@ -78,7 +90,11 @@ const server = http.createServer((req, res) => {
     );
     const id = `chatcmpl-fake-${started}`;
     const created = Math.floor(started / 1000);
-    const usage = { prompt_tokens: Math.ceil(raw.length / 4), completion_tokens: 12, total_tokens: Math.ceil(raw.length / 4) + 12 };
+    const usage = {
+      prompt_tokens: Math.ceil(raw.length / 4),
+      completion_tokens: 12,
+      total_tokens: Math.ceil(raw.length / 4) + 12,
+    };
     if (body.stream === true) {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       const chunk = (delta, finish = null, extra = {}) =>
@@ -89,7 +105,9 @@ const server = http.createServer((req, res) => {
       for (const word of answer.split(/(?<= )/)) chunk({ content: word });
       chunk({}, 'stop');
       if (body.stream_options?.include_usage) {
-        res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, choices: [], usage })}\n\n`);
+        res.write(
+          `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, choices: [], usage })}\n\n`,
+        );
       }
       res.end('data: [DONE]\n\n');
       return;
@@ -99,10 +117,14 @@ const server = http.createServer((req, res) => {
       object: 'chat.completion',
       created,
       model: body.model,
-      choices: [{ index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }],
+      choices: [
+        { index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' },
+      ],
       usage,
     });
   });
 });
-server.listen(port, host, () => console.log(JSON.stringify({ fake_provider: 'listening', host, port })));
+server.listen(port, host, () =>
+  console.log(JSON.stringify({ fake_provider: 'listening', host, port })),
+);
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => server.close(() => process.exit(0)));
