@@ -14,6 +14,8 @@ export interface StartContainerArgs {
   hostId: string;
   network: string;
   roomId?: string;
+  /** Absent: the host's containers.memory_bytes. */
+  memoryBytes?: number;
   /** `proxy`: the run's provider proxy socket is opened beside its bridge socket. */
   secretsMode: SecretsMode;
   /** The run's spending limit (micro-dollars; 0: none), for the proxy to refuse past it. */

@@ -88,8 +88,8 @@ export function containerSpec(
       // Docker's default seccomp profile applies unless unconfined; we never unconfine it.
       SecurityOpt: ['no-new-privileges:true'],
       PidsLimit: policy.pidsLimit,
-      Memory: policy.memoryBytes,
-      MemorySwap: policy.memoryBytes,
+      Memory: args.memoryBytes ?? policy.memoryBytes,
+      MemorySwap: args.memoryBytes ?? policy.memoryBytes,
       Tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' },
       Init: true,
       NetworkMode: args.network,

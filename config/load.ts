@@ -139,8 +139,15 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
     : `in ${configFile}`;
   const budget = checkBudget(read, modelsFrom, problems);
   const proxyBaseUrls = checkProxyBaseUrls(read, problems);
+  const agentTypes = checkAgentTypes(read, problems);
   if (problems.length > 0) throw new ConfigError(problems);
-  return assemble(read, { configFile, stateDir: ctx.stateDir, budget, proxyBaseUrls });
+  return assemble(read, {
+    configFile,
+    stateDir: ctx.stateDir,
+    budget,
+    proxyBaseUrls,
+    agentTypes,
+  });
 }
 
 /** The checks that span keys or look inside a value; each problem names its key. */
@@ -242,6 +249,67 @@ function checkProxyBaseUrls(read: Read, problems: string[]): Record<string, stri
   return urls;
 }
 
+/** What one agent type runs (`containers.agent_types`). */
+export interface AgentTypeSettings {
+  image: string;
+  /** Absent: containers.memory_bytes. */
+  memoryBytes?: number;
+}
+
+/**
+ * What a run of `agentType` gets: `image` when `start` names one, else the type's image, else
+ * containers.default_image; the type's memory limit when it has one.
+ */
+export function agentTypeRun(
+  containers: { defaultImage: string; agentTypes: Record<string, AgentTypeSettings> },
+  agentType: string,
+  image?: string,
+): AgentTypeSettings {
+  const type = Object.prototype.hasOwnProperty.call(containers.agentTypes, agentType)
+    ? containers.agentTypes[agentType]
+    : undefined;
+  return {
+    image: image ?? type?.image ?? containers.defaultImage,
+    ...(type?.memoryBytes !== undefined ? { memoryBytes: type.memoryBytes } : {}),
+  };
+}
+
+const AGENT_TYPE_NAME = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
+const MIN_MEMORY_BYTES = 16 * 1024 * 1024;
+
+/** `containers.agent_types`: type names to an image and, optionally, a memory limit. */
+function checkAgentTypes(read: Read, problems: string[]): Record<string, AgentTypeSettings> {
+  const types: Record<string, AgentTypeSettings> = {};
+  for (const [name, value] of Object.entries(read('containers.agent_types'))) {
+    const where = `containers.agent_types.${name}`;
+    if (!AGENT_TYPE_NAME.test(name)) {
+      problems.push(`${where}: a type name must match [a-z0-9][a-z0-9_.-]{0,31}`);
+      continue;
+    }
+    const v = value as { image?: unknown; memory_bytes?: unknown } | null;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      problems.push(`${where}: expected a table { image = "…", memory_bytes = N }`);
+      continue;
+    }
+    const extra = Object.keys(v).filter((k) => k !== 'image' && k !== 'memory_bytes');
+    if (extra.length > 0) problems.push(`${where}: unknown field(s) ${extra.join(', ')}`);
+    if (typeof v.image !== 'string' || !/^[a-z0-9][a-z0-9._/:@-]{0,254}$/.test(v.image)) {
+      problems.push(`${where}.image: expected an image reference, got ${JSON.stringify(v.image)}`);
+      continue;
+    }
+    const memory = v.memory_bytes;
+    if (
+      memory !== undefined &&
+      (typeof memory !== 'number' || !Number.isSafeInteger(memory) || memory < MIN_MEMORY_BYTES)
+    ) {
+      problems.push(`${where}.memory_bytes: expected an integer of at least ${MIN_MEMORY_BYTES}`);
+      continue;
+    }
+    types[name] = { image: v.image, ...(memory !== undefined ? { memoryBytes: memory } : {}) };
+  }
+  return types;
+}
+
 /** The configuration's shape: every setting under the name the bridge's code uses. */
 function assemble(
   read: Read,
@@ -250,6 +318,7 @@ function assemble(
     stateDir: string;
     budget: ReturnType<typeof checkBudget>;
     proxyBaseUrls: Record<string, string>;
+    agentTypes: Record<string, AgentTypeSettings>;
   },
 ) {
   const optPath = (v: string | undefined) => (v === undefined ? undefined : path.resolve(v));
@@ -309,6 +378,7 @@ function assemble(
       secretsDir: path.resolve(read('containers.secrets_dir')),
       heartbeatIntervalMs: read('containers.heartbeat_interval'),
       secretsMode: read('containers.secrets_mode') as SecretsMode,
+      agentTypes: found.agentTypes,
     },
     proxy: {
       /** Provider → base URL, for the providers configured; the others use their own API. */

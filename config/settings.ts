@@ -231,6 +231,13 @@ export const settings = [
     doc: 'Image used when `start` names none.',
   },
   {
+    key: 'containers.agent_types',
+    env: 'ARMORCLAW_AGENT_TYPES',
+    type: 'table',
+    default: { echo: { image: 'armorclaw/agent:v1' } },
+    doc: 'What each `agent_type` of `start` runs: a table of type = { image = "…", memory_bytes = N } (memory_bytes optional, else containers.memory_bytes). A type not listed runs containers.default_image. Environment: the same as a JSON object.',
+  },
+  {
     key: 'containers.default_ttl',
     env: 'ARMORCLAW_CONTAINER_TTL',
     type: 'duration',

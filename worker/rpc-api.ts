@@ -104,6 +104,7 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
     hostId: config.hostId,
     defaults: {
       image: config.containers.defaultImage,
+      agentTypes: config.containers.agentTypes,
       ttlMs: config.containers.defaultTtlMs,
       maxTtlMs: config.containers.maxTtlMs,
       secretsDeadlineMs: config.containers.secretsDeadlineMs,

@@ -253,6 +253,7 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
         hostId: input.hostId,
         network: input.network,
         roomId: input.roomId,
+        memoryBytes: input.memoryBytes,
         secretsMode,
         limitMicroUsd: input.limitMicroUsd ?? 0,
       });

@@ -39,6 +39,8 @@ export interface ContainerRunInput {
   roomId?: string;
   /** Docker network for egress; 'none' unless configured. */
   network: string;
+  /** The container's memory limit when its agent type sets one (else the host's default). */
+  memoryBytes?: number;
   /** How the agent reaches its model (absent in runs started before the proxy: `file`). */
   secretsMode?: SecretsMode;
   /** The run's spending limit in micro-dollars, metered by the provider proxy; 0/absent: none. */

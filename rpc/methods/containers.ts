@@ -6,6 +6,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Logger } from 'pino';
+import { agentTypeRun, type AgentTypeSettings } from '../../config/load';
 import { parseDuration } from '../../formats/duration';
 import { SECRETS_MODES, type SecretsMode } from '../../formats/secrets-file';
 import { toMicroUsd } from '../../services/budget';
@@ -45,6 +46,7 @@ export interface ContainerMethodsDeps {
   hostId: string;
   defaults: {
     image: string;
+    agentTypes: Record<string, AgentTypeSettings>;
     ttlMs: number;
     maxTtlMs: number;
     secretsDeadlineMs: number;
@@ -159,7 +161,11 @@ export function registerContainerMethods(
     if (!AGENT_TYPE.test(agentType)) {
       throw invalidParams('Invalid params: agent_type must match [a-z0-9][a-z0-9_.-]{0,31}');
     }
-    const image = p.image ?? deps.defaults.image;
+    const { image, memoryBytes } = agentTypeRun(
+      { defaultImage: deps.defaults.image, agentTypes: deps.defaults.agentTypes },
+      agentType,
+      p.image,
+    );
     if (!IMAGE_REF.test(image))
       throw invalidParams('Invalid params: image is not a valid image reference');
     let ttlMs = deps.defaults.ttlMs;
@@ -200,6 +206,7 @@ export function registerContainerMethods(
         keyId: p.key_id,
         agentType,
         image,
+        memoryBytes,
         hostId: deps.hostId,
         ttlMs,
         secretsDeadlineMs: deps.defaults.secretsDeadlineMs,

@@ -10,7 +10,7 @@ import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import type { BridgeConfig } from '../../config/load';
+import { agentTypeRun, type BridgeConfig } from '../../config/load';
 import { formatElapsed } from '../../machines/lifecycle';
 import type { UserCallState } from '../../machines/voice-call.machine';
 import { CallMediaError, type CallMediaHub } from '../../media/call-hub';
@@ -344,13 +344,15 @@ export function registerWebrtcMethods(dispatcher: RpcDispatcher, deps: WebrtcMet
     }
     checkCredential(deps.keystore, p.key_id);
     const c = deps.containers;
+    const { image, memoryBytes } = agentTypeRun(c, agentType);
     return {
       kind: 'start',
       run: {
         containerName: `armorclaw-${agentType}-call-${sessionId.replace(/-/g, '').slice(0, 12)}`,
         keyId: p.key_id,
         agentType,
-        image: c.defaultImage,
+        image,
+        memoryBytes,
         hostId: deps.hostId,
         // The call stops its agent; this is the backstop should everything else fail.
         ttlMs: ttlMs + 60_000,

@@ -138,6 +138,9 @@ afterAll(() => {
   console.log(`container run timings:\n${JSON.stringify(timings, null, 2)}`);
 });
 
+/** The memory limit of the test's own agent type `big`. */
+const BIG_MEMORY = 256 * 1024 * 1024;
+
 describe('container runs: one bridge on real Docker', () => {
   let h: Harness;
   /** A token no other test uses: finding it anywhere points at exactly one leak. */
@@ -165,7 +168,11 @@ describe('container runs: one bridge on real Docker', () => {
   }
 
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startHarness({
+      ARMORCLAW_AGENT_TYPES: JSON.stringify({
+        big: { image: 'armorclaw/agent:v1', memory_bytes: BIG_MEMORY },
+      }),
+    });
     const stored = await call('store_key', { id: KEY_ID, provider: 'openai', token: MARKER });
     expect(stored.error).toBeUndefined();
   }, 120_000);
@@ -297,6 +304,18 @@ describe('container runs: one bridge on real Docker', () => {
       },
     );
   }
+
+  test('an agent type runs its own image with its own memory limit; others the defaults', async () => {
+    const big = await startOk({ agent_type: 'big' });
+    const plain = await startOk({ agent_type: 'other' });
+    const memoryOf = async (name: string) => (await inspectContainer(name)).HostConfig.Memory;
+    expect(await memoryOf(big.result.container_name!)).toBe(BIG_MEMORY);
+    expect(await memoryOf(plain.result.container_name!)).toBe(512 * 1024 * 1024);
+    for (const r of [big, plain]) {
+      const stopped = await call('stop', { container_id: r.result.container_name });
+      expect(stopped.error).toBeUndefined();
+    }
+  });
 
   test('the secrets file is gone within 10 s of start', async () => {
     const { result, sentAt, ms } = await startOk();

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../../config/load';
+import { agentTypeRun, ConfigError, loadConfig } from '../../config/load';
 import { decodeMasterKey } from '../../formats/master-key';
 import { renderSampleConfig } from '../../config/sample';
 import { settings } from '../../config/settings';
@@ -211,5 +211,39 @@ describe('provider proxy settings', () => {
     ],
   ])('%j is refused, naming the key', (env, problem) => {
     expect(problemsOf(() => load(env)).join('\n')).toMatch(problem);
+  });
+});
+
+describe('agent types', () => {
+  test('by default the echo type runs the reference agent; a type not listed runs the default image', () => {
+    const c = load({ ARMORCLAW_AGENT_IMAGE: 'armorclaw/other:v2' });
+    expect(agentTypeRun(c.containers, 'echo')).toEqual({ image: 'armorclaw/agent:v1' });
+    expect(agentTypeRun(c.containers, 'mystery')).toEqual({ image: 'armorclaw/other:v2' });
+    // `start`'s own image wins; the type's memory limit still applies.
+    const withTypes = load({
+      ARMORCLAW_AGENT_TYPES: JSON.stringify({ big: { image: 'x/big:1', memory_bytes: 2 ** 31 } }),
+    });
+    expect(agentTypeRun(withTypes.containers, 'big')).toEqual({
+      image: 'x/big:1',
+      memoryBytes: 2 ** 31,
+    });
+    expect(agentTypeRun(withTypes.containers, 'big', 'y/own:2')).toEqual({
+      image: 'y/own:2',
+      memoryBytes: 2 ** 31,
+    });
+    expect(agentTypeRun(withTypes.containers, 'constructor').image).toBe('armorclaw/agent:v1');
+  });
+
+  test.each([
+    ['{"Bad Name":{"image":"a/b:1"}}', /containers\.agent_types\.Bad Name: a type name/],
+    ['{"t":{"image":"A B"}}', /containers\.agent_types\.t\.image: expected an image reference/],
+    [
+      '{"t":{"image":"a/b:1","memory_bytes":1024}}',
+      /memory_bytes: expected an integer of at least/,
+    ],
+    ['{"t":{"image":"a/b:1","cpus":2}}', /unknown field\(s\) cpus/],
+    ['{"t":"a/b:1"}', /expected a table/],
+  ])('%s is refused, naming the key', (json, problem) => {
+    expect(problemsOf(() => load({ ARMORCLAW_AGENT_TYPES: json })).join('\n')).toMatch(problem);
   });
 });
