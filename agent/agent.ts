@@ -25,12 +25,22 @@ const SEND_TIMEOUT_MS = 30_000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+export interface AgentOptions {
+  /**
+   * Say `notify status ready` only once `markReady()` is called (the OpenClaw backend: once its
+   * gateway is ready). Without it the agent is ready as soon as its secrets are acknowledged.
+   */
+  readyGate?: boolean;
+}
+
 /** One agent: keeps a connection to the bridge and answers it with `methods`. */
 export class Agent {
   private conn: RpcConnection | null = null;
   private stopping = false;
   private acked = false;
   private readyNotified = false;
+  private readyToSay: boolean;
+  private failing = false;
   private seq = 0;
   private lastConnectError = '';
 
@@ -38,7 +48,51 @@ export class Agent {
     private readonly config: AgentConfig,
     private readonly credentials: Credentials,
     private readonly methods: ReadonlyMap<string, Handler>,
-  ) {}
+    options: AgentOptions = {},
+  ) {
+    this.readyToSay = !options.readyGate;
+  }
+
+  /** The backend is ready: say `ready` now (once acknowledged) or as soon as connected. */
+  markReady(): void {
+    this.readyToSay = true;
+    const conn = this.conn;
+    if (conn?.isOpen && (this.acked || this.config.mode.kind === 'no-ack')) {
+      void this.sayReady(conn).catch(() => undefined);
+    }
+  }
+
+  private async sayReady(conn: RpcConnection): Promise<void> {
+    if (this.readyNotified || !this.readyToSay) return;
+    this.readyNotified = true;
+    try {
+      await conn.call('notify', { kind: 'status', message: 'ready' }, CALL_TIMEOUT_MS);
+      log('ready');
+    } catch (err) {
+      // Said again on the next connection.
+      this.readyNotified = false;
+      throw err;
+    }
+  }
+
+  /**
+   * The agent cannot go on (its backend died): notify the error (if the bridge answers within a
+   * second) and exit with `code`.
+   */
+  async fail(message: string, code: number): Promise<never> {
+    if (!this.failing && !this.stopping) {
+      this.failing = true;
+      log(`failed: ${message}; exiting ${code}`);
+      setTimeout(() => process.exit(code), 1500).unref();
+      const conn = this.conn;
+      if (conn?.isOpen) {
+        await conn.call('notify', { kind: 'error', message }, 1000).catch(() => undefined);
+        conn.end();
+      }
+      process.exit(code);
+    }
+    return new Promise<never>(() => undefined);
+  }
 
   private readonly ctx: HandlerContext = {
     notify: (kind, message) => {
@@ -85,11 +139,8 @@ export class Agent {
     let heartbeat: NodeJS.Timeout | undefined;
     try {
       await this.acknowledge(conn);
-      if (!this.readyNotified) {
-        await conn.call('notify', { kind: 'status', message: 'ready' }, CALL_TIMEOUT_MS);
-        this.readyNotified = true;
-        log('ready');
-      }
+      // Without a gate (or once open), before the first heartbeat; else when markReady() comes.
+      await this.sayReady(conn);
       const beat = () => {
         const params = { seq: ++this.seq, uptime_ms: Math.round(process.uptime() * 1000) };
         // An unanswered heartbeat means a hung bridge: drop the connection and reconnect.
@@ -154,12 +205,22 @@ export class Agent {
 }
 
 /** The secrets cannot be used: tell the bridge (if it answers soon) and exit 3. */
-export async function failOnSecrets(
+export function failOnSecrets(
   config: AgentConfig,
   methods: ReadonlyMap<string, Handler>,
   reason: string,
 ): Promise<never> {
-  log(`secrets: ${reason}`);
+  return failBeforeRun(config, methods, `secrets: ${reason}`, 3);
+}
+
+/** The agent cannot run: say so in the log and to the bridge (if it answers soon), exit `code`. */
+export async function failBeforeRun(
+  config: AgentConfig,
+  methods: ReadonlyMap<string, Handler>,
+  message: string,
+  code: number,
+): Promise<never> {
+  log(message);
   const deadline = Date.now() + 2000;
   let backoff = BACKOFF_MIN_MS;
   while (Date.now() < deadline) {
@@ -170,11 +231,7 @@ export async function failOnSecrets(
         call: () => Promise.reject(new Error('not connected')),
       });
       await conn
-        .call(
-          'notify',
-          { kind: 'error', message: `secrets: ${reason}` },
-          Math.max(100, deadline - Date.now()),
-        )
+        .call('notify', { kind: 'error', message }, Math.max(100, deadline - Date.now()))
         .catch(() => undefined);
       conn.end();
       break;
@@ -183,5 +240,5 @@ export async function failOnSecrets(
       backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
     }
   }
-  process.exit(3);
+  process.exit(code);
 }

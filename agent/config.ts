@@ -4,7 +4,24 @@ import { parseAudioMode, type AgentAudioMode } from './audio';
 export type AgentMode =
   { kind: 'default' } | { kind: 'no-ack' } | { kind: 'crash-after-ms'; ms: number };
 
+/** What answers room messages and `agent.ask`: the agent's own model calls, or OpenClaw. */
+export type AgentBackend = 'reference' | 'openclaw';
+
+/** Where the OpenClaw backend finds OpenClaw and writes its config (agent/openclaw.ts). */
+export interface OpenClawSettings {
+  /** OpenClaw's CLI entry (ARMORCLAW_OPENCLAW_ENTRY). */
+  entry: string;
+  /** The config template baked into the image (ARMORCLAW_OPENCLAW_TEMPLATE). */
+  template: string;
+  /** Where the run's config is written, on the run's tmpfs (ARMORCLAW_OPENCLAW_DIR). */
+  dir: string;
+  /** How long the gateway may take to answer /readyz (ARMORCLAW_OPENCLAW_READY_MS). */
+  readyTimeoutMs: number;
+}
+
 export interface AgentConfig {
+  backend: AgentBackend;
+  openclaw: OpenClawSettings;
   secretsFile: string;
   socketPath: string;
   heartbeatMs: number;
@@ -50,6 +67,29 @@ function parseAudio(raw: string | undefined): AgentAudioMode {
   }
 }
 
+function parseBackend(raw: string | undefined): AgentBackend {
+  const value = (raw ?? '').trim();
+  if (value === '' || value === 'reference') return 'reference';
+  if (value === 'openclaw') return 'openclaw';
+  throw new ConfigError(
+    `ARMORCLAW_AGENT_BACKEND must be reference or openclaw, not ${JSON.stringify(value)}`,
+  );
+}
+
+function parseOpenClaw(env: NodeJS.ProcessEnv): OpenClawSettings {
+  const readyRaw = env.ARMORCLAW_OPENCLAW_READY_MS?.trim();
+  const readyTimeoutMs = readyRaw ? Number(readyRaw) : 90_000;
+  if (!Number.isInteger(readyTimeoutMs) || readyTimeoutMs < 100) {
+    throw new ConfigError('ARMORCLAW_OPENCLAW_READY_MS must be an integer of at least 100');
+  }
+  return {
+    entry: env.ARMORCLAW_OPENCLAW_ENTRY || '/opt/openclaw/node_modules/openclaw/openclaw.mjs',
+    template: env.ARMORCLAW_OPENCLAW_TEMPLATE || '/opt/armorclaw/openclaw.json',
+    dir: env.ARMORCLAW_OPENCLAW_DIR || '/tmp/armorclaw-openclaw',
+    readyTimeoutMs,
+  };
+}
+
 /** The configuration from `env`; throws ConfigError naming the bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
   const heartbeatRaw = env.ARMORCLAW_HEARTBEAT_MS?.trim();
@@ -58,6 +98,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
     throw new ConfigError('ARMORCLAW_HEARTBEAT_MS must be an integer of at least 10');
   }
   return {
+    backend: parseBackend(env.ARMORCLAW_AGENT_BACKEND),
+    openclaw: parseOpenClaw(env),
     secretsFile: env.ARMORCLAW_SECRETS_FILE || '/run/secrets/credentials.json',
     socketPath: env.ARMORCLAW_BRIDGE_SOCKET || '/run/armorclaw/bridge.sock',
     heartbeatMs,

@@ -58,6 +58,11 @@ const ROUTES: Readonly<Record<string, ProviderRoute>> = {
 /** The providers the agent can ask. */
 export const LLM_PROVIDERS: readonly string[] = Object.keys(ROUTES);
 
+/** The model the agent asks when ARMORCLAW_AGENT_MODEL is unset, per provider. */
+export function defaultModelFor(provider: string): string | undefined {
+  return Object.hasOwn(ROUTES, provider) ? ROUTES[provider]!.defaultModel : undefined;
+}
+
 /** Anthropic refuses a request without both. */
 const ANTHROPIC_VERSION = '2023-06-01';
 const ANTHROPIC_MAX_TOKENS = 1024;

@@ -29,6 +29,13 @@
  *    what it heard; `audio.end` or an END frame closes the audio socket.
  * 5. Reconnects with backoff (100 ms doubling to 2 s) when the connection goes away.
  * 6. On SIGTERM/SIGINT: notifies `stopping`, closes, exits 0 within a second.
+ * 7. With ARMORCLAW_AGENT_BACKEND=openclaw (the image armorclaw/openclaw:<version>, see
+ *    agent/openclaw.ts and docs/openclaw.md): proxy mode only (file mode: error notify, exit 3);
+ *    writes OpenClaw's config for the run into its tmpfs, starts the forwarder and OpenClaw's
+ *    gateway as a child process, says `ready` only once the gateway answers /readyz (it acks
+ *    and heartbeats meanwhile), sends every room text message (one OpenClaw session per room)
+ *    and `agent.ask` to OpenClaw, and exits 1 with an error notify if the gateway dies or is
+ *    not ready within ARMORCLAW_OPENCLAW_READY_MS. SIGTERM stops the gateway first.
  *
  * Whatever a container prints lands in the host's Docker log: this program prints one-line
  * status messages and never the token or anything derived from it, nor a question or an answer
@@ -51,11 +58,18 @@
  *   ARMORCLAW_AGENT_MODEL   the model to ask; default per provider: gpt-4o-mini (openai),
  *                           claude-3-5-haiku-latest (anthropic), gemini-1.5-flash (google),
  *                           grok-2-latest (xai), openai/gpt-4o-mini (openrouter)
+ *   ARMORCLAW_AGENT_BACKEND reference (default: the agent's own model calls) | openclaw
+ *   ARMORCLAW_OPENCLAW_ENTRY    default /opt/openclaw/node_modules/openclaw/openclaw.mjs
+ *   ARMORCLAW_OPENCLAW_TEMPLATE default /opt/armorclaw/openclaw.json
+ *   ARMORCLAW_OPENCLAW_DIR      default /tmp/armorclaw-openclaw (the run's config, 0600)
+ *   ARMORCLAW_OPENCLAW_READY_MS default 90000
  *
- * Exit codes: 0 stopped by signal, 1 crash (or crash-after-ms), 2 bad configuration,
- * 3 secrets file missing or invalid.
+ * Exit codes: 0 stopped by signal, 1 crash (or crash-after-ms; with OpenClaw: its gateway died
+ * or was not ready in time), 2 bad configuration, 3 secrets file missing or invalid (with
+ * OpenClaw also: file mode, or a provider OpenClaw is not set up for).
  */
-import { Agent, failOnSecrets } from './agent';
+import { readFileSync } from 'node:fs';
+import { Agent, failBeforeRun, failOnSecrets } from './agent';
 import { AgentAudio } from './audio';
 import { ConfigError, loadConfig, type AgentConfig } from './config';
 import { readCredentials, SecretsError, type Credentials } from './credentials';
@@ -63,6 +77,100 @@ import { startForwarder, type LoopbackForwarder } from './forwarder';
 import { Llm } from './llm';
 import { errorCode, log } from './log';
 import { agentMethods } from './methods';
+import {
+  gatewayPort,
+  OpenClawChat,
+  OpenClawGateway,
+  OpenClawUnsupported,
+  writeOpenClawConfig,
+} from './openclaw';
+
+/**
+ * The OpenClaw backend (ARMORCLAW_AGENT_BACKEND=openclaw): proxy mode only; writes the run's
+ * OpenClaw config, starts the forwarder and the gateway, says `ready` once the gateway is, and
+ * ends the agent (exit 1) if the gateway dies.
+ */
+async function runOpenClaw(
+  config: AgentConfig,
+  credentials: Credentials,
+  audio: AgentAudio,
+  onStop: (stop: (signal: string) => Promise<void>) => void,
+): Promise<void> {
+  const fallback = agentMethods(audio);
+  if (credentials.mode !== 'proxy') {
+    return failOnSecrets(
+      config,
+      fallback,
+      'OpenClaw runs in proxy mode only (start with secrets_mode "proxy"); this run is in file mode',
+    );
+  }
+  let written: ReturnType<typeof writeOpenClawConfig>;
+  try {
+    const template: unknown = JSON.parse(readFileSync(config.openclaw.template, 'utf8'));
+    written = writeOpenClawConfig(config.openclaw.dir, template, credentials, config.model);
+  } catch (err) {
+    if (err instanceof OpenClawUnsupported) return failOnSecrets(config, fallback, err.message);
+    return failBeforeRun(
+      config,
+      fallback,
+      `openclaw: cannot write its config (${errorCode(err)})`,
+      1,
+    );
+  }
+  log(`openclaw: config for ${credentials.provider} ${written.model} written`);
+
+  let forwarder: LoopbackForwarder;
+  try {
+    forwarder = await startForwarder(credentials.proxySocket);
+    log(`forwarder: 127.0.0.1:${forwarder.port} → provider proxy`);
+  } catch (err) {
+    // OpenClaw reaches its model only through it.
+    return failBeforeRun(config, fallback, `forwarder: not started (${errorCode(err)})`, 1);
+  }
+
+  const port = gatewayPort(written.config);
+  const gateway = new OpenClawGateway({
+    node: process.execPath,
+    entry: config.openclaw.entry,
+    configPath: written.file,
+    port,
+    readyTimeoutMs: config.openclaw.readyTimeoutMs,
+    env: process.env,
+    // Called on the gateway's output only, once `chat` exists.
+    recent: (): Iterable<string> => chat.recent(),
+  });
+  const chat = new OpenClawChat({
+    target: { host: '127.0.0.1', port },
+    model: written.model,
+    ready: gateway.ready,
+  });
+  const agent = new Agent(config, credentials, agentMethods(audio, undefined, chat), {
+    readyGate: true,
+  });
+  onStop(async (signal) => {
+    await gateway.stop();
+    await forwarder.close();
+    await agent.stop(signal);
+  });
+  gateway.onExit((exit) => {
+    if (gateway.isStopping) return;
+    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code ?? '?'}`;
+    void agent.fail(`openclaw: the gateway exited (${how})`, 1);
+  });
+  gateway.start();
+  gateway.ready.then(
+    () => agent.markReady(),
+    (err: unknown) => {
+      if (gateway.isStopping) return;
+      void gateway
+        .stop(500)
+        .finally(() =>
+          agent.fail(`openclaw: ${err instanceof Error ? err.message : errorCode(err)}`, 1),
+        );
+    },
+  );
+  await agent.run();
+}
 
 async function main(): Promise<void> {
   let config: AgentConfig;
@@ -80,8 +188,11 @@ async function main(): Promise<void> {
   // Until the agent runs there is nothing to say goodbye to.
   let agent: Agent | null = null;
   let forwarder: LoopbackForwarder | null = null;
+  // The OpenClaw backend stops its gateway first.
+  let backendStop: ((signal: string) => Promise<void>) | null = null;
   const onSignal = (signal: string) => {
     audio.endAll();
+    if (backendStop) return void backendStop(signal);
     void forwarder?.close();
     return agent ? void agent.stop(signal) : process.exit(0);
   };
@@ -109,6 +220,10 @@ async function main(): Promise<void> {
   log(
     `credential loaded (key_id ${credentials.keyId}${credentials.provider ? `, provider ${credentials.provider}` : ''}, ${credentials.mode} mode)`,
   );
+
+  if (config.backend === 'openclaw') {
+    return runOpenClaw(config, credentials, audio, (stop) => (backendStop = stop));
+  }
 
   if (credentials.mode === 'proxy') {
     try {

@@ -3,7 +3,7 @@
  * handler (throw RpcError for -32602).
  */
 import type { AgentAudio } from './audio';
-import type { Llm } from './llm';
+import type { Llm, LlmAnswer } from './llm';
 import { log } from './log';
 import {
   INVALID_PARAMS,
@@ -32,9 +32,59 @@ function validQuestion(value: unknown): string | undefined {
     : undefined;
 }
 
+/**
+ * A backend that answers every room message in a conversation of its own per room (OpenClaw,
+ * agent/openclaw.ts), rather than only `!ask`.
+ */
+export interface ConversationBackend {
+  readonly model: string;
+  /** Failures are answers that say so (`ok: false`), never exceptions. */
+  ask(question: string, conversation: string): Promise<LlmAnswer>;
+}
+
+/** The conversation key of a room: one OpenClaw session per room. */
+export const roomConversation = (roomId: string): string => `room:${roomId}`;
+/** The conversation `agent.ask` questions share. */
+export const ASK_CONVERSATION = 'agent.ask';
+
+interface RoomEvent {
+  event_id?: string;
+  type?: unknown;
+  room_id?: unknown;
+  sender?: string;
+  content?: { body?: unknown; msgtype?: unknown };
+}
+
 /** The reply to a room message, or undefined when the agent has nothing to say to it. */
-async function replyTo(body: string, llm: Llm | undefined): Promise<string | undefined> {
+async function replyTo(
+  event: RoomEvent,
+  llm: Llm | undefined,
+  backend: ConversationBackend | undefined,
+): Promise<string | undefined> {
+  const body = typeof event.content?.body === 'string' ? event.content.body : '';
   if (body.startsWith('!echo ')) return `echo: ${body.slice('!echo '.length)}`;
+  if (backend) {
+    // Every text message (not notices, emotes, files, or what could not be decrypted).
+    const msgtype = event.content?.msgtype;
+    const type = event.type;
+    if (
+      (type !== undefined && type !== 'm.room.message') ||
+      (msgtype !== undefined && msgtype !== 'm.text')
+    ) {
+      return undefined;
+    }
+    const question = validQuestion(
+      body.startsWith('!ask ') ? body.slice('!ask '.length).trim() : body,
+    );
+    if (!question) {
+      return body.trim() === ''
+        ? undefined
+        : `messages of up to ${MAX_QUESTION_CHARS} characters, please`;
+    }
+    const room =
+      typeof event.room_id === 'string' && event.room_id !== '' ? event.room_id : 'unknown';
+    return (await backend.ask(question, roomConversation(room))).answer;
+  }
   if (body === '!ask' || body.startsWith('!ask ')) {
     const question = validQuestion(body.slice('!ask'.length).trim());
     if (!question) return `usage: !ask <question> (1 to ${MAX_QUESTION_CHARS} characters)`;
@@ -53,20 +103,20 @@ async function onMatrixEvent(
   params: unknown,
   ctx: HandlerContext,
   llm: Llm | undefined,
+  backend: ConversationBackend | undefined,
 ): Promise<void> {
   const { seq, event } = objectParams(params);
   if (typeof seq !== 'number' || typeof event !== 'object' || event === null) {
     throw new RpcError(INVALID_PARAMS, 'matrix.event needs seq and event');
   }
-  const e = event as { event_id?: string; sender?: string; content?: { body?: unknown } };
+  const e = event as RoomEvent;
   const id = e.event_id;
   if (id && handling.has(id)) return;
   if (id && !seenEvents.has(id)) {
-    const body = typeof e.content?.body === 'string' ? e.content.body : '';
     log(`room message ${id} from ${e.sender ?? '?'}`);
     handling.add(id);
     try {
-      const reply = await replyTo(body, llm);
+      const reply = await replyTo(e, llm, backend);
       if (reply !== undefined) {
         // Keyed by the event it answers: if the bridge restarts mid-send and the agent sends
         // again, the room still gets one reply.
@@ -83,7 +133,7 @@ async function onMatrixEvent(
 }
 
 /** `agent.ask` {question} → {answer, model}: failures of the model are answers too. */
-function askMethod(llm: Llm): Handler {
+function askMethod(llm: Pick<Llm, 'ask'>): Handler {
   return async (params) => {
     const question = validQuestion(objectParams(params).question);
     if (!question) {
@@ -99,9 +149,17 @@ function askMethod(llm: Llm): Handler {
 
 /**
  * The method table, with the voice methods answered by `audio` and questions by `llm` (without
- * one, while the agent reports unusable secrets, `agent.ask` is not offered).
+ * one, while the agent reports unusable secrets, `agent.ask` is not offered). With `backend`
+ * (OpenClaw), every room text message and `agent.ask` go to it instead of `llm`.
  */
-export function agentMethods(audio: AgentAudio, llm?: Llm): ReadonlyMap<string, Handler> {
+export function agentMethods(
+  audio: AgentAudio,
+  llm?: Llm,
+  backend?: ConversationBackend,
+): ReadonlyMap<string, Handler> {
+  const asker = backend
+    ? { ask: (question: string) => backend.ask(question, ASK_CONVERSATION) }
+    : llm;
   return new Map<string, Handler>([
     ['ping', () => ({ pong: true })],
     [
@@ -112,8 +170,8 @@ export function agentMethods(audio: AgentAudio, llm?: Llm): ReadonlyMap<string, 
         return { text };
       },
     ],
-    ...(llm ? [['agent.ask', askMethod(llm)] as const] : []),
-    ['matrix.event', (params, ctx) => onMatrixEvent(params, ctx, llm)],
+    ...(asker ? [['agent.ask', askMethod(asker)] as const] : []),
+    ['matrix.event', (params, ctx) => onMatrixEvent(params, ctx, llm, backend)],
     ['audio.start', (params, ctx) => audio.start(params, ctx.notify)],
     ['audio.end', (params) => audio.end(params)],
   ]);

@@ -19,53 +19,22 @@ log() { printf '[agent-image] %s\n' "$*" >&2; }
 
 NODE_BIN=$(readlink -f "$(command -v node)")
 
-# esbuild as installed with tsx (resolved from tsx if npm nested it).
-#   bundle inputs      prints every source file the bundle is made of, one per line
-#   bundle <outfile>   writes the bundle
-# Either way it refuses a bundle that pulls in a package (node_modules): the agent runs on Node
-# built-ins only, and werift/Opus in particular must never end up in the image.
-bundle() {
-  node -e '
-const path = require("node:path");
-let esbuild;
-try {
-  esbuild = require("esbuild");
-} catch {
-  esbuild = require(require.resolve("esbuild", { paths: [path.dirname(require.resolve("tsx"))] }));
-}
-const [what, outfile] = process.argv.slice(1);
-const result = esbuild.buildSync({
-  entryPoints: ["agent/main.ts"],
-  outfile: outfile || "main.js",
-  write: what !== "inputs",
-  metafile: true,
-  bundle: true,
-  platform: "node",
-  target: "node20",
-  format: "cjs",
-  legalComments: "none",
-  logLevel: "warning",
-});
-const inputs = Object.keys(result.metafile.inputs).sort();
-const packages = inputs.filter((f) => f.includes("node_modules/"));
-if (packages.length > 0) {
-  console.error("[agent-image] refusing: the agent bundle imports packages: " + packages.join(", "));
-  process.exit(1);
-}
-if (what === "inputs") process.stdout.write(inputs.join("\n") + "\n");
-' "$@"
-}
+# The bundle (agent/main.ts with what it imports, Node built-ins only): scripts/lib/agent-bundle.sh,
+# shared with scripts/build-openclaw-image.sh.
+# shellcheck source=lib/agent-bundle.sh
+source scripts/lib/agent-bundle.sh
+export AGENT_BUNDLE_LOG_PREFIX='[agent-image]'
+bundle() { agent_bundle "$@"; }
 
 # What the image is made of: every file the bundle is built from (agent/ and the media/ files it
-# imports), this recipe, and which node it carries.
+# imports), this recipe and the bundle's, and which node it carries.
 source_hash() {
-  local inputs
-  inputs=$(bundle inputs) || exit 1
+  local lines
+  lines=$(agent_bundle_input_lines) || exit 1
   {
-    while IFS= read -r f; do
-      printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"
-    done <<<"$inputs"
+    printf '%s\n' "$lines"
     printf 'recipe %s\n' "$(sha256sum <scripts/build-agent-image.sh | cut -d' ' -f1)"
+    printf 'recipe %s\n' "$(sha256sum <scripts/lib/agent-bundle.sh | cut -d' ' -f1)"
     printf 'node %s %s\n' "$NODE_BIN" "$("$NODE_BIN" --version)"
   } | sha256sum | cut -c1-32
 }

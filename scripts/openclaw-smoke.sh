@@ -7,6 +7,9 @@
 # real run has the reference agent's forwarder to the bridge's provider proxy; asks the gateway's
 # /v1/chat/completions one question twice (streamed with --stream) and prints the answer, the
 # timings, peak memory and peak pids. The container is removed at the end, whatever happens.
+# The image's entrypoint is the agent shim (agent/openclaw.ts), which needs a bridge; this smoke
+# run bypasses it and starts the gateway itself (`--entrypoint node … openclaw.mjs gateway run`)
+# with the baked template config. test/integration/openclaw-image.test.ts runs the shim.
 #   bash scripts/openclaw-smoke.sh ["question"] [--stream]
 # Environment: OPENCLAW_SMOKE_MEMORY (default 1536m), OPENCLAW_SMOKE_PIDS (default 128),
 # OPENCLAW_SMOKE_KEEP_LOGS=1 to print the gateway's log lines at the end.
@@ -64,7 +67,8 @@ t_run=$(now_ms)
   --log-driver json-file --log-opt max-size=10m --log-opt max-file=2 \
   --label armorclaw.smoke=openclaw \
   -v "$PWD/docker/openclaw/smoke:/opt/armorclaw-smoke:ro" \
-  "$IMAGE" >/dev/null
+  --entrypoint /usr/local/bin/node \
+  "$IMAGE" /opt/openclaw/node_modules/openclaw/openclaw.mjs gateway run >/dev/null
 t_started=$(now_ms)
 CID=$("$DOCKER" inspect -f '{{.Id}}' "$NAME")
 
