@@ -50,6 +50,11 @@ export interface Setting {
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
+/** The OpenClaw image scripts/build-openclaw-image.sh builds (its pinned version). */
+export const OPENCLAW_IMAGE = 'armorclaw/openclaw:2026.9.6';
+/** OpenClaw peaks at about 1.2 GiB on a chat turn; 1 GiB is killed (docs/openclaw.md). */
+export const OPENCLAW_MEMORY_BYTES = 2 * 1024 * 1024 * 1024;
+
 const isRoot = (ctx: DefaultContext) => ctx.uid === 0;
 
 function defaultSocket(ctx: DefaultContext): string {
@@ -234,8 +239,11 @@ export const settings = [
     key: 'containers.agent_types',
     env: 'ARMORCLAW_AGENT_TYPES',
     type: 'table',
-    default: { echo: { image: 'armorclaw/agent:v1' } },
-    doc: 'What each `agent_type` of `start` runs: a table of type = { image = "…", memory_bytes = N } (memory_bytes optional, else containers.memory_bytes). A type not listed runs containers.default_image. Environment: the same as a JSON object.',
+    default: {
+      openclaw: { image: OPENCLAW_IMAGE, memory_bytes: OPENCLAW_MEMORY_BYTES },
+      echo: { image: 'armorclaw/agent:v1' },
+    },
+    doc: 'What each `agent_type` of `start` runs: by default `openclaw` (the spec\'s default type) runs OpenClaw behind the provider proxy (scripts/build-openclaw-image.sh builds its image) with 2 GiB, and `echo` the reference agent. A table of type = { image = "…", memory_bytes = N } (memory_bytes optional, else containers.memory_bytes). A type not listed runs containers.default_image. Environment: the same as a JSON object.',
   },
   {
     key: 'containers.default_ttl',

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Makes sure a Docker engine answers and the reference agent image `armorclaw/agent:v1` is current.
+# Makes sure a Docker engine answers and the agent images are current: the reference agent
+# `armorclaw/agent:v1` (agent_type "echo") and OpenClaw `armorclaw/openclaw:<version>` ("openclaw").
 #   - no engine: installs Debian's docker.io when dockerd is missing, starts dockerd in the
 #     background (log .tools/dockerd.log, pid .tools/dockerd.pid) and waits for it;
 #   - agent image missing or built from other sources / another node: rebuilds it offline
-#     (scripts/build-agent-image.sh).
-# Idempotent; with the engine running and the image current it takes well under a second.
+#     (scripts/build-agent-image.sh);
+#   - OpenClaw image: scripts/build-openclaw-image.sh (from its cache outside the clone; the first
+#     build on a machine fetches Node 24 and OpenClaw from npm, about a minute and a half).
+# Idempotent; with the engine running and the images current it takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -93,3 +96,6 @@ if [[ "$have" != "$want" ]]; then
   if [[ -z "$have" ]]; then log "building $IMAGE"; else log "rebuilding $IMAGE (sources changed)"; fi
   bash scripts/build-agent-image.sh >/dev/null
 fi
+
+# --- the OpenClaw image (agent_type "openclaw"): cached outside the clone, quick when current --
+bash scripts/build-openclaw-image.sh >/dev/null

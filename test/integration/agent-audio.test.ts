@@ -20,7 +20,7 @@ import { ToneGenerator } from '../../media/echo';
 import { FrameType, PcmFrameDecoder, PcmFrameWriter, type PcmFrame } from '../../media/pcm-framing';
 import { ContainerSocketHub, containerSocketPaths } from '../../rpc/container-socket';
 import type { AgentNotification } from '../../workflows/definitions';
-import { PROJECT_ROOT, TSX_ARGS } from '../support/bridge-process';
+import { ECHO_AGENT_TYPES, PROJECT_ROOT, TSX_ARGS } from '../support/bridge-process';
 import {
   removeTestContainers,
   rpc,
@@ -123,6 +123,7 @@ describe('agent audio through the real bridge', () => {
         env: {
           ...process.env,
           ARMORCLAW_CONFIG: '',
+          ARMORCLAW_AGENT_TYPES: ECHO_AGENT_TYPES,
           ARMORCLAW_SOCKET: socketPath,
           ARMORCLAW_STATE_DIR: path.join(dir, 'state'),
           ARMORCLAW_TEMPORAL_PORT: String(temporalPort),

@@ -8,6 +8,15 @@ import { freePort } from './ports';
 
 export const PROJECT_ROOT = path.join(__dirname, '..', '..');
 
+/**
+ * `containers.agent_types` for test bridges: the spec's default type `openclaw` runs the reference
+ * agent, as `echo` does. Tests about OpenClaw itself set their own.
+ */
+export const ECHO_AGENT_TYPES = JSON.stringify({
+  openclaw: { image: 'armorclaw/agent:v1' },
+  echo: { image: 'armorclaw/agent:v1' },
+});
+
 /** node's argv prefix that runs a TypeScript file of the project from any working directory. */
 export const TSX_ARGS = ['--import', pathToFileURL(require.resolve('tsx')).href];
 
@@ -77,6 +86,8 @@ async function launchBridge(
     ARMORCLAW_LOG_LEVEL: 'info',
     // Several bridges run at once in the tests: each signaling server on a free port.
     ARMORCLAW_VOICE_SIGNALING_PORT: '0',
+    // Tests not about OpenClaw run the reference agent for the default type (test/support/docker.ts).
+    ARMORCLAW_AGENT_TYPES: ECHO_AGENT_TYPES,
     ...opts.env,
   };
   const child = spawn(

@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { agentTypeRun, ConfigError, loadConfig } from '../../config/load';
+import { OPENCLAW_IMAGE } from '../../config/settings';
 import { decodeMasterKey } from '../../formats/master-key';
 import { renderSampleConfig } from '../../config/sample';
 import { settings } from '../../config/settings';
@@ -218,6 +219,19 @@ describe('agent types', () => {
   test('by default the echo type runs the reference agent; a type not listed runs the default image', () => {
     const c = load({ ARMORCLAW_AGENT_IMAGE: 'armorclaw/other:v2' });
     expect(agentTypeRun(c.containers, 'echo')).toEqual({ image: 'armorclaw/agent:v1' });
+    // The spec's default type runs OpenClaw, the image the build script pins, with room to think.
+    expect(agentTypeRun(c.containers, 'openclaw')).toEqual({
+      image: OPENCLAW_IMAGE,
+      memoryBytes: 2 * 1024 ** 3,
+    });
+    const script = readFileSync(
+      path.join(__dirname, '../../scripts/build-openclaw-image.sh'),
+      'utf8',
+    );
+    const pinned = /^OPENCLAW_VERSION=\$\{ARMORCLAW_OPENCLAW_VERSION:-([^}]+)\}$/m.exec(
+      script,
+    )?.[1];
+    expect(OPENCLAW_IMAGE).toBe(`armorclaw/openclaw:${pinned}`);
     expect(agentTypeRun(c.containers, 'mystery')).toEqual({ image: 'armorclaw/other:v2' });
     // `start`'s own image wins; the type's memory limit still applies.
     const withTypes = load({
