@@ -15,6 +15,7 @@ import { PROVIDERS } from '../formats/providers';
 import type { SecretsMode } from '../formats/secrets-file';
 import { coerce } from './coerce';
 import {
+  DEFAULT_AGENT_TYPES,
   settingByKey,
   settings,
   type DefaultContext,
@@ -280,7 +281,8 @@ const MIN_MEMORY_BYTES = 16 * 1024 * 1024;
 /** `containers.agent_types`: type names to an image and, optionally, a memory limit. */
 function checkAgentTypes(read: Read, problems: string[]): Record<string, AgentTypeSettings> {
   const types: Record<string, AgentTypeSettings> = {};
-  for (const [name, value] of Object.entries(read('containers.agent_types'))) {
+  const table = { ...DEFAULT_AGENT_TYPES, ...read('containers.agent_types') };
+  for (const [name, value] of Object.entries(table)) {
     const where = `containers.agent_types.${name}`;
     if (!AGENT_TYPE_NAME.test(name)) {
       problems.push(`${where}: a type name must match [a-z0-9][a-z0-9_.-]{0,31}`);

@@ -55,6 +55,12 @@ export const OPENCLAW_IMAGE = 'armorclaw/openclaw:2026.9.6';
 /** OpenClaw peaks at about 1.2 GiB on a chat turn; 1 GiB is killed (docs/openclaw.md). */
 export const OPENCLAW_MEMORY_BYTES = 2 * 1024 * 1024 * 1024;
 
+/** The agent types every bridge knows; `containers.agent_types` adds to them or replaces one. */
+export const DEFAULT_AGENT_TYPES = {
+  openclaw: { image: OPENCLAW_IMAGE, memory_bytes: OPENCLAW_MEMORY_BYTES },
+  echo: { image: 'armorclaw/agent:v1' },
+} as const;
+
 const isRoot = (ctx: DefaultContext) => ctx.uid === 0;
 
 function defaultSocket(ctx: DefaultContext): string {
@@ -233,17 +239,14 @@ export const settings = [
     env: 'ARMORCLAW_AGENT_IMAGE',
     type: 'string',
     default: 'armorclaw/agent:v1',
-    doc: 'Image used when `start` names none.',
+    doc: 'Image of an agent type not in containers.agent_types, when `start` names no image.',
   },
   {
     key: 'containers.agent_types',
     env: 'ARMORCLAW_AGENT_TYPES',
     type: 'table',
-    default: {
-      openclaw: { image: OPENCLAW_IMAGE, memory_bytes: OPENCLAW_MEMORY_BYTES },
-      echo: { image: 'armorclaw/agent:v1' },
-    },
-    doc: 'What each `agent_type` of `start` runs: by default `openclaw` (the spec\'s default type) runs OpenClaw behind the provider proxy (scripts/build-openclaw-image.sh builds its image) with 2 GiB, and `echo` the reference agent. A table of type = { image = "…", memory_bytes = N } (memory_bytes optional, else containers.memory_bytes). A type not listed runs containers.default_image. Environment: the same as a JSON object.',
+    default: DEFAULT_AGENT_TYPES,
+    doc: 'What each `agent_type` of `start` runs: a table of type = { image = "…", memory_bytes = N } (memory_bytes optional, else containers.memory_bytes), added to the built-in types, or replacing one of them: `openclaw` (the spec\'s default type) runs OpenClaw behind the provider proxy with 2 GiB (scripts/build-openclaw-image.sh builds its image), `echo` the reference agent. A type not listed runs containers.default_image. Environment: the same as a JSON object.',
   },
   {
     key: 'containers.default_ttl',

@@ -43,13 +43,17 @@ const HEALTH_USAGE = `usage: armorclaw health [--json] [--socket PATH]
 ${BRIDGE_OPTIONS_HELP}`;
 
 const START_USAGE = `usage: armorclaw start --key-id ID [--agent-type T] [--image REF] [--ttl DURATION]
-                       [--room-id ROOM] [--json] [--socket PATH]
+                       [--room-id ROOM] [--secrets-mode MODE] [--budget-usd N]
+                       [--json] [--socket PATH]
   Starts an agent in a hardened container and waits until it runs (JSON-RPC \`start\`).
   --key-id ID         the stored API key the agent gets (see list-keys)
-  --agent-type T      agent type, names the container armorclaw-<T>-<unix time> (default openclaw)
-  --image REF         Docker image (default: the bridge's containers.default_image)
+  --agent-type T      agent type (default openclaw: OpenClaw; echo: the reference agent);
+                      names the container armorclaw-<T>-<unix time>
+  --image REF         Docker image (default: the type's image in containers.agent_types)
   --ttl DURATION      lifetime such as 30m or 2h (default: containers.default_ttl)
   --room-id ROOM      bind the agent to a Matrix room (!opaque:server; needs matrix login)
+  --secrets-mode MODE proxy (the key stays in the bridge; default) or file
+  --budget-usd N      the run's spending limit in USD, metered by the provider proxy (0: none)
 
 ${BRIDGE_OPTIONS_HELP}`;
 
@@ -123,16 +127,24 @@ export const startCommand = bridgeCommand({
     image: { type: 'string' },
     ttl: { type: 'string' },
     'room-id': { type: 'string' },
+    'secrets-mode': { type: 'string' },
+    'budget-usd': { type: 'string' },
   },
   async run(cli, ctx) {
     const v = cli.values as Record<string, string | undefined>;
     if (!v['key-id']) throw new UsageError('start needs --key-id', START_USAGE);
+    const budget = v['budget-usd'];
+    if (budget !== undefined && !/^\d+(\.\d+)?$/.test(budget)) {
+      throw new UsageError('--budget-usd must be a number of USD such as 2 or 0.5', START_USAGE);
+    }
     const params = {
       key_id: v['key-id'],
       ...(v['agent-type'] !== undefined && { agent_type: v['agent-type'] }),
       ...(v.image !== undefined && { image: v.image }),
       ...(v.ttl !== undefined && { ttl: v.ttl }),
       ...(v['room-id'] !== undefined && { room_id: v['room-id'] }),
+      ...(v['secrets-mode'] !== undefined && { secrets_mode: v['secrets-mode'] }),
+      ...(budget !== undefined && { budget_usd: Number(budget) }),
     };
     const r = (await cli.call('start', params)) as {
       container_id: string;

@@ -14,7 +14,12 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { removeDir, spawnBridge, type BridgeProcess } from '../support/bridge-process';
+import {
+  ECHO_AGENT_TYPES,
+  removeDir,
+  spawnBridge,
+  type BridgeProcess,
+} from '../support/bridge-process';
 import {
   auditEntries,
   filesContaining,
@@ -170,6 +175,7 @@ describe('container runs: one bridge on real Docker', () => {
   beforeAll(async () => {
     h = await startHarness({
       ARMORCLAW_AGENT_TYPES: JSON.stringify({
+        ...JSON.parse(ECHO_AGENT_TYPES),
         big: { image: 'armorclaw/agent:v1', memory_bytes: BIG_MEMORY },
       }),
     });

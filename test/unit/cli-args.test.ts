@@ -99,6 +99,10 @@ describe('commands against a fake bridge', () => {
         '30m',
         '--room-id',
         '!r:x',
+        '--secrets-mode',
+        'proxy',
+        '--budget-usd',
+        '0.5',
       ],
       f.ctx,
     );
@@ -108,7 +112,15 @@ describe('commands against a fake bridge', () => {
         socket: '/env/bridge.sock',
         timeoutMs: 7000,
         method: 'start',
-        params: { key_id: 'k1', agent_type: 'x', image: 'img:v1', ttl: '30m', room_id: '!r:x' },
+        params: {
+          key_id: 'k1',
+          agent_type: 'x',
+          image: 'img:v1',
+          ttl: '30m',
+          room_id: '!r:x',
+          secrets_mode: 'proxy',
+          budget_usd: 0.5,
+        },
       },
     ]);
     expect(f.out()).toMatch(/^started\s+armorclaw-x-1\ncontainer\s+cccccccccccc\n/);
@@ -190,6 +202,7 @@ describe('commands against a fake bridge', () => {
     [['status', 'extra'], /unexpected argument/],
     [['status', '--bogus'], /--bogus/],
     [['start'], /start needs --key-id/],
+    [['start', '--key-id', 'k', '--budget-usd', 'lots'], /--budget-usd must be a number/],
     [['stop'], /missing CONTAINER/],
     [['stop', 'a', 'b'], /too many arguments/],
     [['show'], /missing CONTAINER/],

@@ -246,6 +246,11 @@ describe('agent types', () => {
       memoryBytes: 2 ** 31,
     });
     expect(agentTypeRun(withTypes.containers, 'constructor').image).toBe('armorclaw/agent:v1');
+    // A configured table adds to the built-in types; it does not drop them.
+    expect(agentTypeRun(withTypes.containers, 'openclaw').image).toBe(OPENCLAW_IMAGE);
+    const replaced = load({ ARMORCLAW_AGENT_TYPES: '{"openclaw":{"image":"my/claw:1"}}' });
+    expect(agentTypeRun(replaced.containers, 'openclaw')).toEqual({ image: 'my/claw:1' });
+    expect(agentTypeRun(replaced.containers, 'echo').image).toBe('armorclaw/agent:v1');
   });
 
   test.each([
