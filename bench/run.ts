@@ -6,6 +6,7 @@
  *   BENCH_WARMUP_SECONDS   warmup seconds per row, not recorded (default 1)
  *   BENCH_CONNECTIONS      comma-separated connection counts (default 1,10,50)
  *   BENCH_SUITES           comma-separated suite names to run (default: all)
+ *   BENCH_OPENCLAW_RUNS    start/stop runs of each agent type in the `openclaw` suite (default 3)
  *
  * Bounded: each step has its own timeout, and a watchdog stops everything the bench started
  * if the whole run overstays its budget.
@@ -16,11 +17,12 @@ import { runCleanups } from './lib/cleanup';
 import { DEFAULT_SUITE_BUDGET_MS, type BenchSettings, type Suite } from './lib/suite';
 import { containerStart } from './container-start';
 import { matrixPush } from './matrix-push';
+import { openclaw } from './openclaw';
 import { providerProxy } from './provider-proxy';
 import { rpcRoundtrip } from './rpc-roundtrip';
 import { voice } from './voice';
 
-const suites: Suite[] = [rpcRoundtrip, containerStart, matrixPush, voice, providerProxy];
+const suites: Suite[] = [rpcRoundtrip, containerStart, matrixPush, voice, providerProxy, openclaw];
 
 class SettingError extends Error {}
 
