@@ -25,9 +25,11 @@ const layers = {
   sessions: ['formats', 'workflows', 'machines', 'services', 'config'],
   activities: [...domain, 'sessions', 'workflows', 'proxy'],
   rpc: [...domain, 'sessions', 'workflows', 'proxy'],
+  // The HTTP gateway: its own guards and methods, and the socket API's methods re-exposed.
+  gateway: [...domain, 'sessions', 'workflows', 'proxy', 'rpc'],
   agent: ['formats', 'media', 'rpc'],
   cli: ['formats', 'services', 'config', 'rpc'],
-  worker: [...domain, 'sessions', 'workflows', 'activities', 'rpc', 'proxy'],
+  worker: [...domain, 'sessions', 'workflows', 'activities', 'rpc', 'proxy', 'gateway'],
 };
 
 /**
