@@ -51,7 +51,8 @@ export class GatewayError extends Error {
   }
 }
 
-export const badRequest = (message: string): GatewayError => new GatewayError('BAD_REQUEST', message);
+export const badRequest = (message: string): GatewayError =>
+  new GatewayError('BAD_REQUEST', message);
 export const notFound = (message: string): GatewayError => new GatewayError('NOT_FOUND', message);
 
 /** `local`: loopback in auth mode none; `admin`: loopback authenticated; `remote`: the rest. */
