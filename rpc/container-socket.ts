@@ -18,7 +18,7 @@ import { AgentAudioError, AgentAudioErrorCode, ContainerAudioChannel } from './c
 import { RpcDispatcher } from './dispatcher';
 import { ErrorCode, RpcError } from './errors';
 import { parseParams } from './params';
-import { RpcSocketServer } from './socket-server';
+import { PeerRequestError, RpcSocketServer } from './socket-server';
 
 /** Where a container's socket lives on the host; the directory is what gets mounted. */
 export interface ContainerSocketPaths {
@@ -169,6 +169,8 @@ export class ContainerSocketHub {
         maxConnections: 8,
         maxInFlightPerConnection: 16,
         groupId: this.deps.agentGid,
+        // The bridge asks agents too (`agent.turn`): their answers come back on this socket.
+        peerRequests: true,
       },
       log,
     );
@@ -212,6 +214,31 @@ export class ContainerSocketHub {
 
   isOpen(containerName: string): boolean {
     return this.served.has(containerName);
+  }
+
+  /** Whether the agent of `containerName` holds a connection to its socket now. */
+  isConnected(containerName: string): boolean {
+    return (this.served.get(containerName)?.server.connectionCount ?? 0) > 0;
+  }
+
+  /**
+   * Asks the agent of `containerName` (a JSON-RPC request on its newest connection) and resolves
+   * with its result. Rejects with a PeerRequestError: `no_peer` (no such open socket, or no
+   * agent connected), `timeout` (default 60 s), `closed` (the connection went away before the
+   * answer: a retry on the agent's next connection may succeed) or `error` (the agent's own
+   * error, its code in `rpcCode`).
+   */
+  request(
+    containerName: string,
+    method: string,
+    params: unknown,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<unknown> {
+    const served = this.served.get(containerName);
+    if (!served) {
+      return Promise.reject(new PeerRequestError('no_peer', `no open socket for ${containerName}`));
+    }
+    return served.server.request(method, params, opts.timeoutMs ?? 60_000);
   }
 
   /** Stops serving every socket but leaves their directories: the runs outlive this process. */

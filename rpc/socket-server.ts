@@ -25,6 +25,27 @@ export interface SocketServerOptions {
    * gets the directory (0750) and the socket (0660). Applied only when running as root.
    */
   groupId?: number;
+  /**
+   * The peer answers requests of ours on the same connection (agents on their per-container
+   * socket): JSON-RPC responses it sends are matched to `request` calls instead of being
+   * dispatched as (invalid) requests. Off for the bridge's own socket, whose clients only ask.
+   */
+  peerRequests?: boolean;
+}
+
+/** Why a request to the peer (`RpcSocketServer.request`) got no result. */
+export type PeerRequestFailure = 'no_peer' | 'timeout' | 'closed' | 'error';
+
+/** A request to the peer that failed; `rpcCode`/`message` carry the peer's own error. */
+export class PeerRequestError extends Error {
+  constructor(
+    readonly reason: PeerRequestFailure,
+    message: string,
+    readonly rpcCode?: number,
+  ) {
+    super(message);
+    this.name = 'PeerRequestError';
+  }
 }
 
 /** Thrown when another live bridge already answers on the socket path. */
@@ -61,6 +82,24 @@ export class RpcSocketServer {
   /** Calls `fn` with the context of every new connection (to push a backlog to it, say). */
   onConnection(fn: (ctx: CallContext) => void): void {
     this.connectionListeners.push(fn);
+  }
+
+  /**
+   * Sends a JSON-RPC request to the peer on its newest connection (an agent that reconnected
+   * leaves the old one behind) and resolves with its result. Needs `peerRequests`. Rejects with
+   * a PeerRequestError: `no_peer` (nobody connected), `timeout`, `closed` (the connection went
+   * away first) or `error` (the peer answered with an error).
+   */
+  request(method: string, params: unknown, timeoutMs: number): Promise<unknown> {
+    if (!this.options.peerRequests) {
+      return Promise.reject(new Error('this socket does not take answers from its peer'));
+    }
+    let newest: Connection | undefined;
+    for (const c of this.connections) if (!newest || c.id > newest.id) newest = c;
+    if (!newest || this.closing) {
+      return Promise.reject(new PeerRequestError('no_peer', 'no agent is connected'));
+    }
+    return newest.request(method, params, timeoutMs);
   }
 
   /** Sends a notification to every open connection; returns how many took it. */
@@ -130,6 +169,28 @@ export class RpcSocketServer {
 /** Notifications are dropped for a client with this much unread output (it is not reading). */
 const MAX_UNREAD_NOTIFICATION_BYTES = 1024 * 1024;
 
+interface PendingRequest {
+  method: string;
+  resolve(result: unknown): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/** A JSON-RPC response (to one of our requests), or undefined for anything else. */
+function asResponse(text: string): { id: unknown; result?: unknown; error?: unknown } | undefined {
+  // A text with neither key is no response: it goes to the dispatcher unparsed here.
+  if (!text.includes('"result"') && !text.includes('"error"')) return undefined;
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof m !== 'object' || m === null || Array.isArray(m) || 'method' in m) return undefined;
+  if (!('result' in m) && !('error' in m)) return undefined;
+  return m as { id: unknown; result?: unknown; error?: unknown };
+}
+
 /** One client connection: frames its bytes, answers in order, applies backpressure. */
 class Connection {
   private readonly framer: JsonStreamFramer;
@@ -141,6 +202,9 @@ class Connection {
   private quietTimer?: NodeJS.Timeout;
   /** Closed for quiet: bytes that still arrive are not read, so no request runs unanswered. */
   private quietClosed = false;
+  /** Our requests to the peer awaiting its answer, by id (`peerRequests` only). */
+  private readonly pending = new Map<string, PendingRequest>();
+  private nextRequestId = 1;
   readonly ctx: CallContext;
 
   constructor(
@@ -172,24 +236,74 @@ class Connection {
     };
     socket.setTimeout(options.idleTimeoutMs);
     socket.on('timeout', () => {
-      if (this.inFlight === 0 && this.keptOpen === 0) {
+      if (this.inFlight === 0 && this.keptOpen === 0 && this.pending.size === 0) {
         this.log.debug({ connectionId: id }, 'idle connection closed');
         socket.destroy();
       }
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('close', () => this.disarmQuietClose());
+    socket.on('close', () => {
+      this.disarmQuietClose();
+      for (const p of this.pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(new PeerRequestError('closed', `${p.method}: the connection closed first`));
+      }
+      this.pending.clear();
+    });
     socket.on('end', () => {
       this.readEnded = true;
       this.disarmQuietClose();
       for (const frame of this.framer.end()) {
-        if (frame.kind === 'json') this.enqueue(frame.text);
+        if (frame.kind !== 'json') continue;
+        const response = this.options.peerRequests ? asResponse(frame.text) : undefined;
+        if (response) this.settle(response);
+        else this.enqueue(frame.text);
       }
       void this.tail.then(() => this.socket.end());
     });
     // A client that vanishes mid-request harms nothing: handlers run to completion, writes to a
     // destroyed socket are dropped.
     socket.on('error', (err) => this.log.debug({ err, connectionId: id }, 'connection error'));
+  }
+
+  /** See RpcSocketServer.request. */
+  request(method: string, params: unknown, timeoutMs: number): Promise<unknown> {
+    if (this.socket.destroyed || !this.socket.writable) {
+      return Promise.reject(new PeerRequestError('closed', `${method}: the connection is closed`));
+    }
+    // Our ids are strings with a prefix, so they never look like a peer's own numbering.
+    const id = `bridge-${this.nextRequestId++}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new PeerRequestError('timeout', `${method}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { method, resolve, reject, timer });
+      this.write({ jsonrpc: '2.0', id, method, params });
+    });
+  }
+
+  /** Settles one of our requests with the peer's answer; an unknown id is dropped. */
+  private settle(response: { id: unknown; result?: unknown; error?: unknown }): void {
+    const p = typeof response.id === 'string' ? this.pending.get(response.id) : undefined;
+    if (!p) {
+      this.log.debug({ connectionId: this.id }, 'answer to no pending request dropped');
+      return;
+    }
+    this.pending.delete(response.id as string);
+    clearTimeout(p.timer);
+    if ('error' in response) {
+      const e = (response.error ?? {}) as { code?: unknown; message?: unknown };
+      p.reject(
+        new PeerRequestError(
+          'error',
+          `${p.method}: ${typeof e.message === 'string' ? e.message.slice(0, 500) : 'error'}`,
+          typeof e.code === 'number' ? e.code : undefined,
+        ),
+      );
+    } else {
+      p.resolve(response.result);
+    }
   }
 
   private onData(chunk: Buffer): void {
@@ -214,7 +328,9 @@ class Connection {
         });
         return;
       }
-      this.enqueue(frame.text);
+      const response = this.options.peerRequests ? asResponse(frame.text) : undefined;
+      if (response) this.settle(response);
+      else this.enqueue(frame.text);
     }
   }
 
