@@ -29,6 +29,8 @@ export interface SendMatrixMessageArgs {
   roomId: string;
   msgtype: string;
   body: string;
+  /** The thread root's event id (m.thread relation, with a reply fallback for older clients). */
+  threadId?: string;
   /** Derived from the workflow id: a retry after a timeout or a crash never posts twice. */
   txnId: string;
 }
@@ -185,11 +187,16 @@ export function createMatrixActivities(deps: MatrixActivityDeps) {
 
   async function sendMatrixMessage(args: SendMatrixMessageArgs): Promise<{ event_id: string }> {
     try {
-      const eventId = await matrix.send(
-        args.roomId,
-        { msgtype: args.msgtype, body: args.body },
-        args.txnId,
-      );
+      const content: Record<string, unknown> = { msgtype: args.msgtype, body: args.body };
+      if (args.threadId !== undefined) {
+        content['m.relates_to'] = {
+          rel_type: 'm.thread',
+          event_id: args.threadId,
+          is_falling_back: true,
+          'm.in_reply_to': { event_id: args.threadId },
+        };
+      }
+      const eventId = await matrix.send(args.roomId, content, args.txnId);
       return { event_id: eventId };
     } catch (err) {
       if (err instanceof NotLoggedInError)

@@ -25,13 +25,16 @@ export function senderMatches(sender: string, pattern: string): boolean {
   return sender === pattern;
 }
 
+/** Whether the bridge deals with `roomId` at all (events in, sends from remote clients out). */
+export function roomTrusted(policy: TrustPolicy, roomId: string): boolean {
+  return policy.trustedRooms.length === 0
+    ? policy.emptyListAllowsAll
+    : policy.trustedRooms.includes(roomId);
+}
+
 /** Decides whether an event from `sender` in `roomId` may reach anyone. */
 export function judge(policy: TrustPolicy, sender: string, roomId: string): TrustVerdict {
-  const roomOk =
-    policy.trustedRooms.length === 0
-      ? policy.emptyListAllowsAll
-      : policy.trustedRooms.includes(roomId);
-  if (!roomOk) return { trusted: false, reason: 'untrusted_room' };
+  if (!roomTrusted(policy, roomId)) return { trusted: false, reason: 'untrusted_room' };
   const senderOk =
     policy.trustedSenders.length === 0
       ? policy.emptyListAllowsAll

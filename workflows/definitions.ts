@@ -399,4 +399,134 @@ export interface MatrixSendInput {
   roomId: string;
   msgtype: string;
   body: string;
+  /** The thread root's event id: the message goes into that thread. */
+  threadId?: string;
 }
+
+// --- approvals ------------------------------------------------------------------------------
+
+/** A request's workflow id: `approval-<request id>` (12 hex digits, made by the bridge). */
+export const approvalWorkflowId = (requestId: string): string => `approval-${requestId}`;
+
+/** What an approval request starts with: ids, the capability and limits; never a secret. */
+export interface ApprovalWorkflowInput {
+  requestId: string;
+  capability: string;
+  /** The agent's own words on why it needs the capability (shown to operators). */
+  reason: string;
+  /** The run that asked; only it may use the grant. */
+  containerName: string;
+  /** The host whose Matrix session posts to the admin room. */
+  hostId: string;
+  /** Where the request is announced; absent: audited only, answered over the gateway. */
+  adminRoomId?: string;
+  requestTimeoutMs: number;
+  defaultGrantTtlMs: number;
+  defaultGrantUses: number;
+  maxGrantTtlMs: number;
+  maxGrantUses: number;
+}
+
+export type ApprovalStatusName = 'pending' | 'approved' | 'denied' | 'expired';
+
+/** A grant as the API shows it. */
+export interface ApprovalGrantView {
+  ttlMs: number;
+  uses: number;
+  usesLeft: number;
+  /** ISO 8601. */
+  expiresAt: string;
+  /** Usable now: approved, uses left, not expired. */
+  active: boolean;
+  /** How it ended, once it has. */
+  endReason?: 'exhausted' | 'expired';
+}
+
+/** An approval request as `approval.list`, `approval.resolve` and `approval.status` show it. */
+export interface ApprovalRecord {
+  requestId: string;
+  capability: string;
+  reason: string;
+  containerName: string;
+  status: ApprovalStatusName;
+  /** The workflow's state: Pending, Approved, Spent (grant over), Denied, Expired. */
+  state: string;
+  createdAt: string;
+  resolvedAt?: string;
+  /** `gateway:<subject>` or `matrix:<user id>`. */
+  resolvedBy?: string;
+  resolutionReason?: string;
+  grant?: ApprovalGrantView;
+  endedAt?: string;
+}
+
+export interface ApprovalResolution {
+  decision: 'approve' | 'deny';
+  by: string;
+  reason?: string;
+  grantTtlMs?: number;
+  grantUses?: number;
+}
+
+/** The answer to one use of a grant. */
+export type ApprovalUseResult =
+  { allowed: true; usesLeft: number } | { allowed: false; reason: string };
+
+/** Resolves a pending request (rejected, not recorded, when it is not pending). */
+export const approvalResolveUpdate = defineUpdate<ApprovalRecord, [ApprovalResolution]>(
+  'approval-resolve',
+);
+/** Takes one use of the grant, atomically (rejected when `containerName` is not the requester). */
+export const approvalUseUpdate = defineUpdate<ApprovalUseResult, [{ containerName: string }]>(
+  'approval-use',
+);
+export const approvalStatusQuery = defineQuery<ApprovalRecord>('approval-status');
+
+// --- incident containment -------------------------------------------------------------------
+
+/** The one incident entity workflow of a Temporal namespace. */
+export const INCIDENT_WORKFLOW_ID = 'incident';
+
+/** One policy event of the forensic record; ids and reasons only. */
+export interface IncidentPolicyLog {
+  at: string;
+  kind: string;
+  detail?: Record<string, string | number | boolean>;
+}
+
+export interface IncidentStatus {
+  active: boolean;
+  /** When the current (or last) incident began; ISO 8601. */
+  since: string | null;
+  bundledBy: string | null;
+  liftedAt: string | null;
+  liftedBy: string | null;
+  proactiveDisabled: boolean;
+  toolIsolation: boolean;
+  /** SHA-256 (hex) of the gateway tokens revoked by the current incident. */
+  revokedTokenHashes: string[];
+  policyLogs: IncidentPolicyLog[];
+}
+
+export interface IncidentWorkflowInput {
+  /** The machine's context, carried across continue-as-new. */
+  context?: {
+    sinceMs?: number;
+    bundledBy?: string;
+    liftedAtMs?: number;
+    liftedBy?: string;
+    revokedTokenHashes: string[];
+    policyLogs: IncidentPolicyLog[];
+  };
+  /** History length past which the workflow continues as new (default 2000; tests lower it). */
+  maxHistoryEvents?: number;
+}
+
+export const incidentBundleUpdate = defineUpdate<
+  IncidentStatus,
+  [{ tokenHashes: string[]; by: string }]
+>('incident-bundle');
+export const incidentLiftUpdate = defineUpdate<IncidentStatus, [{ by: string }]>('incident-lift');
+export const incidentPolicyLogSignal =
+  defineSignal<[Omit<IncidentPolicyLog, 'at'>]>('incident-policy-log');
+export const incidentStatusQuery = defineQuery<IncidentStatus>('incident-status');

@@ -25,6 +25,7 @@ export async function matrixSendWorkflow(
     roomId: input.roomId,
     msgtype: input.msgtype,
     body: input.body,
+    ...(input.threadId === undefined ? {} : { threadId: input.threadId }),
     txnId: workflowInfo().workflowId,
   });
   return { event_id, room_id: input.roomId };

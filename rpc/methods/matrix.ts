@@ -57,8 +57,16 @@ export async function sendThroughWorkflow(
    * losing the answer (an agent whose bridge restarted) gets the first send's receipt.
    */
   idempotencyKey?: string,
+  /** The thread root's event id, to post into that thread. */
+  threadId?: string,
 ): Promise<{ event_id: string; room_id: string }> {
-  const input: MatrixSendInput = { hostId: deps.hostId, roomId, msgtype, body };
+  const input: MatrixSendInput = {
+    hostId: deps.hostId,
+    roomId,
+    msgtype,
+    body,
+    ...(threadId === undefined ? {} : { threadId }),
+  };
   const workflowId = idempotencyKey
     ? `matrix-send-key-${idempotencyKey}`
     : `matrix-send-${randomUUID()}`;
