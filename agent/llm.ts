@@ -1,6 +1,6 @@
 /**
- * The agent's model: one question, one streamed chat completion, the text deltas joined into
- * the answer. Three stream dialects: OpenAI's chat completions (openai, xai, openrouter),
+ * The agent's model: one question (or one conversation's messages, for `agent.turn`), one
+ * streamed chat completion, the text deltas joined into the answer. Three stream dialects: OpenAI's chat completions (openai, xai, openrouter),
  * Anthropic's messages and Google's streamGenerateContent.
  *
  * In `proxy` mode the request goes over the bridge's provider proxy socket (HTTP on a Unix
@@ -89,6 +89,12 @@ export interface LlmAnswer {
   ok: boolean;
 }
 
+/** One message of a conversation, as `agent.turn` takes them (roles other than these are `user`). */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
 /** How one request ended; `note` is for the log (never content). */
 interface Outcome {
   answer: string;
@@ -120,8 +126,18 @@ export class Llm {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
+  /** Whether the model is reached through the bridge's provider proxy (proxy mode). */
+  get proxied(): boolean {
+    return this.credentials.mode === 'proxy';
+  }
+
   /** One streamed chat completion for `question`; failures are answers that say so. */
-  async ask(question: string): Promise<LlmAnswer> {
+  ask(question: string): Promise<LlmAnswer> {
+    return this.chat([{ role: 'user', content: question }]);
+  }
+
+  /** One streamed chat completion over `messages` (oldest first); failures are answers too. */
+  async chat(messages: readonly ChatMessage[]): Promise<LlmAnswer> {
     const route = this.route;
     if (!route) {
       const provider = this.credentials.provider || '(none)';
@@ -134,9 +150,9 @@ export class Llm {
     }
     const started = performance.now();
     log(
-      `ask: ${this.credentials.provider} ${this.model} (${this.credentials.mode} mode), question ${question.length} chars`,
+      `ask: ${this.credentials.provider} ${this.model} (${this.credentials.mode} mode), ${sizeNote(messages)}`,
     );
-    const outcome = await this.request(route, question);
+    const outcome = await this.request(route, messages);
     const ms = Math.round(performance.now() - started);
     log(
       outcome.ok
@@ -146,9 +162,9 @@ export class Llm {
     return { answer: outcome.answer, model: this.model, ok: outcome.ok };
   }
 
-  private request(route: ProviderRoute, question: string): Promise<Outcome> {
+  private request(route: ProviderRoute, messages: readonly ChatMessage[]): Promise<Outcome> {
     return new Promise((resolve) => {
-      const payload = JSON.stringify(requestBody(route.family, this.model, question));
+      const payload = JSON.stringify(requestBody(route.family, this.model, messages));
       const headers = {
         'content-type': 'application/json',
         'content-length': String(Buffer.byteLength(payload)),
@@ -211,20 +227,47 @@ export class Llm {
   }
 }
 
+/** What the log says of a request's content: its size only. */
+function sizeNote(messages: readonly ChatMessage[]): string {
+  const chars = messages.reduce((n, m) => n + m.content.length, 0);
+  return messages.length === 1
+    ? `question ${chars} chars`
+    : `${messages.length} messages, ${chars} chars`;
+}
+
 function unreachable(err: unknown): Outcome {
   const code = errorCode(err);
   return { answer: `the model could not be reached (${code})`, ok: false, note: code };
 }
 
-function requestBody(family: Family, model: string, question: string): unknown {
-  const messages = [{ role: 'user', content: question }];
+function requestBody(family: Family, model: string, all: readonly ChatMessage[]): unknown {
+  const messages = all.map((m) => ({ role: m.role, content: m.content }));
   switch (family) {
     case 'openai':
       return { model, stream: true, messages };
-    case 'anthropic':
-      return { model, max_tokens: ANTHROPIC_MAX_TOKENS, stream: true, messages };
-    case 'google':
-      return { contents: [{ role: 'user', parts: [{ text: question }] }] };
+    case 'anthropic': {
+      // Anthropic takes system text beside the conversation, not in it.
+      const system = all.filter((m) => m.role === 'system').map((m) => m.content);
+      return {
+        model,
+        max_tokens: ANTHROPIC_MAX_TOKENS,
+        stream: true,
+        ...(system.length > 0 ? { system: system.join('\n\n') } : {}),
+        messages: messages.filter((m) => m.role !== 'system'),
+      };
+    }
+    case 'google': {
+      const system = all.filter((m) => m.role === 'system').map((m) => ({ text: m.content }));
+      return {
+        ...(system.length > 0 ? { systemInstruction: { parts: system } } : {}),
+        contents: all
+          .filter((m) => m.role !== 'system')
+          .map((m) => ({
+            role: m.role === 'assistant' ? 'model' : 'user',
+            parts: [{ text: m.content }],
+          })),
+      };
+    }
   }
 }
 

@@ -12,6 +12,11 @@
  *      agent → bridge: `secrets.ack` {key_id} (so the bridge can delete the file at once),
  *                      `notify` {kind, message}, `heartbeat` {seq, uptime_ms};
  *      bridge → agent: `ping`, `agent.echo` {text}, `agent.ask` {question} → {answer, model},
+ *                      `agent.turn` {turn_id, session_id, messages: [{role, content}]} →
+ *                      {text, model?} (a gateway turn: one chat completion over the messages
+ *                      in proxy mode, `echo: <last user message>` in file mode; answered once
+ *                      per turn_id while this process lives, so a redelivery after a bridge
+ *                      restart gets the first answer; a restarted agent asks its model again),
  *                      `matrix.event` {seq, event} (answered by `matrix.ack`/`matrix.send`:
  *                      `!echo <text>` and `!ask <question>` get a reply in the room), and the
  *                      notifications `audio.start` {session_id, format} / `audio.end`
@@ -33,8 +38,9 @@
  *    agent/openclaw.ts and docs/openclaw.md): proxy mode only (file mode: error notify, exit 3);
  *    writes OpenClaw's config for the run into its tmpfs, starts the forwarder and OpenClaw's
  *    gateway as a child process, says `ready` only once the gateway answers /readyz (it acks
- *    and heartbeats meanwhile), sends every room text message (one OpenClaw session per room)
- *    and `agent.ask` to OpenClaw, and exits 1 with an error notify if the gateway dies or is
+ *    and heartbeats meanwhile), sends every room text message (one OpenClaw session per room),
+ *    `agent.ask` and `agent.turn` (one OpenClaw session per gateway session, `user:
+ *    session:<session_id>`) to OpenClaw, and exits 1 with an error notify if the gateway dies or is
  *    not ready within ARMORCLAW_OPENCLAW_READY_MS. SIGTERM stops the gateway first.
  *
  * Whatever a container prints lands in the host's Docker log: this program prints one-line

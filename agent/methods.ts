@@ -3,7 +3,7 @@
  * handler (throw RpcError for -32602).
  */
 import type { AgentAudio } from './audio';
-import type { Llm, LlmAnswer } from './llm';
+import type { ChatMessage, Llm, LlmAnswer } from './llm';
 import { log } from './log';
 import {
   INVALID_PARAMS,
@@ -40,10 +40,14 @@ export interface ConversationBackend {
   readonly model: string;
   /** Failures are answers that say so (`ok: false`), never exceptions. */
   ask(question: string, conversation: string): Promise<LlmAnswer>;
+  /** One turn over a conversation's messages (`agent.turn`); failures are answers too. */
+  chat(messages: readonly ChatMessage[], conversation: string): Promise<LlmAnswer>;
 }
 
 /** The conversation key of a room: one OpenClaw session per room. */
 export const roomConversation = (roomId: string): string => `room:${roomId}`;
+/** The conversation of a gateway session: one OpenClaw session per gateway session. */
+export const sessionConversation = (sessionId: string): string => `session:${sessionId}`;
 /** The conversation `agent.ask` questions share. */
 export const ASK_CONVERSATION = 'agent.ask';
 
@@ -147,6 +151,100 @@ function askMethod(llm: Pick<Llm, 'ask'>): Handler {
   };
 }
 
+/** What `agent.turn` answers. */
+export interface TurnAnswer {
+  text: string;
+  model?: string;
+}
+
+/** Most messages and characters one `agent.turn` takes (the bridge's own limits are lower). */
+const MAX_TURN_MESSAGES = 1000;
+const MAX_TURN_CHARS = 512 * 1024;
+const TURN_ID = /^[A-Za-z0-9._:-]{1,200}$/;
+const ROLES: ReadonlySet<string> = new Set(['system', 'user', 'assistant']);
+
+/**
+ * Turns already answered (or being answered), by turn id: the bridge delivers a turn at least
+ * once (it asks again after a restart or a lost connection), and the agent answers it once per
+ * process, from its first model call. An agent process that restarted calls its model again.
+ */
+const turns = new Map<string, Promise<TurnAnswer>>();
+const TURNS_LIMIT = 1000;
+
+function turnParams(params: unknown): {
+  turnId: string;
+  sessionId: string;
+  messages: ChatMessage[];
+} {
+  const { turn_id, session_id, messages } = objectParams(params);
+  if (typeof turn_id !== 'string' || !TURN_ID.test(turn_id)) {
+    throw new RpcError(INVALID_PARAMS, 'turn_id must be a string of 1 to 200 [A-Za-z0-9._:-]');
+  }
+  if (typeof session_id !== 'string' || session_id === '' || session_id.length > 256) {
+    throw new RpcError(INVALID_PARAMS, 'session_id must be a string of 1 to 256 characters');
+  }
+  if (!Array.isArray(messages) || messages.length === 0 || messages.length > MAX_TURN_MESSAGES) {
+    throw new RpcError(INVALID_PARAMS, `messages must be an array of 1 to ${MAX_TURN_MESSAGES}`);
+  }
+  let chars = 0;
+  const list = messages.map((m: unknown) => {
+    const { role, content } = (typeof m === 'object' && m !== null ? m : {}) as Record<
+      string,
+      unknown
+    >;
+    if (typeof role !== 'string' || typeof content !== 'string') {
+      throw new RpcError(INVALID_PARAMS, 'each message needs a string role and content');
+    }
+    chars += content.length;
+    // Roles a model does not know (tool, developer, …) are read as the user's words.
+    return { role: ROLES.has(role) ? role : 'user', content } as ChatMessage;
+  });
+  if (chars > MAX_TURN_CHARS) {
+    throw new RpcError(INVALID_PARAMS, `messages hold at most ${MAX_TURN_CHARS} characters`);
+  }
+  return { turnId: turn_id, sessionId: session_id, messages: list };
+}
+
+/** The deterministic answer of an agent without a model: the last user message, echoed. */
+export function echoTurn(messages: readonly ChatMessage[]): TurnAnswer {
+  const last = [...messages].reverse().find((m) => m.role === 'user') ?? messages.at(-1)!;
+  return { text: `echo: ${last.content}` };
+}
+
+/**
+ * `agent.turn` {turn_id, session_id, messages} → {text, model?}: the conversation to `backend`
+ * (OpenClaw, one session per gateway session), else to `llm` in proxy mode (one chat
+ * completion), else echoed (file mode: the container has no way to its model). Model failures
+ * are answers that say so.
+ */
+function turnMethod(llm: Llm | undefined, backend: ConversationBackend | undefined): Handler {
+  const answer = async (sessionId: string, messages: ChatMessage[]): Promise<TurnAnswer> => {
+    if (backend) {
+      const a = await backend.chat(messages, sessionConversation(sessionId));
+      return { text: a.answer, model: a.model };
+    }
+    if (llm?.proxied) {
+      const a = await llm.chat(messages);
+      return { text: a.answer, model: a.model };
+    }
+    return echoTurn(messages);
+  };
+  return (params) => {
+    const { turnId, sessionId, messages } = turnParams(params);
+    let pending = turns.get(turnId);
+    if (pending) {
+      log(`turn ${turnId}: delivered again, answered from the first delivery`);
+      return pending;
+    }
+    log(`turn ${turnId}: ${messages.length} message(s)`);
+    pending = answer(sessionId, messages);
+    turns.set(turnId, pending);
+    pending.catch(() => turns.delete(turnId));
+    if (turns.size > TURNS_LIMIT) turns.delete(turns.keys().next().value as string);
+    return pending;
+  };
+}
+
 /**
  * The method table, with the voice methods answered by `audio` and questions by `llm` (without
  * one, while the agent reports unusable secrets, `agent.ask` is not offered). With `backend`
@@ -171,6 +269,8 @@ export function agentMethods(
       },
     ],
     ...(asker ? [['agent.ask', askMethod(asker)] as const] : []),
+    // Not offered while the agent reports unusable secrets (no model, no backend).
+    ...(llm || backend ? [['agent.turn', turnMethod(llm, backend)] as const] : []),
     ['matrix.event', (params, ctx) => onMatrixEvent(params, ctx, llm, backend)],
     ['audio.start', (params, ctx) => audio.start(params, ctx.notify)],
     ['audio.end', (params) => audio.end(params)],

@@ -24,7 +24,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { Credentials } from './credentials';
-import { defaultModelFor, MAX_ANSWER_CHARS, type LlmAnswer } from './llm';
+import { defaultModelFor, MAX_ANSWER_CHARS, type ChatMessage, type LlmAnswer } from './llm';
 import { errorCode, log } from './log';
 
 /** The provider id the run's model is configured under in OpenClaw. */
@@ -455,18 +455,26 @@ export class OpenClawChat {
   }
 
   /** One question in `conversation`; every failure is an apology text with `ok: false`. */
-  async ask(question: string, conversation: string): Promise<LlmAnswer> {
-    this.remember(question);
+  ask(question: string, conversation: string): Promise<LlmAnswer> {
+    return this.chat([{ role: 'user', content: question }], conversation);
+  }
+
+  /**
+   * One turn of `conversation` (`agent.turn`: the gateway's messages, oldest first); every
+   * failure is an apology text with `ok: false`.
+   */
+  async chat(messages: readonly ChatMessage[], conversation: string): Promise<LlmAnswer> {
+    for (const m of messages) this.remember(m.content);
     const started = performance.now();
     log(
-      `openclaw: ask in ${conversation.split(':')[0]} conversation, question ${question.length} chars`,
+      `openclaw: ask in ${conversation.split(':')[0]} conversation, ${messages.length} message(s), ${messages.reduce((n, m) => n + m.content.length, 0)} chars`,
     );
     try {
       await this.options.ready;
     } catch {
       return this.failed('not ready', started, 'OpenClaw is not running');
     }
-    const outcome = await this.request(question, conversation);
+    const outcome = await this.request(messages, conversation);
     const ms = Math.round(performance.now() - started);
     if (outcome.ok) {
       this.remember(outcome.answer);
@@ -482,14 +490,14 @@ export class OpenClawChat {
   }
 
   private request(
-    question: string,
+    messages: readonly ChatMessage[],
     conversation: string,
   ): Promise<{ ok: true; answer: string } | { ok: false; note: string; reason: string }> {
     const payload = JSON.stringify({
       model: OPENCLAW_AGENT_MODEL,
       stream: false,
       user: conversation,
-      messages: [{ role: 'user', content: question }],
+      messages: messages.map((m) => ({ role: m.role, content: m.content })),
     });
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_CHAT_TIMEOUT_MS;
     return new Promise((resolve) => {
