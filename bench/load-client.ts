@@ -1,13 +1,14 @@
 /**
  * The load generator, in its own process so it never shares an event loop with a server.
- * Each connection runs a closed loop: send one request, wait for its response, send the next.
+ * Each connection runs a closed loop: send one request, wait for its response, send the next,
+ * as JSON-RPC lines on a Unix socket or as `POST /rpc` envelopes to the HTTP gateway.
  * After `warmupMs` it records every response completed during `measureMs`, then stops
  * sending, waits for what is still in flight and reports over IPC.
  */
 import net from 'node:net';
 import { exitWithParent, tell } from './lib/child';
 import { prepareCpuSampling, processCpuSeconds, systemBusyCpuSeconds } from './lib/cpu';
-import type { LoadResult, LoadSpec, ParentMessage } from './lib/protocol';
+import type { GatewayTarget, LoadResult, LoadSpec, ParentMessage } from './lib/protocol';
 import { SampleBuffer, summariseLatencyNs } from './lib/stats';
 
 /** The shared state of one run: whether responses count and where their latencies go. */
@@ -18,6 +19,66 @@ interface Window {
   errors: number;
   unexpectedStatus: number;
   unexpectedSample?: unknown;
+}
+
+/** A response reduced to what the loop checks: which request it answers and how. */
+interface Answer {
+  id: unknown;
+  ok: boolean;
+  result?: { status?: unknown };
+}
+
+/**
+ * How requests and responses look on one wire: JSON-RPC lines on the socket, or `POST /rpc`
+ * envelopes over HTTP/1.1 keep-alive to the gateway. `take` returns the first complete response
+ * in `buffer` and the rest, or null while it is incomplete.
+ */
+interface Wire {
+  request(id: number): string;
+  take(buffer: string): { text: string; rest: string } | null;
+  answer(text: string): Answer;
+}
+
+function jsonLines(method: string): Wire {
+  return {
+    request: (id) => `{"jsonrpc":"2.0","id":${id},"method":"${method}"}\n`,
+    take(buffer) {
+      const newline = buffer.indexOf('\n');
+      return newline < 0
+        ? null
+        : { text: buffer.slice(0, newline), rest: buffer.slice(newline + 1) };
+    },
+    answer(text) {
+      const r = JSON.parse(text) as Answer & { error?: unknown };
+      return { id: r.id, ok: r.error === undefined, result: r.result };
+    },
+  };
+}
+
+function gatewayHttp(method: string, gateway: GatewayTarget): Wire {
+  const head =
+    `POST /rpc HTTP/1.1\r\nHost: ${gateway.host}:${gateway.port}\r\n` +
+    `Authorization: Bearer ${gateway.token}\r\nContent-Type: application/json\r\n`;
+  return {
+    request(id) {
+      const body = `{"id":${id},"version":"2.0","method":"${method}","params":{}}`;
+      return `${head}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    },
+    take(buffer) {
+      const end = buffer.indexOf('\r\n\r\n');
+      if (end < 0) return null;
+      const length = /\r\ncontent-length: *(\d+)/i.exec(buffer.slice(0, end + 2));
+      if (!length) throw new Error(`a response without Content-Length: ${buffer.slice(0, 200)}`);
+      const bodyEnd = end + 4 + Number(length[1]);
+      // Content-Length counts bytes; the gateway's answers here are ASCII, so bytes = chars.
+      if (buffer.length < bodyEnd) return null;
+      return { text: buffer.slice(end + 4, bodyEnd), rest: buffer.slice(bodyEnd) };
+    },
+    answer(text) {
+      const r = JSON.parse(text) as Answer;
+      return { id: r.id, ok: r.ok === true, result: r.result };
+    },
+  };
 }
 
 /** One persistent connection with at most one request in flight. */
@@ -33,11 +94,13 @@ class ClosedLoopConnection {
 
   constructor(
     private readonly socket: net.Socket,
-    private readonly spec: Pick<LoadSpec, 'method' | 'expectResultStatus'>,
+    private readonly wire: Wire,
+    private readonly spec: Pick<LoadSpec, 'expectResultStatus'>,
     private readonly window: Window,
   ) {
     this.finished = new Promise((resolve) => (this.finish = resolve));
     socket.setEncoding('utf8');
+    socket.setNoDelay(true);
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', (err) => this.fail(`socket error: ${err.message}`));
     socket.on('close', () => {
@@ -48,9 +111,12 @@ class ClosedLoopConnection {
   }
 
   static open(spec: LoadSpec, window: Window): Promise<ClosedLoopConnection> {
+    const wire = spec.gateway ? gatewayHttp(spec.method, spec.gateway) : jsonLines(spec.method);
     return new Promise((resolve, reject) => {
-      const socket = net.connect(spec.socketPath);
-      socket.once('connect', () => resolve(new ClosedLoopConnection(socket, spec, window)));
+      const socket = spec.gateway
+        ? net.connect(spec.gateway.port, spec.gateway.host)
+        : net.connect(spec.socketPath);
+      socket.once('connect', () => resolve(new ClosedLoopConnection(socket, wire, spec, window)));
       socket.once('error', reject);
     });
   }
@@ -58,31 +124,30 @@ class ClosedLoopConnection {
   send(): void {
     const id = this.nextId++;
     this.sentAt = process.hrtime.bigint();
-    this.socket.write(`{"jsonrpc":"2.0","id":${id},"method":"${this.spec.method}"}\n`);
+    this.socket.write(this.wire.request(id));
   }
 
   private onData(chunk: string): void {
     // Taken before any parsing, so the client's own JSON work is not counted as latency.
     const receivedAt = process.hrtime.bigint();
     this.pending += chunk;
-    const newline = this.pending.indexOf('\n');
-    if (newline < 0) return;
-    const line = this.pending.slice(0, newline);
-    this.pending = this.pending.slice(newline + 1);
-    if (this.pending.trim() !== '') return this.fail('more than one response for one request');
-
-    let response: { id?: unknown; result?: { status?: unknown }; error?: unknown };
+    let taken: { text: string; rest: string } | null;
+    let response: Answer;
     try {
-      response = JSON.parse(line);
-    } catch {
-      return this.fail(`a response that is not JSON: ${line.slice(0, 200)}`);
+      taken = this.wire.take(this.pending);
+      if (!taken) return;
+      response = this.wire.answer(taken.text);
+    } catch (err) {
+      return this.fail(`a response that cannot be read: ${(err as Error).message.slice(0, 200)}`);
     }
+    this.pending = taken.rest;
+    if (this.pending.trim() !== '') return this.fail('more than one response for one request');
     if (response.id !== this.nextId - 1)
       return this.fail(`response id ${String(response.id)}, expected ${this.nextId - 1}`);
     const latencyNs = Number(receivedAt - this.sentAt);
     this.sentAt = 0n;
     if (this.window.recording) {
-      if (response.error !== undefined) this.window.errors++;
+      if (!response.ok) this.window.errors++;
       else {
         this.window.samples.push(latencyNs);
         this.completed++;

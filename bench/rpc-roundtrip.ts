@@ -1,17 +1,20 @@
 /**
  * Suite `rpc-roundtrip`: request→response latency and throughput of the bridge's JSON-RPC
- * socket (`health`, `status`), against a bare echo server measured in the same run on the
- * same machine. Every server and the load generator run in separate processes.
+ * socket (`health`, `status`) against a bare echo server, and of the HTTP gateway's `POST /rpc`
+ * (`health` with a token, every guard and the audit entry on the path) against that socket, all
+ * measured in the same run on the same machine. Every server and the load generator run in
+ * separate processes.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnBridge } from '../test/support/bridge-process';
+import { freePort } from '../test/support/ports';
 import { call } from '../test/support/socket-clients';
 import { PROJECT_ROOT, forkHelper, nextMessage, send, stopChild } from './lib/child';
 import { onCleanup } from './lib/cleanup';
 import { machineInfo } from './lib/machine';
-import type { LoadResult } from './lib/protocol';
+import type { GatewayTarget, LoadResult } from './lib/protocol';
 import type { BenchSettings, Suite } from './lib/suite';
 import { writeRoundtripReport, type RoundtripRun, type Target } from './rpc-roundtrip-report';
 
@@ -20,6 +23,8 @@ interface Scenario {
   target: Target;
   method: string;
   socketPath: string;
+  /** Set for gateway rows: requests go to its POST /rpc instead of the socket. */
+  gateway?: GatewayTarget;
   expectResultStatus?: string;
   watchPids: Record<string, number>;
 }
@@ -27,9 +32,9 @@ interface Scenario {
 export const rpcRoundtrip: Suite = {
   name: 'rpc-roundtrip',
   budgetMs(settings) {
-    // Bridge + Temporal start (about 5 s, 60 s at worst), then three rows per connection count,
+    // Bridge + Temporal start (about 5 s, 60 s at worst), then four rows per connection count,
     // each a fresh load generator (about 1 s) plus warmup and window; doubled for slow machines.
-    const rows = 3 * settings.connectionCounts.length;
+    const rows = 4 * settings.connectionCounts.length;
     return 60_000 + 2 * rows * (settings.warmupMs + settings.measureMs + 2_000);
   },
   async run(settings: BenchSettings): Promise<string[]> {
@@ -46,7 +51,15 @@ export const rpcRoundtrip: Suite = {
     const bridgeDir = path.join(dir, 'bridge');
     mkdirSync(bridgeDir);
     console.log('starting the bridge (embedded Temporal dev server)...');
-    const bridge = await spawnBridge({ dir: bridgeDir });
+    const gatewayPort = await freePort();
+    const bridge = await spawnBridge({
+      dir: bridgeDir,
+      env: {
+        ARMORCLAW_GATEWAY_PORT: String(gatewayPort),
+        // The gateway's rate limit would measure itself: unlimited for the measured methods.
+        ARMORCLAW_GATEWAY_RATE_LIMITS: JSON.stringify({ health: 0, status: 0 }),
+      },
+    });
     // The bridge finishes in-flight work on SIGTERM; one that hangs there is killed.
     const stopBridge = onCleanup(async () => {
       const exited = await Promise.race([bridge.stop(), delay(15_000).then(() => 'hung' as const)]);
@@ -55,6 +68,9 @@ export const rpcRoundtrip: Suite = {
     const temporalPid = readPid(path.join(bridge.stateDir, 'temporal', 'dev-server.pid'));
     const healthAtStart = await expectResult(bridge.socketPath, 'health');
     await expectResult(bridge.socketPath, 'status');
+    const { token } = (await expectResult(bridge.socketPath, 'gateway.token_create', {
+      name: 'bench',
+    })) as { token: string };
 
     const bridgePids: Record<string, number> = { server: bridge.child.pid! };
     if (temporalPid) bridgePids.temporal = temporalPid;
@@ -74,6 +90,14 @@ export const rpcRoundtrip: Suite = {
         expectResultStatus: 'healthy',
       },
       { target: 'bridge', method: 'status', socketPath: bridge.socketPath, watchPids: bridgePids },
+      {
+        target: 'gateway',
+        method: 'health',
+        socketPath: bridge.socketPath,
+        gateway: { host: '127.0.0.1', port: gatewayPort, token },
+        watchPids: bridgePids,
+        expectResultStatus: 'healthy',
+      },
     ];
 
     const runs: RoundtripRun[] = [];
@@ -123,6 +147,7 @@ async function measure(
       type: 'run',
       spec: {
         socketPath: scenario.socketPath,
+        ...(scenario.gateway ? { gateway: scenario.gateway } : {}),
         method: scenario.method,
         connections,
         warmupMs: settings.warmupMs,
@@ -156,8 +181,12 @@ async function expectMessage(
 }
 
 /** One call before measuring: a bridge answering errors would make fast, meaningless numbers. */
-async function expectResult(socketPath: string, method: string): Promise<unknown> {
-  const response = await call(socketPath, method);
+async function expectResult(
+  socketPath: string,
+  method: string,
+  params?: Record<string, unknown>,
+): Promise<unknown> {
+  const response = await call(socketPath, method, params);
   if (response.error)
     throw new Error(`the bridge answered ${method} with ${JSON.stringify(response.error)}`);
   if (method === 'health' && response.result?.status !== 'healthy') {
@@ -184,7 +213,7 @@ function progressLine(run: RoundtripRun): string {
     .map(([role, pct]) => `${role} ${pct === null ? '?' : pct.toFixed(0)}%`)
     .join(', ');
   return (
-    `  ${run.target.padEnd(6)} ${run.method.padEnd(6)} x${String(run.connections).padEnd(3)} ` +
+    `  ${run.target.padEnd(7)} ${run.method.padEnd(6)} x${String(run.connections).padEnd(3)} ` +
     (run.latencyMs
       ? `p50 ${run.latencyMs.p50.toFixed(3)} ms  p99 ${run.latencyMs.p99.toFixed(3)} ms  `
       : 'no request completed  ') +

@@ -3,10 +3,21 @@
  * network), shared by both sides so they cannot drift apart.
  */
 
+/** The bridge's HTTP gateway, reached over TCP with keep-alive instead of the Unix socket. */
+export interface GatewayTarget {
+  host: string;
+  port: number;
+  /** A gateway token (`Authorization: Bearer`). */
+  token: string;
+}
+
 /** What the load generator is told to do. */
 export interface LoadSpec {
+  /** The JSON-RPC socket; ignored when `gateway` is set. */
   socketPath: string;
-  /** JSON-RPC method put in every request (the echo server answers any method alike). */
+  /** Sends `POST /rpc` envelopes to the HTTP gateway instead of JSON-RPC to the socket. */
+  gateway?: GatewayTarget;
+  /** Method put in every request (the echo server answers any method alike). */
   method: string;
   connections: number;
   warmupMs: number;
