@@ -4,7 +4,9 @@
  * with defaults applied. `BridgeConfig`'s value types are read off the table, so a setting
  * changes type in one place and every reader follows.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
@@ -141,6 +143,7 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
   const budget = checkBudget(read, modelsFrom, problems);
   const proxyBaseUrls = checkProxyBaseUrls(read, problems);
   const agentTypes = checkAgentTypes(read, problems);
+  const gateway = checkGateway(read, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return assemble(read, {
     configFile,
@@ -148,6 +151,7 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
     budget,
     proxyBaseUrls,
     agentTypes,
+    gateway,
   });
 }
 
@@ -250,6 +254,103 @@ function checkProxyBaseUrls(read: Read, problems: string[]): Record<string, stri
   return urls;
 }
 
+/** The HTTP gateway's settings (docs/gateway.md), checked across keys. */
+export interface GatewaySettings {
+  enabled: boolean;
+  host: string;
+  port: number;
+  /** Absent: plain HTTP. `selfSignedDir`: the certificate voice signaling uses too. */
+  tls?: { certFile: string; keyFile: string } | { selfSignedDir: string };
+  authMode: 'token' | 'password' | 'none';
+  /** SHA-256 of ARMORCLAW_GATEWAY_PASSWORD (hex): the password itself is not kept. */
+  passwordSha256?: string;
+  /** Lower-cased header name. */
+  trustedIdentityHeader?: string;
+  trustedProxyIps: string[];
+  bodyLimitBytes: number;
+  /** Requests per minute per method and subject; 0: unlimited. */
+  ratePerMinute: number;
+  /** Per-method overrides of ratePerMinute. */
+  methodRates: Record<string, number>;
+  /** chat.send pacing: sends one room takes in a sliding minute. */
+  chatSendsPerMinute: number;
+}
+
+/** Whether `host` (a bind address) is loopback only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return (
+    h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\./.test(h)
+  );
+}
+
+function checkGateway(read: Read, problems: string[]): GatewaySettings {
+  const host = read('gateway.host');
+  const authMode = read('gateway.auth_mode');
+  const enabled = read('gateway.enabled');
+  const password = read('gateway.password');
+  if (enabled && authMode === 'none' && !isLoopbackHost(host)) {
+    problems.push(
+      `gateway.auth_mode: "none" serves loopback clients only; gateway.host "${host}" is not a loopback address (use token or password auth, or bind 127.0.0.1)`,
+    );
+  }
+  if (enabled && authMode === 'password' && !password) {
+    problems.push(
+      'gateway.password (env ARMORCLAW_GATEWAY_PASSWORD): required when gateway.auth_mode is "password"',
+    );
+  }
+  if (Boolean(read('gateway.tls_cert')) !== Boolean(read('gateway.tls_key'))) {
+    problems.push('gateway.tls_cert, gateway.tls_key: give both or neither');
+  }
+  const header = read('gateway.trusted_identity_header');
+  if (header !== undefined && !/^[a-z0-9!#$%&'*+.^_`|~-]+$/i.test(header)) {
+    problems.push(`gateway.trusted_identity_header: "${header}" is not an HTTP header name`);
+  }
+  const proxies = read('gateway.trusted_proxy_ips');
+  for (const ip of proxies) {
+    if (isIP(ip) === 0) problems.push(`gateway.trusted_proxy_ips: "${ip}" is not an IP address`);
+  }
+  if (header !== undefined && proxies.length === 0) {
+    problems.push(
+      'gateway.trusted_identity_header: needs gateway.trusted_proxy_ips (the proxies allowed to set it)',
+    );
+  }
+  const methodRates: Record<string, number> = {};
+  for (const [method, value] of Object.entries(read('gateway.rate_limits'))) {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+      problems.push(
+        `gateway.rate_limits.${method}: expected a whole number of requests per minute (0: unlimited), got ${JSON.stringify(value)}`,
+      );
+      continue;
+    }
+    methodRates[method] = value;
+  }
+  const cert = read('gateway.tls_cert');
+  const key = read('gateway.tls_key');
+  const stateDir = path.resolve(read('state_dir'));
+  return {
+    enabled,
+    host,
+    port: read('gateway.port'),
+    ...(read('gateway.tls')
+      ? {
+          tls:
+            cert && key
+              ? { certFile: path.resolve(cert), keyFile: path.resolve(key) }
+              : { selfSignedDir: path.join(stateDir, 'tls') },
+        }
+      : {}),
+    authMode,
+    ...(password ? { passwordSha256: createHash('sha256').update(password).digest('hex') } : {}),
+    ...(header !== undefined ? { trustedIdentityHeader: header.toLowerCase() } : {}),
+    trustedProxyIps: proxies,
+    bodyLimitBytes: read('gateway.body_limit_bytes'),
+    ratePerMinute: read('gateway.rate_limit_per_minute'),
+    methodRates,
+    chatSendsPerMinute: read('gateway.chat.sends_per_minute'),
+  };
+}
+
 /** What one agent type runs (`containers.agent_types`). */
 export interface AgentTypeSettings {
   image: string;
@@ -321,6 +422,7 @@ function assemble(
     budget: ReturnType<typeof checkBudget>;
     proxyBaseUrls: Record<string, string>;
     agentTypes: Record<string, AgentTypeSettings>;
+    gateway: GatewaySettings;
   },
 ) {
   const optPath = (v: string | undefined) => (v === undefined ? undefined : path.resolve(v));
@@ -366,6 +468,10 @@ function assemble(
       rejectNotice: read('matrix.reject_notice'),
       adminRoom: read('matrix.admin_room'),
       syncTimeoutMs: read('matrix.sync_timeout'),
+    },
+    approvals: {
+      requestTimeoutMs: read('approvals.request_timeout'),
+      admins: read('approvals.admins'),
     },
     containers: {
       defaultImage: read('containers.default_image'),
@@ -419,6 +525,7 @@ function assemble(
       stopExistingAgentOnEnd: read('voice.stop_existing_agent_on_end'),
     },
     budget: found.budget,
+    gateway: found.gateway,
   };
 }
 

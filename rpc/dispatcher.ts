@@ -5,7 +5,7 @@ import {
   type JSONRPCServerMiddleware,
 } from 'json-rpc-2.0';
 import type { Logger } from 'pino';
-import { ErrorCode, RpcError, defaultMessage, toWireError } from './errors';
+import { ErrorCode, RpcError, defaultMessage, toWireError, type WireError } from './errors';
 
 /** What a method handler sees besides its params: the connection it was called on. */
 export interface CallContext {
@@ -70,6 +70,25 @@ export class RpcDispatcher {
   }
 
   /**
+   * Calls `method` in-process, as the HTTP gateway does: the result, or the error a socket client
+   * would get. There is no connection behind the call, so subscriptions cannot push on it (the
+   * gateway does not offer them).
+   */
+  async call(
+    method: string,
+    params: unknown,
+  ): Promise<{ ok: true; result: unknown } | { ok: false; error: WireError }> {
+    const request = { jsonrpc: '2.0', id: 0, method, ...(params === undefined ? {} : { params }) };
+    const response = await this.handleOne(request, IN_PROCESS_CONTEXT);
+    if (response === null) return { ok: true, result: null };
+    if (response.error) {
+      const { code, message, data } = response.error;
+      return { ok: false, error: data === undefined ? { code, message } : { code, message, data } };
+    }
+    return { ok: true, result: response.result };
+  }
+
+  /**
    * Answers one frame of text. Returns the response to send (an object, or an array for a
    * batch) or null when nothing is owed (notifications only).
    */
@@ -110,6 +129,14 @@ export class RpcDispatcher {
     }
   }
 }
+
+/** The context of an in-process call: no connection, nothing to notify, nothing to close. */
+const IN_PROCESS_CONTEXT: CallContext = {
+  connectionId: -1,
+  notify: () => false,
+  onClose: () => undefined,
+  keepOpen: () => () => undefined,
+};
 
 function isValidId(id: unknown): boolean {
   return id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));

@@ -146,6 +146,55 @@ export class AuditLog {
       .immediate();
   }
 
+  /**
+   * Appends several entries in one transaction (one fsync): for high-rate writers such as the
+   * HTTP gateway. Entries are validated first; an invalid one throws before anything is written.
+   * Entries with a `dedupe_key` go through `append` semantics (first write wins).
+   */
+  appendMany(inputs: readonly AppendAuditInput[]): AuditEntry[] {
+    if (inputs.length === 0) return [];
+    const validated = inputs.map((input) => validateInput(input));
+    const at = this.now();
+    if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
+      throw new AuditLogError('invalid', 'now(): the clock returned an invalid Date');
+    }
+    const timestamp = at.toISOString();
+    const findDedupe = this.db.prepare('SELECT * FROM entries WHERE dedupe_key = ?');
+    const readHead = this.db.prepare('SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1');
+    const insert = this.db.prepare(
+      `INSERT INTO entries (seq, timestamp, event_type, session_id, room_id, user_id,
+         container_id, details, dedupe_key, prev_hash, hash)
+       VALUES (@seq, @timestamp, @event_type, @session_id, @room_id, @user_id,
+         @container_id, @details, @dedupe_key, @prev_hash, @hash)`,
+    );
+    return this.db
+      .transaction((): AuditEntry[] => {
+        let head = readHead.get() as AuditHead | undefined;
+        const out: AuditEntry[] = [];
+        for (const fields of validated) {
+          if (fields.dedupe_key !== null) {
+            const existing = findDedupe.get(fields.dedupe_key) as AuditRow | undefined;
+            if (existing) {
+              out.push(rowToEntry(existing));
+              continue;
+            }
+          }
+          const unhashed = {
+            ...fields,
+            seq: (head?.seq ?? 0) + 1,
+            timestamp,
+            prev_hash: head?.hash ?? GENESIS_HASH,
+          };
+          const entry: AuditEntry = { ...unhashed, hash: entryHash(unhashed) };
+          insert.run({ ...entry, details: canonicalJson(entry.details) });
+          head = { seq: entry.seq, hash: entry.hash };
+          out.push(entry);
+        }
+        return out;
+      })
+      .immediate();
+  }
+
   /** Entries newest first, optionally filtered; `limit` is 1-1000 (default 100). */
   list(opts: ListAuditOptions = {}): AuditEntry[] {
     const limit = opts.limit ?? DEFAULT_LIST_LIMIT;

@@ -21,7 +21,9 @@ import { AuditLog, auditLogPath } from '../services/audit-log';
 import { DockerEventWatcher } from './docker-events';
 import { startWorkers } from './workers';
 import { createLogger, logScrubber } from './logger';
-import { BRIDGE_VERSION, createBridgeDispatcher } from './rpc-api';
+import { BRIDGE_VERSION, createBridgeDispatcher, type BridgeParts } from './rpc-api';
+import { checkGateway, startGateway, type RunningGateway } from './gateway';
+import { GatewayTokenStore, gatewayTokensPath } from '../services/gateway-tokens';
 import { connectTemporal, type TemporalHandle } from './temporal';
 import { createVoice } from './voice';
 import { createAgentRunActivities, createVoiceHostActivities } from '../activities/voice';
@@ -246,7 +248,10 @@ export async function start(
     await voice.reconcile();
     await voice.listen();
 
-    const dispatcher = createBridgeDispatcher({
+    // The HTTP gateway starts after the socket; its health check looks it up when asked.
+    const gatewayTokens = GatewayTokenStore.open(gatewayTokensPath(config.stateDir));
+    const started: { gateway?: RunningGateway } = {};
+    const parts: BridgeParts = {
       config,
       temporal,
       keystore,
@@ -258,7 +263,10 @@ export async function start(
       inbox,
       voice,
       log,
-    });
+      gatewayTokens,
+      ...(config.gateway.enabled ? { gatewayCheck: () => checkGateway(started.gateway) } : {}),
+    };
+    const dispatcher = createBridgeDispatcher(parts);
 
     const rpc = new RpcSocketServer(
       dispatcher,
@@ -274,6 +282,10 @@ export async function start(
     );
     await rpc.listen();
     cleanups.push(() => rpc.close());
+    // Closed before the socket and Temporal (cleanups run in reverse).
+    const gateway = await startGateway({ ...parts, dispatcher, tokens: gatewayTokens });
+    started.gateway = gateway;
+    if (gateway) cleanups.push(() => gateway.close());
 
     log.info(
       {
@@ -282,10 +294,12 @@ export async function start(
         temporal: temporal.address,
         namespace: temporal.namespace,
         signaling: voice.signalingUrl(),
+        gateway: gateway?.url,
       },
       `ArmorClaw bridge ${BRIDGE_VERSION} ready: socket ${config.socket.path}` +
         (temporal.uiUrl ? `, Temporal Web UI ${temporal.uiUrl}` : '') +
-        `, voice signaling ${voice.signalingUrl()}`,
+        `, voice signaling ${voice.signalingUrl()}` +
+        (gateway ? `, gateway ${gateway.url}` : ''),
     );
     let stopped: Promise<void> | undefined;
     return {

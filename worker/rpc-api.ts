@@ -14,11 +14,13 @@ import { createBudgetGate, registerBudgetMethods } from '../rpc/methods/budget';
 import { registerConfigMethods } from '../rpc/methods/configs';
 import { registerContainerMethods } from '../rpc/methods/containers';
 import { registerCoreMethods } from '../rpc/methods/core';
+import { registerGatewayTokenMethods } from '../rpc/methods/gateway';
 import { registerKeyMethods } from '../rpc/methods/keys';
 import { registerMatrixMethods } from '../rpc/methods/matrix';
 import { registerWebrtcMethods } from '../rpc/methods/webrtc';
 import { auditLogPath, type AuditLog } from '../services/audit-log';
 import type { ConfigStore } from '../services/config-store';
+import type { GatewayTokenStore } from '../services/gateway-tokens';
 import type { Keystore } from '../services/keystore';
 import type { MatrixStore } from '../services/matrix-store';
 import { SingleFlightCache } from '../services/single-flight-cache';
@@ -40,6 +42,10 @@ export interface BridgeParts {
   inbox: MatrixInbox;
   voice: Voice;
   log: Logger;
+  /** The HTTP gateway's tokens, managed over the socket (`gateway.token_*`). */
+  gatewayTokens: GatewayTokenStore;
+  /** The `gateway` health check; absent when the gateway is off. */
+  gatewayCheck?: () => Promise<void>;
 }
 
 /** The dispatcher of the bridge's socket, with every method the API offers. */
@@ -66,6 +72,7 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
         await docker.ping();
       },
       signaling: () => voice.check(),
+      ...(parts.gatewayCheck ? { gateway: parts.gatewayCheck } : {}),
       ...(matrix.status.enabled
         ? {
             matrix: async () => {
@@ -138,6 +145,7 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
   });
   registerKeyMethods(dispatcher, keystore);
   registerConfigMethods(dispatcher, configStore);
+  registerGatewayTokenMethods(dispatcher, parts.gatewayTokens);
   registerAuditMethods(dispatcher, {
     dbPath: auditLogPath(config.stateDir),
     auditLog,

@@ -30,6 +30,8 @@ export interface BridgeProcess {
   env: NodeJS.ProcessEnv;
   /** Everything the bridge printed so far. */
   output(): string;
+  /** The HTTP gateway's base URL (http://127.0.0.1:<port>), from the bridge's start banner. */
+  gatewayUrl(): Promise<string>;
   /** SIGTERM and wait for exit; returns the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** Waits for the process to exit by itself. */
@@ -86,6 +88,8 @@ async function launchBridge(
     ARMORCLAW_LOG_LEVEL: 'info',
     // Several bridges run at once in the tests: each signaling server on a free port.
     ARMORCLAW_VOICE_SIGNALING_PORT: '0',
+    // …and each HTTP gateway too (the banner names its URL: gatewayUrl()).
+    ARMORCLAW_GATEWAY_PORT: '0',
     // Tests not about OpenClaw run the reference agent for the default type (test/support/docker.ts).
     ARMORCLAW_AGENT_TYPES: ECHO_AGENT_TYPES,
     ...opts.env,
@@ -114,6 +118,7 @@ async function launchBridge(
     temporalPort,
     env,
     output: () => out,
+    gatewayUrl: () => waitForGatewayUrl(() => out, exited),
     exited,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
@@ -153,6 +158,23 @@ async function waitForSocket(
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`the bridge socket ${socketPath} did not answer within ${timeoutMs} ms`);
+}
+
+/** The gateway URL of the start banner ("…, gateway http://127.0.0.1:41234"), waited for. */
+async function waitForGatewayUrl(output: () => string, exited: Promise<unknown>): Promise<string> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const found = /ready: .*?, gateway (https?:\/\/[^\s"',]+)/.exec(output());
+    if (found) return found[1]!;
+    if (gone || Date.now() > deadline) {
+      throw new Error(
+        `the bridge has not logged its gateway URL\n--- bridge output ---\n${output()}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Removes a test directory. */

@@ -1,0 +1,123 @@
+/**
+ * The HTTP gateway's part of the composition root: the method table (every method group
+ * registered with the parts it needs), the audit writer and the server. worker/main.ts starts it
+ * after the RPC socket and stops it before Temporal.
+ */
+import type { Logger } from 'pino';
+import { GatewayAuditWriter } from '../gateway/audit';
+import { registerBridgeMethods } from '../gateway/methods/bridge';
+import { ChannelPacer, registerChatMethods } from '../gateway/methods/chat';
+import { registerWorkspaceMethods } from '../gateway/methods/workspace';
+import { GatewayMethods } from '../gateway/protocol';
+import { GatewayServer } from '../gateway/server';
+import type { StatusPart } from '../gateway/status';
+import type { RpcDispatcher } from '../rpc/dispatcher';
+import { sendThroughWorkflow } from '../rpc/methods/matrix';
+import { roomTrusted } from '../services/matrix-trust';
+import type { GatewayTokenStore } from '../services/gateway-tokens';
+import type { BridgeParts } from './rpc-api';
+
+export interface GatewayParts extends BridgeParts {
+  /** The socket API, offered over HTTP through gateway/methods/bridge.ts. */
+  dispatcher: RpcDispatcher;
+  tokens: GatewayTokenStore;
+}
+
+export interface RunningGateway {
+  url: string;
+  server: GatewayServer;
+  close(): Promise<void>;
+}
+
+/**
+ * Every gateway method group, each registered with its dependencies. One call per group
+ * (gateway/methods/<group>.ts); a method needs a row in gateway/scopes.ts too, or the gateway
+ * refuses to start.
+ */
+function registerGatewayMethods(methods: GatewayMethods, parts: GatewayParts): void {
+  registerBridgeMethods(methods, { dispatcher: parts.dispatcher });
+  registerWorkspaceMethods(methods);
+  const { config, temporal, matrix } = parts;
+  registerChatMethods(methods, {
+    matrixReady: () => matrix.loggedIn,
+    roomTrusted: (roomId) => roomTrusted(config.matrix, roomId),
+    // Replaced by the incident's state once incident containment is wired.
+    proactiveDisabled: async () => false,
+    pacer: new ChannelPacer(config.gateway.chatSendsPerMinute),
+    send: (roomId, body, key, threadId) =>
+      sendThroughWorkflow(
+        { client: temporal.client, taskQueue: config.temporal.taskQueue, hostId: config.hostId },
+        roomId,
+        body,
+        'm.text',
+        key,
+        threadId,
+      ),
+  });
+  // Further groups (agent turns, schedules, chat, approvals, incidents, …) register here.
+}
+
+/**
+ * Named parts of `GET /status` besides the gateway's own (`gateway`, `runtimeMetrics`,
+ * `policyDecisions`): each a function read when /status is asked.
+ */
+function gatewayStatusParts(parts: GatewayParts): Record<string, StatusPart> {
+  void parts;
+  return {
+    // Further parts (queueWarnings, schedulerBacklog, approvals, incident, …) are added here.
+  };
+}
+
+/** Starts the gateway when `gateway.enabled`; undefined when it is off. */
+export async function startGateway(parts: GatewayParts): Promise<RunningGateway | undefined> {
+  const { config, log } = parts;
+  const settings = config.gateway;
+  if (!settings.enabled) return undefined;
+  const methods = new GatewayMethods();
+  registerGatewayMethods(methods, parts);
+  const gatewayLog: Logger = log.child({ component: 'gateway' });
+  const server = new GatewayServer({
+    host: settings.host,
+    port: settings.port,
+    ...(settings.tls ? { tls: settings.tls } : {}),
+    bodyLimitBytes: settings.bodyLimitBytes,
+    auth: {
+      authMode: settings.authMode,
+      ...(settings.passwordSha256 ? { passwordSha256: settings.passwordSha256 } : {}),
+      ...(settings.trustedIdentityHeader
+        ? { trustedIdentityHeader: settings.trustedIdentityHeader }
+        : {}),
+      trustedProxyIps: settings.trustedProxyIps,
+    },
+    rateLimits: { ratePerMinute: settings.ratePerMinute, methodRates: settings.methodRates },
+    tokens: parts.tokens,
+    methods,
+    audit: new GatewayAuditWriter(parts.auditLog, gatewayLog),
+    statusParts: gatewayStatusParts(parts),
+    log: gatewayLog,
+  });
+  const { url } = await server.listen();
+  gatewayLog.info({ url, authMode: settings.authMode }, 'gateway listening');
+  return { url, server, close: () => server.close() };
+}
+
+/** The `gateway` health check: the gateway answers its own GET /health. */
+export async function checkGateway(gateway: RunningGateway | undefined): Promise<void> {
+  if (!gateway) throw new Error('the gateway is not running');
+  const url = new URL('/health', gateway.url);
+  const mod = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  await new Promise<void>((resolve, reject) => {
+    const req = mod.get(
+      url,
+      // Its own certificate may be self-signed; this probe checks that it serves, not who it is.
+      { rejectUnauthorized: false, timeout: 2_000 },
+      (res) => {
+        res.resume();
+        if (res.statusCode === 200) resolve();
+        else reject(new Error(`GET /health answered ${res.statusCode}`));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('GET /health timed out')));
+    req.on('error', reject);
+  });
+}
