@@ -15,6 +15,7 @@ import {
   stopCommand,
 } from './commands/bridge';
 import { configsCommand } from './commands/configs';
+import { gatewayCommand } from './commands/gateway';
 import { TOKEN_IN_ARGV, addKeyCommand, listKeysCommand } from './commands/keys';
 import { PASSWORD_IN_ARGV, hasPasswordOption, matrixCommand } from './commands/matrix';
 import { rpcCommand } from './commands/rpc';
@@ -31,6 +32,7 @@ export const COMMANDS: readonly Command[] = [
   configsCommand,
   auditCommand,
   matrixCommand,
+  gatewayCommand,
   rpcCommand,
   addKeyCommand,
   listKeysCommand,
