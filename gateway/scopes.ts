@@ -31,6 +31,9 @@ export const METHOD_SCOPES: Readonly<Record<string, readonly GatewayRole[]>> = {
 export const BRIDGE_EXTRA_SCOPES: Readonly<Record<string, readonly GatewayRole[]>> = {
   'cron.list': ADMIN_LOCAL,
   'cron.remove': ADMIN_LOCAL,
+  // Incident mode is lifted by an admin only (as it is bundled); its state is an operator read.
+  'incident.lift': ADMIN,
+  'incident.status': ADMIN_LOCAL,
 };
 
 /**

@@ -14,6 +14,7 @@ import { publicEvent, type MatrixInbox } from '../matrix/inbox';
 import type { LeakGuard } from '../services/leak-guard';
 import type { MatrixStore } from '../services/matrix-store';
 import { registerAgentBudgetMethods, type AgentBudgetDeps } from './methods/budget';
+import { registerAgentApprovalMethods, type AgentApprovalDeps } from './methods/approvals';
 import { AgentAudioError, AgentAudioErrorCode, ContainerAudioChannel } from './container-audio';
 import { RpcDispatcher } from './dispatcher';
 import { ErrorCode, RpcError } from './errors';
@@ -65,6 +66,8 @@ export interface ContainerSocketHubDeps {
   client: Client;
   /** Usage reports (`budget.report`); absent: the method is not offered. */
   budget?: AgentBudgetDeps;
+  /** Approval requests and grants (`approval.*`); absent: the methods are not offered. */
+  approvals?: Omit<AgentApprovalDeps, 'audit' | 'refuseLeaks' | 'log'>;
   /** Writes an audit entry (errors from agents, for instance). */
   audit(entry: { event_type: string; session_id: string; details: Record<string, unknown> }): void;
   /**
@@ -147,6 +150,14 @@ export class ContainerSocketHub {
     };
     this.registerAgentMethods(dispatcher, containerName, served, log);
     if (this.deps.budget) registerAgentBudgetMethods(dispatcher, containerName, this.deps.budget);
+    if (this.deps.approvals) {
+      registerAgentApprovalMethods(dispatcher, containerName, {
+        ...this.deps.approvals,
+        audit: this.deps.audit,
+        refuseLeaks: (method, p) => this.refuseLeaks(containerName, method, p),
+        log,
+      });
+    }
     const matrix = this.deps.matrix;
     let roomId = opts.roomId;
     if (matrix && roomId) {

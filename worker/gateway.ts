@@ -8,6 +8,9 @@ import { GatewayAuditWriter } from '../gateway/audit';
 import { registerBridgeMethods } from '../gateway/methods/bridge';
 import { ChannelPacer, registerChatMethods } from '../gateway/methods/chat';
 import { registerWorkspaceMethods } from '../gateway/methods/workspace';
+import { registerApprovalMethods } from '../gateway/methods/approval';
+import { registerIncidentMethods } from '../gateway/methods/incident';
+import { ContainmentStatus } from '../gateway/containment-status';
 import { GatewayMethods } from '../gateway/protocol';
 import { GatewayServer } from '../gateway/server';
 import type { StatusPart } from '../gateway/status';
@@ -41,8 +44,7 @@ function registerGatewayMethods(methods: GatewayMethods, parts: GatewayParts): v
   registerChatMethods(methods, {
     matrixReady: () => matrix.loggedIn,
     roomTrusted: (roomId) => roomTrusted(config.matrix, roomId),
-    // Replaced by the incident's state once incident containment is wired.
-    proactiveDisabled: async () => false,
+    proactiveDisabled: () => parts.incident.proactiveSendsDisabled(),
     pacer: new ChannelPacer(config.gateway.chatSendsPerMinute),
     send: (roomId, body, key, threadId) =>
       sendThroughWorkflow(
@@ -54,7 +56,12 @@ function registerGatewayMethods(methods: GatewayMethods, parts: GatewayParts): v
         threadId,
       ),
   });
-  // Further groups (agent turns, schedules, chat, approvals, incidents, …) register here.
+  registerApprovalMethods(methods, { client: temporal.client, incident: parts.incident });
+  registerIncidentMethods(methods, {
+    incident: parts.incident,
+    revokeTokens: (tokens) => parts.tokens.revokeTokens(tokens),
+  });
+  // Further groups (agent turns, schedules, …) register here.
 }
 
 /**
@@ -62,8 +69,10 @@ function registerGatewayMethods(methods: GatewayMethods, parts: GatewayParts): v
  * `policyDecisions`): each a function read when /status is asked.
  */
 function gatewayStatusParts(parts: GatewayParts): Record<string, StatusPart> {
-  void parts;
+  const containment = new ContainmentStatus(parts.temporal.client, parts.incident);
   return {
+    approvals: () => containment.approvals(),
+    incident: () => containment.incidentFlags(),
     // Further parts (queueWarnings, schedulerBacklog, approvals, incident, …) are added here.
   };
 }

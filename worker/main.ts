@@ -10,6 +10,8 @@ import Docker from 'dockerode';
 import { createHostActivities, createSharedActivities } from '../activities/index';
 import { ContainerSocketHub } from '../rpc/container-socket';
 import { ensureBudgetWorkflow } from '../rpc/methods/budget';
+import { ApprovalReplyWatcher } from '../rpc/approval-replies';
+import { ensureIncidentWorkflow, IncidentControl } from '../sessions/incident';
 import { sendThroughWorkflow } from '../rpc/methods/matrix';
 import { listOpenContainerNames } from '../sessions/containers';
 import { ensureMatrixSync } from '../sessions/matrix-sync';
@@ -115,6 +117,15 @@ export async function start(
         log.warn({ err }, 'audit write failed');
       }
     };
+    // Incident containment and approvals: state in their workflows, read through these.
+    const incident = new IncidentControl(temporal.client);
+    const approvalSettings = {
+      client: temporal.client,
+      taskQueue: config.temporal.taskQueue,
+      hostId: config.hostId,
+      requestTimeoutMs: config.approvals.requestTimeoutMs,
+      ...(config.matrix.adminRoom ? { adminRoomId: config.matrix.adminRoom } : {}),
+    };
     const sockets = new ContainerSocketHub({
       bridgeSocketPath: config.socket.path,
       matrix: { store: matrixStore, inbox, send: sendToRoom },
@@ -126,6 +137,7 @@ export async function start(
         unknownModel: config.budget.unknownModelCost,
         onUsage: (name, tokens) => onAgentUsage(name, tokens),
       },
+      approvals: { settings: approvalSettings, incident },
       audit,
       leakGuard: () => leakGuard.current(),
       reportViolation: (text) => {
@@ -236,6 +248,9 @@ export async function start(
       hostId: config.hostId,
     });
 
+    // Incident mode outlives bridges: started once, read back by every start.
+    await ensureIncidentWorkflow(temporal.client, config.temporal.taskQueue);
+
     const dockerEvents = new DockerEventWatcher(
       docker,
       temporal.client,
@@ -245,6 +260,21 @@ export async function start(
     cleanups.push(() => dockerEvents.stop());
 
     await startMatrix(config, matrix, temporal, log);
+    if (config.matrix.adminRoom) {
+      const replies = new ApprovalReplyWatcher({
+        store: matrixStore,
+        inbox,
+        client: temporal.client,
+        adminRoomId: config.matrix.adminRoom,
+        admins: config.approvals.admins,
+        incident,
+        audit,
+        send: sendToRoom,
+        log: log.child({ component: 'approval-replies' }),
+      });
+      replies.start();
+      cleanups.push(() => replies.stop());
+    }
     await voice.reconcile();
     await voice.listen();
 
@@ -264,6 +294,7 @@ export async function start(
       voice,
       log,
       gatewayTokens,
+      incident,
       ...(config.gateway.enabled ? { gatewayCheck: () => checkGateway(started.gateway) } : {}),
     };
     const dispatcher = createBridgeDispatcher(parts);

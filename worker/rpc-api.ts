@@ -27,6 +27,7 @@ import { SingleFlightCache } from '../services/single-flight-cache';
 import { listActiveContainerIds } from '../sessions/containers';
 import { probeTemporal, type TemporalHandle } from './temporal';
 import type { Voice } from './voice';
+import type { IncidentControl } from '../sessions/incident';
 
 export const BRIDGE_VERSION: string = require('../package.json').version;
 
@@ -44,6 +45,8 @@ export interface BridgeParts {
   log: Logger;
   /** The HTTP gateway's tokens, managed over the socket (`gateway.token_*`). */
   gatewayTokens: GatewayTokenStore;
+  /** Incident containment's state (sessions/incident.ts), shared by the gateway and the socket. */
+  incident: IncidentControl;
   /** The `gateway` health check; absent when the gateway is off. */
   gatewayCheck?: () => Promise<void>;
 }

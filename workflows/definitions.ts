@@ -407,6 +407,8 @@ export interface MatrixSendInput {
 
 /** A request's workflow id: `approval-<request id>` (12 hex digits, made by the bridge). */
 export const approvalWorkflowId = (requestId: string): string => `approval-${requestId}`;
+/** The memo key under which a request's record is kept for visibility lists. */
+export const APPROVAL_MEMO_KEY = 'approval';
 
 /** What an approval request starts with: ids, the capability and limits; never a secret. */
 export interface ApprovalWorkflowInput {

@@ -5,3 +5,5 @@ export { matrixSendWorkflow } from './matrix-send';
 export { budgetWorkflow } from './budget';
 export { callAdmissionWorkflow } from './admission';
 export { voiceCallWorkflow } from './voice-call';
+export { approvalWorkflow } from './approval';
+export { incidentWorkflow } from './incident';

@@ -73,3 +73,32 @@ export function containerRunsQuery(opts: { open: boolean; state?: string }): str
     (opts.state ? ` AND ${ArmorclawState.name} = '${opts.state}'` : '')
   );
 }
+
+/** The states of an approval's workflow that each public status covers. */
+export const APPROVAL_STATES_OF: Record<string, readonly string[]> = {
+  pending: ['Pending'],
+  // A grant used up or timed out was approved all the same.
+  approved: ['Approved', 'Spent'],
+  denied: ['Denied'],
+  expired: ['Expired'],
+};
+
+/**
+ * Visibility query of approval requests: of one public status, or only those with a usable
+ * grant (`grantActive`: Approved and still open). The request itself (capability, requester,
+ * grant) is in each workflow's memo, so no attribute beyond kind and state is needed.
+ */
+export function approvalsQuery(opts: { status?: string; grantActive?: boolean }): string {
+  const states = opts.grantActive
+    ? ['Approved']
+    : opts.status
+      ? APPROVAL_STATES_OF[opts.status]
+      : [];
+  return (
+    `${ArmorclawKind.name} = 'approval'` +
+    (opts.grantActive ? ` AND ExecutionStatus = 'Running'` : '') +
+    (states && states.length > 0
+      ? ` AND ${ArmorclawState.name} IN (${states.map((s) => `'${s}'`).join(', ')})`
+      : '')
+  );
+}

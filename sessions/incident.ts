@@ -1,0 +1,102 @@
+/**
+ * Incident containment as the rest of the bridge reads and drives it: the `incident` workflow
+ * started once per namespace, bundle and lift through its updates, policy events as signals, and
+ * a briefly cached read for hot paths (the gateway's `chat.send`, `/status`, agents' grants).
+ */
+import type { Client } from '@temporalio/client';
+import { WorkflowIdConflictPolicy } from '@temporalio/common';
+import { SingleFlightCache } from '../services/single-flight-cache';
+import type { incidentWorkflow } from '../workflows/incident';
+import {
+  INCIDENT_WORKFLOW_ID,
+  incidentBundleUpdate,
+  incidentLiftUpdate,
+  incidentPolicyLogSignal,
+  incidentStatusQuery,
+  type IncidentPolicyLog,
+  type IncidentStatus,
+} from '../workflows/definitions';
+import { ArmorclawKind, ArmorclawState } from '../workflows/search-attributes';
+
+/** How long a read of the incident state is reused (a bundle or lift here forgets it at once). */
+const CACHE_MS = 1_000;
+const READ_DEADLINE_MS = 5_000;
+
+/** Starts the incident workflow unless it runs; its state outlives every bridge. */
+export async function ensureIncidentWorkflow(client: Client, taskQueue: string): Promise<void> {
+  await client.workflow.start<typeof incidentWorkflow>('incidentWorkflow', {
+    taskQueue,
+    workflowId: INCIDENT_WORKFLOW_ID,
+    args: [{}],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    typedSearchAttributes: [
+      { key: ArmorclawKind, value: 'incident' },
+      { key: ArmorclawState, value: 'Normal' },
+    ],
+  });
+}
+
+/**
+ * The incident state for this process: reads cached for a second (so a burst of requests asks
+ * Temporal once), never cached across a restart, forgotten on this process's own bundle or lift.
+ * A read that fails throws: callers refuse rather than act on a state they cannot see.
+ */
+export class IncidentControl {
+  private readonly cache: SingleFlightCache<IncidentStatus>;
+
+  constructor(
+    private readonly client: Client,
+    maxAgeMs = CACHE_MS,
+  ) {
+    this.cache = new SingleFlightCache(
+      () =>
+        client.connection.withDeadline(Date.now() + READ_DEADLINE_MS, () =>
+          client.workflow.getHandle(INCIDENT_WORKFLOW_ID).query(incidentStatusQuery),
+        ),
+      maxAgeMs,
+    );
+  }
+
+  status(): Promise<IncidentStatus> {
+    return this.cache.get();
+  }
+
+  /** Whether proactive sends (`chat.send` with `proactive`) are refused now. */
+  async proactiveSendsDisabled(): Promise<boolean> {
+    return (await this.status()).proactiveDisabled;
+  }
+
+  /** Whether tool isolation holds: no new grants, high-risk capabilities refused. */
+  async toolIsolationEnabled(): Promise<boolean> {
+    return (await this.status()).toolIsolation;
+  }
+
+  /** Enters (or extends) incident mode with these revoked token hashes. */
+  async bundle(tokenHashes: string[], by: string): Promise<IncidentStatus> {
+    try {
+      return await this.client.workflow
+        .getHandle(INCIDENT_WORKFLOW_ID)
+        .executeUpdate(incidentBundleUpdate, { args: [{ tokenHashes, by }] });
+    } finally {
+      this.cache.invalidate();
+    }
+  }
+
+  async lift(by: string): Promise<IncidentStatus> {
+    try {
+      return await this.client.workflow
+        .getHandle(INCIDENT_WORKFLOW_ID)
+        .executeUpdate(incidentLiftUpdate, { args: [{ by }] });
+    } finally {
+      this.cache.invalidate();
+    }
+  }
+
+  /** Records a policy event in the forensic log; best effort (a lost entry must not fail a refusal). */
+  log(entry: Omit<IncidentPolicyLog, 'at'>): void {
+    this.client.workflow
+      .getHandle(INCIDENT_WORKFLOW_ID)
+      .signal(incidentPolicyLogSignal, entry)
+      .catch(() => undefined);
+  }
+}
