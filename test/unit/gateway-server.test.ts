@@ -5,6 +5,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -339,6 +340,41 @@ describe('gateway server', () => {
     }
     expect(JSON.stringify(entries)).not.toContain(token);
     expect(auditLog.verify()).toEqual({ ok: true, entries: expect.any(Number) });
+  });
+});
+
+describe('gateway over TLS', () => {
+  test("serves HTTPS with signaling's self-signed certificate handling", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gw-tls-'));
+    const server = new GatewayServer({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { selfSignedDir: path.join(dir, 'tls') },
+      bodyLimitBytes: 1024,
+      auth: { authMode: 'none', trustedProxyIps: [] },
+      rateLimits: { ratePerMinute: 0, methodRates: {} },
+      tokens: { verify: () => ({ ok: false, reason: 'unknown' }) },
+      methods: new GatewayMethods(),
+      audit: new GatewayAuditWriter({ appendMany: () => [] }, log),
+      log,
+    });
+    try {
+      const { url } = await server.listen();
+      expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const body = await new Promise<string>((resolve, reject) => {
+        https
+          .get(new URL('/health', url), { rejectUnauthorized: false }, (res) => {
+            let text = '';
+            res.on('data', (d) => (text += d));
+            res.on('end', () => resolve(text));
+          })
+          .on('error', reject);
+      });
+      expect(JSON.parse(body)).toEqual({ ok: true, time: expect.any(String) });
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
