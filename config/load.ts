@@ -526,6 +526,19 @@ function assemble(
     },
     budget: found.budget,
     gateway: found.gateway,
+    /** Gateway agent turns and cron jobs (gateway/methods/agent.ts, cron.ts). */
+    turns: {
+      maxMessagesPerTurn: read('gateway.session.max_messages_per_turn'),
+      maxMessageChars: read('gateway.session.max_message_chars'),
+      keyId: read('gateway.agent.key_id'),
+      agentType: read('gateway.agent.agent_type'),
+      agentTtlMs: read('gateway.agent.ttl'),
+      timeoutMs: read('gateway.turn.timeout'),
+      retentionMs: read('gateway.turn.retention'),
+      maxWaitMs: read('gateway.turn.max_wait'),
+      maxRetries: read('gateway.turn.max_retries'),
+      backoffMs: read('gateway.turn.backoff'),
+    },
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { GatewayAuditWriter } from '../gateway/audit';
+import { registerAgentMethods } from '../gateway/methods/agent';
 import { registerBridgeMethods } from '../gateway/methods/bridge';
 import { ChannelPacer, registerChatMethods } from '../gateway/methods/chat';
 import { registerWorkspaceMethods } from '../gateway/methods/workspace';
@@ -41,6 +42,7 @@ function registerGatewayMethods(methods: GatewayMethods, parts: GatewayParts): v
   registerBridgeMethods(methods, { dispatcher: parts.dispatcher });
   registerWorkspaceMethods(methods);
   const { config, temporal, matrix } = parts;
+  registerAgentMethods(methods, { client: temporal.client, config, keystore: parts.keystore });
   registerChatMethods(methods, {
     matrixReady: () => matrix.loggedIn,
     roomTrusted: (roomId) => roomTrusted(config.matrix, roomId),

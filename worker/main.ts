@@ -30,6 +30,7 @@ import { connectTemporal, type TemporalHandle } from './temporal';
 import { createVoice } from './voice';
 import { createAgentRunActivities, createVoiceHostActivities } from '../activities/voice';
 import { createAdmissionActivities } from '../activities/admission';
+import { createTurnHostActivities, createTurnSharedActivities } from '../activities/turn';
 import { createProviderAccess } from './providers';
 
 export interface RunningBridge {
@@ -215,6 +216,7 @@ export async function start(
           },
           log,
         }),
+        ...createTurnHostActivities({ agents: sockets, log: log.child({ component: 'turns' }) }),
       },
       sharedActivities: {
         ...createSharedActivities({ auditLog, client: temporal.client, log }),
@@ -227,6 +229,11 @@ export async function start(
           client: temporal.client,
           taskQueue: config.temporal.taskQueue,
           log: log.child({ component: 'admission' }),
+        }),
+        ...createTurnSharedActivities({
+          client: temporal.client,
+          taskQueue: config.temporal.taskQueue,
+          log: log.child({ component: 'turns' }),
         }),
       },
       log: log.child({ component: 'worker' }),

@@ -12,6 +12,7 @@ import type { HostContainerActivities, SharedActivities } from '../activities/co
 import type { MatrixActivities } from '../activities/matrix';
 import type { AdmissionActivities } from '../activities/admission';
 import type { AgentRunActivities, VoiceHostActivities } from '../activities/voice';
+import type { TurnHostActivities, TurnSharedActivities } from '../activities/turn';
 import { hostTaskQueue } from '../workflows/definitions';
 
 export interface WorkersOptions {
@@ -19,8 +20,14 @@ export interface WorkersOptions {
   namespace: string;
   taskQueue: string;
   hostId: string;
-  hostActivities: HostContainerActivities & MatrixActivities & VoiceHostActivities;
-  sharedActivities: SharedActivities & AgentRunActivities & AdmissionActivities;
+  hostActivities: HostContainerActivities &
+    MatrixActivities &
+    VoiceHostActivities &
+    TurnHostActivities;
+  sharedActivities: SharedActivities &
+    AgentRunActivities &
+    AdmissionActivities &
+    TurnSharedActivities;
   log: Logger;
 }
 

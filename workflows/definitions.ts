@@ -532,3 +532,82 @@ export const incidentLiftUpdate = defineUpdate<IncidentStatus, [{ by: string }]>
 export const incidentPolicyLogSignal =
   defineSignal<[Omit<IncidentPolicyLog, 'at'>]>('incident-policy-log');
 export const incidentStatusQuery = defineQuery<IncidentStatus>('incident-status');
+
+// --- gateway agent turns --------------------------------------------------------------------
+
+/** A turn's workflow id: `turn-<runId>` (a uuid for `agent.run`, `cron-<job>-<time>` for a cron firing). */
+export const turnWorkflowId = (runId: string): string => `turn-${runId}`;
+export const TURN_WORKFLOW_PREFIX = turnWorkflowId('');
+
+/** One message of a turn, as `agent.run` takes them. */
+export interface TurnMessage {
+  role: string;
+  content: string;
+}
+
+/** Where a gateway turn comes from (the spec's `session`). */
+export interface TurnSession {
+  sessionId: string;
+  channelId: string;
+  channelKind: 'dm' | 'group' | 'web' | 'mobile';
+  userId?: string;
+}
+
+/**
+ * A turn's input: what to ask, and how to find or start its agent. Ids only: the run template
+ * names a key, never its token; the messages are the user's own words.
+ */
+export interface AgentTurnInput {
+  session: TurnSession;
+  messages: TurnMessage[];
+  /** `session`: the session's own agent (started if none runs); `isolated`: a fresh one. */
+  binding: 'session' | 'isolated';
+  /** How to start an agent when one is needed: a container run without its name. */
+  run: Omit<ContainerRunInput, 'containerName'>;
+  /** The whole turn's limit. */
+  timeoutMs: number;
+  /** How long an answer waits for `agent.wait` before the workflow completes anyway. */
+  retentionMs: number;
+  /** Delivery retries after the first attempt, and the first pause between them. */
+  maxRetries: number;
+  backoffMs: number;
+  /** A Matrix room the answer is also posted to (cron jobs with a channel). */
+  postToRoomId?: string;
+  /** The cron job that fired the turn, if any. */
+  jobId?: string;
+}
+
+/** One step of a turn, with the workflow's time (ISO 8601). */
+export interface TurnEvent {
+  type: 'queued' | 'bound' | 'delivering' | 'answered' | 'failed' | 'expired' | 'posted';
+  at: string;
+  detail?: string;
+}
+
+/** The spec's TurnResult, plus how the turn ended (the gateway answers a failure as an error). */
+export interface TurnResult {
+  runId: string;
+  assistantText: string;
+  events: TurnEvent[];
+  state: LifecycleState;
+  model?: string;
+  containerName?: string;
+  endReason?: string;
+  endDetail?: string;
+}
+
+/** `turn-collect`: the result once the turn is over (then the turn completes), or `running`. */
+export type TurnCollectResult =
+  { status: 'running'; state: LifecycleState } | { status: 'done'; result: TurnResult };
+
+/** The failure type of a second `turn-collect` (the gateway answers NOT_FOUND). */
+export const TURN_COLLECTED = 'TurnCollected';
+
+/**
+ * Waits up to `waitMs` for the turn to be over and hands its result out, once; a turn still
+ * running answers `running`.
+ */
+export const turnCollectUpdate = defineUpdate<TurnCollectResult, [{ waitMs: number }]>(
+  'turn-collect',
+);
+export const turnStatusQuery = defineQuery<TurnResult & { collected: boolean }>('turn-status');

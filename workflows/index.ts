@@ -5,5 +5,6 @@ export { matrixSendWorkflow } from './matrix-send';
 export { budgetWorkflow } from './budget';
 export { callAdmissionWorkflow } from './admission';
 export { voiceCallWorkflow } from './voice-call';
+export { agentTurnWorkflow } from './agent-turn';
 export { approvalWorkflow } from './approval';
 export { incidentWorkflow } from './incident';

@@ -102,3 +102,22 @@ export function approvalsQuery(opts: { status?: string; grantActive?: boolean })
       : '')
   );
 }
+
+/**
+ * A gateway turn's attributes in `state` (ArmorclawKind `turn`): what the client or schedule
+ * starts it with (Pending) and what its workflow upserts on every transition.
+ */
+export function turnAttributes(
+  turn: { agentType: string; keyId: string; hostId: string },
+  state: string,
+  containerId?: string,
+): SearchAttributePair[] {
+  return [
+    { key: ArmorclawKind, value: 'turn' },
+    { key: ArmorclawState, value: state },
+    { key: ArmorclawAgentType, value: turn.agentType },
+    { key: ArmorclawKeyId, value: turn.keyId },
+    { key: ArmorclawHost, value: turn.hostId },
+    ...(containerId ? [{ key: ArmorclawContainerId, value: containerId }] : []),
+  ];
+}
