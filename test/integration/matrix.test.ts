@@ -3,7 +3,8 @@
 // matrix.receive returning the same events (10 per call), matrix.subscribe notifications with
 // room/type filters and a stalled subscriber that blocks nobody, matrix.send exactly once with
 // its receipt, bad params, zero trust (untrusted sender / room dropped and audited), no flood of
-// history on the first sync, and no password or access token in output, history or state files.
+// history on the first sync, chat.send over the HTTP gateway (once per key, threads, trusted
+// rooms only, pacing), and no password or access token in output, history or state files.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Socket } from 'node:net';
@@ -16,6 +17,7 @@ import {
   temporalHistoryText,
 } from '../support/containers';
 import { ensureAgentImage } from '../support/docker';
+import { gatewayClient } from '../support/gateway-client';
 import { ProviderStub } from '../support/provider-stub';
 import { call } from '../support/socket-clients';
 import {
@@ -40,6 +42,9 @@ import {
 } from '../support/matrix-scenario';
 
 jest.setTimeout(180_000);
+
+/** chat.send's pacing on the test bridge: small, so the test reaches it. */
+const CHAT_SENDS_PER_MINUTE = 5;
 
 let w: MatrixWorld;
 let slot: BridgeSlot;
@@ -84,7 +89,10 @@ beforeAll(async () => {
     }
   }
   stub = await ProviderStub.start();
-  slot = await bridgeSlot(w, { ARMORCLAW_PROXY_BASE_URLS: JSON.stringify({ openai: stub.url }) });
+  slot = await bridgeSlot(w, {
+    ARMORCLAW_PROXY_BASE_URLS: JSON.stringify({ openai: stub.url }),
+    ARMORCLAW_GATEWAY_CHAT_SENDS_PER_MINUTE: String(CHAT_SENDS_PER_MINUTE),
+  });
   const b0 = Date.now();
   bridge = await startBridge(slot);
   timings.bridge_connected_ms = Date.now() - b0;
@@ -521,6 +529,55 @@ test('matrix.login over RPC: wrong password is -32602; a second bot account logs
     { timeoutMs: 20_000, intervalMs: 200 },
   );
   expect(got.sender).toBe(w.alice.userId);
+});
+
+test('chat.send over the HTTP gateway: once per idempotency key, into a thread, trusted rooms only, busy rooms paced', async () => {
+  const gw = await gatewayClient(bridge, 'chat');
+  const room = w.rooms.other;
+  const text = `gateway hello ${nonce()}`;
+  const first = await gw.result('chat.send', { channelId: room, text, idempotencyKey: 'hello-1' });
+  expect(first).toEqual({
+    delivered: true,
+    channelId: room,
+    eventId: expect.stringMatching(/^\$/),
+  });
+  // A client that lost the answer sends again with the same key: the same receipt, no second post.
+  const again = await gw.result('chat.send', { channelId: room, text, idempotencyKey: 'hello-1' });
+  expect(again.eventId).toBe(first.eventId);
+
+  const reply = `in the thread ${nonce()}`;
+  await gw.result('chat.send', { channelId: room, text: reply, threadId: first.eventId });
+  await waitForBody(w, room, reply);
+  expect(await countBody(w, room, text)).toBe(1);
+  const threaded = (await roomMessages(w, room)).find((e) => e.content.body === reply);
+  expect(threaded?.content['m.relates_to']).toMatchObject({
+    rel_type: 'm.thread',
+    event_id: first.eventId,
+  });
+
+  const refused = await gw.rpc('chat.send', { channelId: w.rooms.untrusted, text: 'let me in' });
+  expect(refused.status).toBe(403);
+  expect(refused.body).toMatchObject({
+    ok: false,
+    auditId: expect.stringMatching(/^req_/),
+    error: { code: 'FORBIDDEN', message: expect.stringContaining('matrix.trusted_rooms') },
+  });
+
+  // The slot allows CHAT_SENDS_PER_MINUTE a room a minute; three went to this room above.
+  for (let i = 3; i < CHAT_SENDS_PER_MINUTE; i++) {
+    expect(await gw.result('chat.send', { channelId: room, text: `fill ${i}` })).toMatchObject({
+      delivered: true,
+    });
+  }
+  const paced = await gw.result('chat.send', { channelId: room, text: `paced ${nonce()}` });
+  expect(paced).toEqual({ delivered: false, reason: 'paced', retryAfterMs: expect.any(Number) });
+  expect(paced.retryAfterMs).toBeGreaterThan(0);
+  expect(paced.retryAfterMs).toBeLessThanOrEqual(60_000);
+  const urgent = `urgent ${nonce()}`;
+  expect(
+    await gw.result('chat.send', { channelId: room, text: urgent, urgent: true }),
+  ).toMatchObject({ delivered: true });
+  await waitForBody(w, room, urgent);
 });
 
 test('no password or access token in the output, Temporal history or state files', async () => {
