@@ -166,7 +166,8 @@ const ROLES: ReadonlySet<string> = new Set(['system', 'user', 'assistant']);
 /**
  * Turns already answered (or being answered), by turn id: the bridge delivers a turn at least
  * once (it asks again after a restart or a lost connection), and the agent answers it once per
- * process, from its first model call. An agent process that restarted calls its model again.
+ * process, from its first successful model call. A failed call, or an agent process that
+ * restarted, calls its model again.
  */
 const turns = new Map<string, Promise<TurnAnswer>>();
 const TURNS_LIMIT = 1000;
@@ -218,18 +219,21 @@ export function echoTurn(messages: readonly ChatMessage[]): TurnAnswer {
  * are answers that say so.
  */
 function turnMethod(llm: Llm | undefined, backend: ConversationBackend | undefined): Handler {
-  const answer = async (sessionId: string, messages: ChatMessage[]): Promise<TurnAnswer> => {
+  const answer = async (
+    sessionId: string,
+    messages: ChatMessage[],
+  ): Promise<TurnAnswer & { ok: boolean }> => {
     if (backend) {
       const a = await backend.chat(messages, sessionConversation(sessionId));
-      return { text: a.answer, model: a.model };
+      return { text: a.answer, model: a.model, ok: a.ok };
     }
     if (llm?.proxied) {
       const a = await llm.chat(messages);
-      return { text: a.answer, model: a.model };
+      return { text: a.answer, model: a.model, ok: a.ok };
     }
-    return echoTurn(messages);
+    return { ...echoTurn(messages), ok: true };
   };
-  return (params) => {
+  return async (params) => {
     const { turnId, sessionId, messages } = turnParams(params);
     let pending = turns.get(turnId);
     if (pending) {
@@ -237,10 +241,14 @@ function turnMethod(llm: Llm | undefined, backend: ConversationBackend | undefin
       return pending;
     }
     log(`turn ${turnId}: ${messages.length} message(s)`);
-    pending = answer(sessionId, messages);
+    const asked = answer(sessionId, messages);
+    pending = asked.then(({ text, model }) => (model ? { text, model } : { text }));
     turns.set(turnId, pending);
-    pending.catch(() => turns.delete(turnId));
     if (turns.size > TURNS_LIMIT) turns.delete(turns.keys().next().value as string);
+    // A failed answer (the model unreachable while the bridge restarts, say) is not kept: the
+    // bridge's next delivery of the turn asks the model again.
+    const { ok } = await asked.catch(() => ({ ok: false }));
+    if (!ok) turns.delete(turnId);
     return pending;
   };
 }

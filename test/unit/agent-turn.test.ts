@@ -118,3 +118,15 @@ test('bad params are refused with -32602', async () => {
 test('an agent without a model or backend (unusable secrets) does not offer agent.turn', () => {
   expect(agentMethods(audio).has('agent.turn')).toBe(false);
 });
+
+test('a failed model call is answered but not kept: the next delivery asks again', async () => {
+  const turn = agentMethods(audio, proxyLlm()).get('agent.turn')!;
+  const params = { turn_id: turnId(), session_id: 's1', messages: MESSAGES };
+  stub.options = { ...stub.options, error: { status: 503, message: 'overloaded' } };
+  const failed = (await turn(params, ctx)) as { text: string };
+  expect(failed.text).toContain('model error (503)');
+  stub.options = { ...stub.options, error: undefined };
+  const answered = await turn(params, ctx);
+  expect(answered).toEqual({ text: 'tok0 tok1 tok2 ', model: 'gpt-4o-mini' });
+  expect(stub.requests).toHaveLength(2);
+});
