@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { GatewayAuditWriter } from '../gateway/audit';
 import { registerAgentMethods } from '../gateway/methods/agent';
 import { registerBridgeMethods } from '../gateway/methods/bridge';
+import { registerCronMethods } from '../gateway/methods/cron';
 import { ChannelPacer, registerChatMethods } from '../gateway/methods/chat';
 import { registerWorkspaceMethods } from '../gateway/methods/workspace';
 import { registerApprovalMethods } from '../gateway/methods/approval';
@@ -43,10 +44,18 @@ function registerGatewayMethods(methods: GatewayMethods, parts: GatewayParts): v
   registerWorkspaceMethods(methods);
   const { config, temporal, matrix } = parts;
   registerAgentMethods(methods, { client: temporal.client, config, keystore: parts.keystore });
+  registerCronMethods(methods, {
+    client: temporal.client,
+    config,
+    keystore: parts.keystore,
+    roomTrusted: (roomId) => roomTrusted(config.matrix, roomId),
+    matrixReady: () => matrix.loggedIn,
+  });
   registerChatMethods(methods, {
     matrixReady: () => matrix.loggedIn,
     roomTrusted: (roomId) => roomTrusted(config.matrix, roomId),
     proactiveDisabled: () => parts.incident.proactiveSendsDisabled(),
+    recordPolicy: (e) => void parts.incident.log({ kind: e.kind, detail: { send: e.detail } }),
     pacer: new ChannelPacer(config.gateway.chatSendsPerMinute),
     send: (roomId, body, key, threadId) =>
       sendThroughWorkflow(
