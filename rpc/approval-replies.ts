@@ -117,7 +117,7 @@ export class ApprovalReplyWatcher {
   /** Resolves the request; what the room should be told when it could not be (else undefined). */
   private async resolve(e: StoredEvent, reply: ApprovalReply): Promise<string | undefined> {
     if (reply.decision === 'approve' && (await this.deps.incident.toolIsolationEnabled())) {
-      this.deps.incident.log({
+      await this.deps.incident.log({
         kind: 'grant_refused',
         detail: { request_id: reply.requestId, by: `matrix:${e.sender}` },
       });

@@ -90,7 +90,10 @@ async function main(): Promise<void> {
     const incident = new IncidentControl(client, 0);
     const hash = createHash('sha256').update(RECORDING_TOKEN).digest('hex');
     await incident.bundle([hash], 'gateway:token:rec');
-    incident.log({ kind: 'proactive_send_refused', detail: { channel: '!room:example.org' } });
+    await incident.log({
+      kind: 'proactive_send_refused',
+      detail: { channel: '!room:example.org' },
+    });
     await waitFor('the policy log', async () => (await incident.status()).policyLogs.length === 2);
     await incident.lift('gateway:token:rec');
     const file = saveHistory(bridge, INCIDENT_WORKFLOW_ID, `incident-lifted-v${VERSION}.json`);

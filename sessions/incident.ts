@@ -92,9 +92,13 @@ export class IncidentControl {
     }
   }
 
-  /** Records a policy event in the forensic log; best effort (a lost entry must not fail a refusal). */
-  log(entry: Omit<IncidentPolicyLog, 'at'>): void {
-    this.client.workflow
+  /**
+   * Records a policy event in the forensic log before the refusal is answered (so an answered
+   * refusal is on record); never rejects: an entry that cannot be written must not turn a refusal
+   * into an error.
+   */
+  async log(entry: Omit<IncidentPolicyLog, 'at'>): Promise<void> {
+    await this.client.workflow
       .getHandle(INCIDENT_WORKFLOW_ID)
       .signal(incidentPolicyLogSignal, entry)
       .catch(() => undefined);

@@ -73,7 +73,7 @@ export function registerApprovalMethods(methods: GatewayMethods, deps: ApprovalM
       throw badRequest('grantTtlMs and grantUses apply to decision "approve" only');
     }
     if (p.decision === 'approve' && (await deps.incident.toolIsolationEnabled())) {
-      deps.incident.log({
+      await deps.incident.log({
         kind: 'grant_refused',
         detail: { request_id: p.requestId, by: `gateway:${caller.subject}` },
       });

@@ -105,7 +105,7 @@ export function registerAgentApprovalMethods(
       );
     }
     if (await isolated()) {
-      deps.incident.log({
+      await deps.incident.log({
         kind: 'approval_refused',
         detail: { container: containerName, capability: p.capability },
       });
@@ -156,7 +156,7 @@ export function registerAgentApprovalMethods(
   dispatcher.addMethod('approval.use', async (params) => {
     const p = parseParams(useParams, params);
     if (await isolated()) {
-      deps.incident.log({
+      await deps.incident.log({
         kind: 'grant_use_refused',
         detail: { container: containerName, capability: p.capability },
       });

@@ -297,7 +297,7 @@ describe('incident', () => {
       });
       expect(await incident.proactiveSendsDisabled()).toBe(true);
       expect(await incident.toolIsolationEnabled()).toBe(true);
-      incident.log({ kind: 'approval_refused', detail: { container: 'armorclaw-a' } });
+      await incident.log({ kind: 'approval_refused', detail: { container: 'armorclaw-a' } });
       await eventually(async () =>
         expect((await incident.status()).policyLogs.map((l) => l.kind)).toEqual([
           'incident_bundle',
@@ -339,7 +339,8 @@ describe('incident', () => {
       });
       const incident = new IncidentControl(client, 0);
       await incident.bundle([H1], 'gateway:a');
-      for (let i = 0; i < 15; i++) incident.log({ kind: 'proactive_send_refused', detail: { i } });
+      for (let i = 0; i < 15; i++)
+        await incident.log({ kind: 'proactive_send_refused', detail: { i } });
       const firstRun = (await client.workflow.getHandle(INCIDENT_WORKFLOW_ID).describe()).runId;
       await eventually(async () => {
         const desc = await client.workflow.getHandle(INCIDENT_WORKFLOW_ID).describe();
