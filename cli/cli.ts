@@ -16,6 +16,7 @@ import {
 } from './commands/bridge';
 import { configsCommand } from './commands/configs';
 import { gatewayCommand } from './commands/gateway';
+import { incidentCommand } from './commands/incident';
 import { TOKEN_IN_ARGV, addKeyCommand, listKeysCommand } from './commands/keys';
 import { PASSWORD_IN_ARGV, hasPasswordOption, matrixCommand } from './commands/matrix';
 import { rpcCommand } from './commands/rpc';
@@ -33,6 +34,7 @@ export const COMMANDS: readonly Command[] = [
   auditCommand,
   matrixCommand,
   gatewayCommand,
+  incidentCommand,
   rpcCommand,
   addKeyCommand,
   listKeysCommand,

@@ -15,6 +15,7 @@ import { registerConfigMethods } from '../rpc/methods/configs';
 import { registerContainerMethods } from '../rpc/methods/containers';
 import { registerCoreMethods } from '../rpc/methods/core';
 import { registerGatewayTokenMethods } from '../rpc/methods/gateway';
+import { registerIncidentMethods } from '../rpc/methods/incident';
 import { registerKeyMethods } from '../rpc/methods/keys';
 import { registerMatrixMethods } from '../rpc/methods/matrix';
 import { registerWebrtcMethods } from '../rpc/methods/webrtc';
@@ -149,6 +150,7 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
   registerKeyMethods(dispatcher, keystore);
   registerConfigMethods(dispatcher, configStore);
   registerGatewayTokenMethods(dispatcher, parts.gatewayTokens);
+  registerIncidentMethods(dispatcher, parts.incident);
   registerAuditMethods(dispatcher, {
     dbPath: auditLogPath(config.stateDir),
     auditLog,

@@ -66,9 +66,10 @@ function gateway(method: string, params: unknown, bearer = token): Promise<any> 
   });
 }
 
-function createToken(name: string): Promise<string> {
+/** Runs the `armorclaw` CLI against the bridge's socket; its stdout. */
+function cli(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'gateway', 'token', 'create', name, '--json'], {
+    const child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, ARMORCLAW_SOCKET: bridge!.socketPath },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -76,10 +77,13 @@ function createToken(name: string): Promise<string> {
     child.stdout.on('data', (d) => (out += d));
     child.once('error', reject);
     child.once('close', (code) =>
-      code === 0 ? resolve(JSON.parse(out).token) : reject(new Error(`token create: ${code}`)),
+      code === 0 ? resolve(out) : reject(new Error(`armorclaw ${args[0]}: exit ${code}`)),
     );
   });
 }
+
+const createToken = async (name: string): Promise<string> =>
+  JSON.parse(await cli(['gateway', 'token', 'create', name, '--json'])).token;
 
 async function start(): Promise<void> {
   bridge = await startBridge(slot!);
@@ -316,6 +320,13 @@ test('incident.bundle revokes a token in use, isolates tools, survives kill -9, 
     async () =>
       (await agent('approval.status', { request_id: granted }).catch(() => undefined))?.result,
   );
+  // The operator on this host sees it too.
+  expect(JSON.parse(await cli(['incident', 'status', '--json']))).toMatchObject({
+    active: true,
+    proactive_disabled: true,
+    tool_isolation: true,
+    revoked_token_hashes: bundle.result.revokedTokenHashes,
+  });
   const status = await gateway('incident.status', {});
   expect(status).toMatchObject({ ok: true, result: { active: true, proactiveDisabled: true } });
   expect(status.result.policyLogs.map((l: any) => l.kind)).toEqual(
@@ -341,4 +352,29 @@ test('incident.bundle revokes a token in use, isolates tools, survives kill -9, 
     error: { code: 'AUTH_INVALID' },
   });
   expect(bridge!.output()).not.toContain(suspect);
+});
+
+test("a grant's TTL ends it: a use after it is refused as expired", async () => {
+  const id = await request('fs.delete');
+  const approved = await gateway('approval.resolve', {
+    requestId: id,
+    decision: 'approve',
+    grantTtlMs: 2_000,
+    grantUses: 10,
+  });
+  expect(approved).toMatchObject({ ok: true, result: { request: { grant: { usesLeft: 10 } } } });
+  expect((await agent('approval.use', { capability: 'fs.delete', request_id: id })).result).toEqual(
+    { allowed: true, request_id: id, uses_left: 9 },
+  );
+  await waitFor('the grant to expire', async () => {
+    const r = await agent('approval.status', { request_id: id });
+    return r.result?.grant?.end_reason === 'expired';
+  });
+  expect((await agent('approval.use', { capability: 'fs.delete', request_id: id })).result).toEqual(
+    { allowed: false, reason: 'expired' },
+  );
+  expect((await agent('approval.status', { request_id: id })).result).toMatchObject({
+    status: 'approved',
+    grant: { uses_left: 9, active: false, end_reason: 'expired' },
+  });
 });
