@@ -85,6 +85,28 @@ function cli(args: string[]): Promise<string> {
 const createToken = async (name: string): Promise<string> =>
   JSON.parse(await cli(['gateway', 'token', 'create', name, '--json'])).token;
 
+/** GET /status with the token: the gateway's operational snapshot. */
+function getStatus(): Promise<any> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(
+        {
+          host: '127.0.0.1',
+          port: gatewayPort,
+          path: '/status',
+          agent: false,
+          headers: { authorization: `Bearer ${token}` },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve(JSON.parse(text)));
+        },
+      )
+      .on('error', reject);
+  });
+}
+
 async function start(): Promise<void> {
   bridge = await startBridge(slot!);
   gatewayPort = Number(new URL(await bridge.gatewayUrl()).port);
@@ -336,8 +358,19 @@ test('incident.bundle revokes a token in use, isolates tools, survives kill -9, 
     error: { code: 'AUTH_INVALID' },
   });
   await isolated();
-  const pending = await gateway('approval.resolve', { requestId: granted, decision: 'approve' });
-  expect(pending.ok).toBe(false);
+  const another = await request('shell.exec').catch(() => undefined);
+  expect(another).toBeUndefined();
+  const refusedGrant = await gateway('approval.resolve', {
+    requestId: 'abcdefabcdef',
+    decision: 'approve',
+  });
+  expect(refusedGrant).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+  const snapshot = await getStatus();
+  expect(snapshot.incident).toMatchObject({
+    proactiveSendsDisabled: true,
+    toolIsolationEnabled: true,
+  });
+  expect(snapshot.approvals.activeCapabilities).toContain('keys.use');
 
   const lifted = await gateway('incident.lift', {});
   expect(lifted).toMatchObject({ ok: true, result: { active: false, proactiveDisabled: false } });
