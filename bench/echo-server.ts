@@ -1,16 +1,39 @@
 /**
- * The baseline: the least a JSON-RPC server on a Unix socket must do per request. It splits
- * newline-delimited input, JSON.parses each line for its id and JSON.stringifies a fixed small
- * answer. Nothing is cached or precomputed, so it does the same work per request as any
- * server would before calling a method; it is not slowed down either. Runs in its own process
- * (argv: socket path) and says `ready` over IPC once it listens.
+ * The baselines: the least a server must do per request. On a Unix socket (argv: its path), a
+ * JSON-RPC server: it splits newline-delimited input, JSON.parses each line for its id and
+ * JSON.stringifies a fixed small answer. Over HTTP (argv: `http:<port>`), Node's own HTTP server
+ * on loopback: it reads each `POST` body, JSON.parses it for its id and answers a fixed small
+ * gateway envelope with Content-Length. Nothing is cached or precomputed, so each does the same
+ * work per request as any server would before calling a method; neither is slowed down. Runs in
+ * its own process and says `ready` over IPC once it listens.
  */
 import { unlinkSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { exitWithParent, tell } from './lib/child';
 
-const socketPath = process.argv[2];
-if (!socketPath) throw new Error('usage: echo-server.ts <socket path>');
+const target = process.argv[2];
+if (!target) throw new Error('usage: echo-server.ts <socket path> | http:<port>');
+
+const httpEcho = http.createServer((req, res) => {
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (chunk: string) => (body += chunk));
+  req.on('end', () => {
+    let id: unknown = null;
+    try {
+      id = (JSON.parse(body) as { id?: unknown }).id ?? null;
+    } catch {
+      id = null;
+    }
+    const text = JSON.stringify({ id, auditId: 'req_echo', ok: true, result: {} });
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  });
+});
 
 const server = net.createServer((socket) => {
   socket.setEncoding('utf8');
@@ -36,11 +59,15 @@ const server = net.createServer((socket) => {
   socket.on('error', () => undefined);
 });
 
-try {
-  unlinkSync(socketPath);
-} catch {
-  // none left over
+if (target.startsWith('http:')) {
+  httpEcho.listen(Number(target.slice('http:'.length)), '127.0.0.1', () => tell({ type: 'ready' }));
+} else {
+  try {
+    unlinkSync(target);
+  } catch {
+    // none left over
+  }
+  server.listen(target, () => tell({ type: 'ready' }));
 }
-server.listen(socketPath, () => tell({ type: 'ready' }));
 exitWithParent();
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => process.exit(0));

@@ -9,7 +9,8 @@ import type { MachineInfo } from './lib/machine';
 import type { LoadResult } from './lib/protocol';
 import { REFERENCE_COLOR, barChartPanel, escapeXml, legend } from './lib/svg';
 
-export type Target = 'echo' | 'bridge' | 'gateway';
+/** `echo`: bare JSON-RPC on a Unix socket; `echo-http`: Node's bare HTTP server on loopback. */
+export type Target = 'echo' | 'bridge' | 'echo-http' | 'gateway';
 
 export interface RoundtripRun extends LoadResult {
   target: Target;
@@ -75,6 +76,10 @@ export interface GatewayComparison {
   socketP50: number | null;
   gatewayP50: number | null;
   p50Ratio: number | null;
+  /** The bare HTTP server's p50 and the gateway's over it: what the gateway adds to HTTP. */
+  httpEchoP50: number | null;
+  p50RatioToHttpEcho: number | null;
+  requestsPerSecondRatioToHttpEcho: number | null;
   requestsPerSecond: number;
   p50AimMet: boolean;
   requestsPerSecondAimMet: boolean;
@@ -88,9 +93,13 @@ export function compareGateway(runs: RoundtripRun[]): GatewayComparison[] {
         (b) => b.target === 'bridge' && b.method === r.method && b.connections === r.connections,
       );
       if (!socket) return [];
+      const httpEcho = runs.find(
+        (e) => e.target === 'echo-http' && e.connections === r.connections,
+      );
       const socketP50 = socket.latencyMs?.p50 ?? null;
       const gatewayP50 = r.latencyMs?.p50 ?? null;
       const p50Ratio = socketP50 && gatewayP50 ? gatewayP50 / socketP50 : null;
+      const httpEchoP50 = httpEcho?.latencyMs?.p50 ?? null;
       return [
         {
           method: r.method,
@@ -98,6 +107,11 @@ export function compareGateway(runs: RoundtripRun[]): GatewayComparison[] {
           socketP50,
           gatewayP50,
           p50Ratio,
+          httpEchoP50,
+          p50RatioToHttpEcho: httpEchoP50 && gatewayP50 ? gatewayP50 / httpEchoP50 : null,
+          requestsPerSecondRatioToHttpEcho: httpEcho
+            ? r.requestsPerSecond / httpEcho.requestsPerSecond
+            : null,
           requestsPerSecond: r.requestsPerSecond,
           p50AimMet: p50Ratio !== null && p50Ratio <= AIMS.maxGatewayP50RatioToSocket,
           requestsPerSecondAimMet: r.requestsPerSecond >= AIMS.gatewayRequestsPerSecond,
@@ -133,7 +147,7 @@ const ratio = (v: number | null) =>
 const pct = (v: number | null | undefined) =>
   v === null || v === undefined ? '–' : `${Math.round(v)}`;
 const label = (r: { target: Target; method: string }) =>
-  r.target === 'echo' ? 'echo' : `${r.target} ${r.method}`;
+  r.target === 'echo' || r.target === 'echo-http' ? r.target : `${r.target} ${r.method}`;
 
 function markdown(
   data: RoundtripData,
@@ -218,13 +232,35 @@ function markdown(
       (x) => x.method === r.method && x.connections === r.connections && r.target === 'gateway',
     );
     lines.push(
-      `| ${r.target} | ${r.target === 'echo' ? '(any)' : r.method} | ${r.connections} | ${ms(r.latencyMs?.p50)} | ${ms(r.latencyMs?.p99)} | ` +
+      `| ${r.target} | ${r.target.startsWith('echo') ? '(any)' : r.method} | ${r.connections} | ${ms(r.latencyMs?.p50)} | ${ms(r.latencyMs?.p99)} | ` +
         `${rps(r.requestsPerSecond)} | ${c ? ratio(c.p50Ratio) : g ? `${ratio(g.p50Ratio)} of socket` : '–'} | ${c ? ratio(c.requestsPerSecondRatio) : '–'} | ${r.errors}${r.unexpectedStatus > 0 ? ` (+${r.unexpectedStatus} unhealthy)` : ''} | ` +
         `${cpuPerRequest(r)} | ` +
         `${pct(r.cpuPercent.server)} | ${pct(r.cpuPercent.temporal)} | ${pct(r.cpuPercent.client)} | ${pct(r.cpuPercent.other)} |`,
     );
   }
   lines.push('');
+  if (gateway.length > 0) {
+    lines.push(
+      '### The HTTP gateway against the socket and against bare HTTP',
+      '',
+      'The gateway answers over TCP, which costs more on a machine than a Unix socket before any ' +
+        "gateway work is done: the `echo-http` rows are Node's bare HTTP server on loopback, " +
+        'measured in the same run. The gateway adds to it the envelope, the token check, role ' +
+        'scope, rate limit, risk score, the socket method itself and an audit entry per request ' +
+        '(written by a worker thread).',
+      '',
+      '| method | connections | socket p50 ms | bare HTTP p50 ms | gateway p50 ms | gateway/socket p50 | gateway/bare HTTP p50 | gateway req/s | gateway/bare HTTP req/s |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const g of gateway) {
+      lines.push(
+        `| ${g.method} | ${g.connections} | ${ms(g.socketP50 ?? undefined)} | ${ms(g.httpEchoP50 ?? undefined)} | ` +
+          `${ms(g.gatewayP50 ?? undefined)} | ${ratio(g.p50Ratio)} | ${ratio(g.p50RatioToHttpEcho)} | ` +
+          `${rps(g.requestsPerSecond)} | ${ratio(g.requestsPerSecondRatioToHttpEcho)} |`,
+      );
+    }
+    lines.push('');
+  }
   const unhealthy = data.runs.filter((r) => r.unexpectedStatus > 0);
   if (unhealthy.length > 0) {
     lines.push(
@@ -270,6 +306,7 @@ const COLORS: Record<string, string> = {
   echo: '#8c8c8c',
   'bridge health': '#1f77b4',
   'bridge status': '#ff7f0e',
+  'echo-http': '#c7c7c7',
   'gateway health': '#2ca02c',
 };
 
@@ -333,12 +370,12 @@ function svg(data: RoundtripData): string {
   );
   const m = data.machine;
   const caption =
-    `${m.date.slice(0, 10)}, ${m.nproc} CPUs, Node ${m.node}; closed loop over a Unix socket, ` +
+    `${m.date.slice(0, 10)}, ${m.nproc} CPUs, Node ${m.node}; closed loop over a Unix socket (gateway, echo-http: HTTP on loopback), ` +
     `${data.settings.measureSeconds} s per bar`;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`,
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
-    `<text x="${width / 2}" y="22" font-family="Helvetica, Arial, sans-serif" font-size="16" font-weight="bold" text-anchor="middle">ArmorClaw bridge JSON-RPC round trip vs. bare echo server</text>`,
+    `<text x="${width / 2}" y="22" font-family="Helvetica, Arial, sans-serif" font-size="16" font-weight="bold" text-anchor="middle">ArmorClaw bridge round trip: socket and HTTP gateway vs. bare echo servers</text>`,
     legend(
       [
         ...valuesOf(() => 0),

@@ -32,9 +32,9 @@ interface Scenario {
 export const rpcRoundtrip: Suite = {
   name: 'rpc-roundtrip',
   budgetMs(settings) {
-    // Bridge + Temporal start (about 5 s, 60 s at worst), then four rows per connection count,
+    // Bridge + Temporal start (about 5 s, 60 s at worst), then five rows per connection count,
     // each a fresh load generator (about 1 s) plus warmup and window; doubled for slow machines.
-    const rows = 4 * settings.connectionCounts.length;
+    const rows = 5 * settings.connectionCounts.length;
     return 60_000 + 2 * rows * (settings.warmupMs + settings.measureMs + 2_000);
   },
   async run(settings: BenchSettings): Promise<string[]> {
@@ -47,6 +47,10 @@ export const rpcRoundtrip: Suite = {
     const echo = forkHelper('echo-server.ts', [echoSocket]);
     const stopEcho = onCleanup(() => stopChild(echo));
     await expectMessage(echo, 'ready', 15_000, 'the echo server');
+    const httpEchoPort = await freePort();
+    const httpEcho = forkHelper('echo-server.ts', [`http:${httpEchoPort}`]);
+    const stopHttpEcho = onCleanup(() => stopChild(httpEcho));
+    await expectMessage(httpEcho, 'ready', 15_000, 'the HTTP echo server');
 
     const bridgeDir = path.join(dir, 'bridge');
     mkdirSync(bridgeDir);
@@ -90,6 +94,14 @@ export const rpcRoundtrip: Suite = {
         expectResultStatus: 'healthy',
       },
       { target: 'bridge', method: 'status', socketPath: bridge.socketPath, watchPids: bridgePids },
+      // Node's bare HTTP server on loopback: what HTTP itself costs here, before any gateway work.
+      {
+        target: 'echo-http',
+        method: 'health',
+        socketPath: '',
+        gateway: { host: '127.0.0.1', port: httpEchoPort, token: 'none' },
+        watchPids: { server: httpEcho.pid! },
+      },
       {
         target: 'gateway',
         method: 'health',
@@ -117,6 +129,7 @@ export const rpcRoundtrip: Suite = {
 
     await stopBridge();
     await stopEcho();
+    await stopHttpEcho();
     await removeDir();
     return writeRoundtripReport(settings.outDir, {
       suite: 'rpc-roundtrip',

@@ -2,14 +2,16 @@
  * The gateway's audit trail: one `gateway_request` entry per `POST /rpc` answer (audit id,
  * method, role, subject, outcome, latency). The audit log syncs every transaction to disk, which
  * one request at a time would cap the gateway at a few hundred requests a second; so entries are
- * queued and written together in one transaction per tick (FLUSH_INTERVAL_MS).
+ * queued and written together in one transaction per tick (FLUSH_INTERVAL_MS), by a worker
+ * thread in the bridge (services/audit-log-thread.ts) so neither the hashing nor the fsync
+ * holds up requests.
  *
  * Trade-off, by design: entries of the last tick (at most FLUSH_INTERVAL_MS of requests) are lost
  * if the process is killed with SIGKILL; a graceful stop flushes them. The answer a client got
  * never depends on its entry being written.
  */
 import type { Logger } from 'pino';
-import type { AppendAuditInput, AuditLog } from '../services/audit-log';
+import type { AppendAuditInput } from '../services/audit-log';
 import type { GatewayErrorCode, GatewayRole } from './protocol';
 
 export const GATEWAY_AUDIT_EVENT = 'gateway_request';
@@ -34,7 +36,8 @@ export class GatewayAuditWriter {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly auditLog: Pick<AuditLog, 'appendMany'>,
+    /** The audit log itself, or services/audit-log-thread.ts writing it from a worker thread. */
+    private readonly auditLog: { appendMany(entries: readonly AppendAuditInput[]): unknown },
     private readonly log: Logger,
   ) {}
 

@@ -19,6 +19,8 @@ import type { StatusPart } from '../gateway/status';
 import type { RpcDispatcher } from '../rpc/dispatcher';
 import { sendThroughWorkflow } from '../rpc/methods/matrix';
 import { roomTrusted } from '../services/matrix-trust';
+import { auditLogPath } from '../services/audit-log';
+import { AuditLogThread } from '../services/audit-log-thread';
 import type { GatewayTokenStore } from '../services/gateway-tokens';
 import type { BridgeParts } from './rpc-api';
 
@@ -96,6 +98,10 @@ export async function startGateway(parts: GatewayParts): Promise<RunningGateway 
   const methods = new GatewayMethods();
   registerGatewayMethods(methods, parts);
   const gatewayLog: Logger = log.child({ component: 'gateway' });
+  // One entry per request: written from a worker thread, off the requests' event loop.
+  const auditThread = new AuditLogThread(auditLogPath(config.stateDir), (message, entries) =>
+    gatewayLog.warn({ err: message, entries }, 'gateway audit write failed'),
+  );
   const server = new GatewayServer({
     host: settings.host,
     port: settings.port,
@@ -112,13 +118,26 @@ export async function startGateway(parts: GatewayParts): Promise<RunningGateway 
     rateLimits: { ratePerMinute: settings.ratePerMinute, methodRates: settings.methodRates },
     tokens: parts.tokens,
     methods,
-    audit: new GatewayAuditWriter(parts.auditLog, gatewayLog),
+    audit: new GatewayAuditWriter(auditThread, gatewayLog),
     statusParts: gatewayStatusParts(parts),
     log: gatewayLog,
   });
-  const { url } = await server.listen();
+  let url: string;
+  try {
+    ({ url } = await server.listen());
+  } catch (err) {
+    await auditThread.close();
+    throw err;
+  }
   gatewayLog.info({ url, authMode: settings.authMode }, 'gateway listening');
-  return { url, server, close: () => server.close() };
+  return {
+    url,
+    server,
+    async close() {
+      await server.close();
+      await auditThread.close();
+    },
+  };
 }
 
 /** The `gateway` health check: the gateway answers its own GET /health. */
