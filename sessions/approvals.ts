@@ -4,8 +4,13 @@
  * (rpc/methods/approvals.ts), the gateway's `approval.*` methods and the admin room's replies,
  * so it sits below all of them.
  */
-import { randomBytes } from 'node:crypto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
 import { ApplicationFailure, WorkflowIdReusePolicy } from '@temporalio/common';
 import {
   CAPABILITIES,
@@ -53,6 +58,14 @@ export class ApprovalError extends Error {
 /** 12 lower-case hex digits: short enough to type in a Matrix reply, unique in practice. */
 export const newRequestId = (): string => randomBytes(6).toString('hex');
 
+/**
+ * The request id an agent's idempotency key stands for: the same container and key always name
+ * the same request, so an agent that retries after losing the answer (its bridge was killed
+ * after the request started) gets the first request back instead of asking twice.
+ */
+export const keyedRequestId = (containerName: string, key: string): string =>
+  createHash('sha256').update(`${containerName}\n${key}`).digest('hex').slice(0, 12);
+
 /** The record a request starts as (also its first memo, so lists see it at once). */
 function pendingRecord(input: ApprovalWorkflowInput, nowMs: number): ApprovalRecord {
   return {
@@ -69,11 +82,13 @@ function pendingRecord(input: ApprovalWorkflowInput, nowMs: number): ApprovalRec
 /** Starts the request's workflow; it is announced in the admin room by the workflow itself. */
 export async function startApprovalRequest(
   s: ApprovalSettings,
-  req: { capability: Capability; reason: string; containerName: string },
+  req: { capability: Capability; reason: string; containerName: string; idempotencyKey?: string },
 ): Promise<ApprovalRecord> {
   const spec = CAPABILITIES[req.capability];
   const input: ApprovalWorkflowInput = {
-    requestId: newRequestId(),
+    requestId: req.idempotencyKey
+      ? keyedRequestId(req.containerName, req.idempotencyKey)
+      : newRequestId(),
     capability: req.capability,
     reason: req.reason,
     containerName: req.containerName,
@@ -86,17 +101,27 @@ export async function startApprovalRequest(
     maxGrantUses: MAX_GRANT_USES,
   };
   const record = pendingRecord(input, Date.now());
-  await s.client.workflow.start<typeof approvalWorkflow>('approvalWorkflow', {
-    taskQueue: s.taskQueue,
-    workflowId: approvalWorkflowId(input.requestId),
-    args: [input],
-    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-    typedSearchAttributes: [
-      { key: ArmorclawKind, value: 'approval' },
-      { key: ArmorclawState, value: 'Pending' },
-    ],
-    memo: { [APPROVAL_MEMO_KEY]: record },
-  });
+  try {
+    await s.client.workflow.start<typeof approvalWorkflow>('approvalWorkflow', {
+      taskQueue: s.taskQueue,
+      workflowId: approvalWorkflowId(input.requestId),
+      args: [input],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      typedSearchAttributes: [
+        { key: ArmorclawKind, value: 'approval' },
+        { key: ArmorclawState, value: 'Pending' },
+      ],
+      memo: { [APPROVAL_MEMO_KEY]: record },
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError) || !req.idempotencyKey) throw err;
+    // The same key again: the first request, whatever has become of it since.
+    const first = await readApproval(s.client, input.requestId);
+    if (first.containerName !== req.containerName || first.capability !== req.capability) {
+      throw new ApprovalError('not_pending', 'idempotency key already used for another request');
+    }
+    return first;
+  }
   return record;
 }
 

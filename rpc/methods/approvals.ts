@@ -40,7 +40,15 @@ const capability = z.string().refine(isCapability, {
   message: `unknown capability (one of ${CAPABILITY_NAMES.join(', ')})`,
 });
 const requestId = z.string().regex(REQUEST_ID_PATTERN, 'a request id is 12 hex digits');
-const requestParams = z.strictObject({ capability, reason: z.string().min(1).max(500) });
+const requestParams = z.strictObject({
+  capability,
+  reason: z.string().min(1).max(500),
+  /** The same key always means the same request: a retry gets the first one back. */
+  idempotency_key: z
+    .string()
+    .regex(/^[A-Za-z0-9._:$=+-]{1,128}$/)
+    .optional(),
+});
 const statusParams = z.strictObject({ request_id: requestId });
 const useParams = z.strictObject({ capability, request_id: requestId.optional() });
 
@@ -125,8 +133,12 @@ export function registerAgentApprovalMethods(
         capability: p.capability as never,
         reason: p.reason,
         containerName,
+        ...(p.idempotency_key ? { idempotencyKey: p.idempotency_key } : {}),
       });
     } catch (err) {
+      if (err instanceof ApprovalError && err.code === 'not_pending') {
+        throw invalidParams(`Invalid params: idempotency_key: ${err.message}`);
+      }
       deps.log.error({ err: (err as Error).message }, 'approval request not started');
       throw internalError('Internal error: approval request not recorded');
     }
@@ -136,7 +148,9 @@ export function registerAgentApprovalMethods(
       request_id: record.requestId,
       status: record.status,
       capability: record.capability,
-      expires_at: new Date(now + deps.settings.requestTimeoutMs).toISOString(),
+      expires_at: new Date(
+        Date.parse(record.createdAt) + deps.settings.requestTimeoutMs,
+      ).toISOString(),
     };
   });
 

@@ -270,6 +270,31 @@ describe('approval requests', () => {
       expect(await readApproval(client, id)).toMatchObject({ grant: { usesLeft: 1 } });
     }));
 
+  test('an idempotency key names one request: a retry gets the first back, whatever its state', () =>
+    withWorld(async ({ client, settings }) => {
+      const ask = (capability: 'shell.exec' | 'fs.write' = 'shell.exec') =>
+        startApprovalRequest(settings, {
+          capability,
+          reason: 'retry after a lost answer',
+          containerName: 'armorclaw-agent-1',
+          idempotencyKey: 'step-7',
+        });
+      const first = await ask();
+      const again = await ask();
+      expect(again.requestId).toBe(first.requestId);
+      await resolveApproval(client, first.requestId, { decision: 'approve', by: 'gateway:x' });
+      expect(await ask()).toMatchObject({ requestId: first.requestId, status: 'approved' });
+      await expect(ask('fs.write')).rejects.toMatchObject({ code: 'not_pending' });
+      // Another agent's same key is another request.
+      const other = await startApprovalRequest(settings, {
+        capability: 'shell.exec',
+        reason: 'x',
+        containerName: 'armorclaw-agent-2',
+        idempotencyKey: 'step-7',
+      });
+      expect(other.requestId).not.toBe(first.requestId);
+    }));
+
   test('an unknown request is not found', () =>
     withWorld(async ({ client }) => {
       await expect(readApproval(client, 'abcdefabcdef')).rejects.toMatchObject({
