@@ -47,6 +47,8 @@ export interface AuditArgs {
   session_id?: string;
   container_id?: string;
   room_id?: string;
+  /** The Matrix user an entry is about (an approval answered in the admin room). */
+  user_id?: string;
   details?: Record<string, unknown>;
 }
 
