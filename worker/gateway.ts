@@ -21,6 +21,9 @@ import { sendThroughWorkflow } from '../rpc/methods/matrix';
 import { roomTrusted } from '../services/matrix-trust';
 import { auditLogPath } from '../services/audit-log';
 import { AuditLogThread } from '../services/audit-log-thread';
+import { queueWarnings } from '../sessions/queue-health';
+import { listCronJobs } from '../sessions/schedules';
+import { hostTaskQueue } from '../workflows/definitions';
 import type { GatewayTokenStore } from '../services/gateway-tokens';
 import type { BridgeParts } from './rpc-api';
 
@@ -83,10 +86,34 @@ function registerGatewayMethods(methods: GatewayMethods, parts: GatewayParts): v
  */
 function gatewayStatusParts(parts: GatewayParts): Record<string, StatusPart> {
   const containment = new ContainmentStatus(parts.temporal.client, parts.incident);
+  const { config, temporal } = parts;
+  const turns = config.turns;
   return {
+    // What a gateway turn runs: the agent type and the credential by id (never the key).
+    defaultModel: () => ({
+      agentType: turns.agentType,
+      keyId: turns.keyId ?? null,
+      // From the key's metadata: nothing is decrypted for /status.
+      provider: parts.keystore.list().find((k) => k.id === turns.keyId)?.provider ?? null,
+    }),
+    queueWarnings: () =>
+      queueWarnings(temporal.client, config.temporal.namespace, [
+        { name: config.temporal.taskQueue, kinds: ['workflow', 'activity'] },
+        { name: hostTaskQueue(config.hostId), kinds: ['activity'] },
+      ]),
+    schedulerBacklog: async () => {
+      const jobs = await listCronJobs(temporal.client);
+      const next = jobs.map((j) => j.nextRunAt).filter((t): t is number => t !== null);
+      // A job whose next firing is over a minute past is behind (workers down or overloaded).
+      const behind = next.filter((t) => t < Date.now() - 60_000).length;
+      return {
+        jobs: jobs.length,
+        nextRunAt: next.length > 0 ? Math.min(...next) : null,
+        behind,
+      };
+    },
     approvals: () => containment.approvals(),
     incident: () => containment.incidentFlags(),
-    // Further parts (queueWarnings, schedulerBacklog, approvals, incident, …) are added here.
   };
 }
 

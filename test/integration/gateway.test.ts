@@ -266,6 +266,7 @@ describe('the gateway of a real bridge', () => {
   });
 
   test('/health without credentials, /status with them', async () => {
+    expect((await post(port, { version: '2.0', method: 'status' }, { token })).body.ok).toBe(true);
     const { stdout: health } = await execFileAsync('curl', [
       '-s',
       `http://127.0.0.1:${port}/health`,
@@ -277,10 +278,20 @@ describe('the gateway of a real bridge', () => {
       '-H',
       `authorization: Bearer ${token}`,
     ]);
-    expect(JSON.parse(status)).toMatchObject({
-      gateway: { authMode: 'token', protocolVersion: '2.0' },
-      runtimeMetrics: { uptimeMs: expect.any(Number) },
+    // Every field the spec lists, mapped to the bridge's facts (docs/gateway.md, "GET /status").
+    expect(JSON.parse(status)).toEqual({
+      gateway: expect.objectContaining({ authMode: 'token', protocolVersion: '2.0' }),
+      defaultModel: { agentType: expect.any(String), keyId: null, provider: null },
+      // Both of the bridge's queues are polled by its workers, and nothing waits.
+      queueWarnings: [],
+      runtimeMetrics: expect.objectContaining({ uptimeMs: expect.any(Number) }),
+      schedulerBacklog: { jobs: 0, nextRunAt: null, behind: 0 },
       policyDecisions: expect.objectContaining({ ok: expect.any(Number) }),
+      approvals: expect.objectContaining({ pending: expect.any(Number) }),
+      incident: expect.objectContaining({
+        proactiveSendsDisabled: false,
+        toolIsolationEnabled: false,
+      }),
     });
   });
 
