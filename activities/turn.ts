@@ -187,8 +187,12 @@ export function createTurnSharedActivities(deps: {
 /** How long a delivery waits for the agent to (re)connect to its socket: a restarted bridge. */
 const CONNECT_WAIT_MS = 60_000;
 const HEARTBEAT_MS = 2_000;
-/** Agent errors that no retry can mend: the agent does not take the method, or these params. */
-const REFUSALS = new Set([-32601, -32602]);
+/**
+ * Agent errors that no retry can mend: the agent does not take the method or these params, or
+ * its answer was withheld for holding a stored credential (-32005, the socket's security policy
+ * violation): asking again would fetch the credential again.
+ */
+const REFUSALS = new Set([-32601, -32602, -32005]);
 
 export function createTurnHostActivities(deps: {
   agents: TurnAgents;

@@ -237,19 +237,26 @@ export class ContainerSocketHub {
    * with its result. Rejects with a PeerRequestError: `no_peer` (no such open socket, or no
    * agent connected), `timeout` (default 60 s), `closed` (the connection went away before the
    * answer: a retry on the agent's next connection may succeed) or `error` (the agent's own
-   * error, its code in `rpcCode`).
+   * error, its code in `rpcCode`). An answer holding a stored credential is what the agent sends
+   * out too: it is refused like a `matrix.send` of one (audited and reported; an `error` with
+   * SecurityPolicyViolation as `rpcCode`), so it reaches neither a client nor history.
    */
-  request(
+  async request(
     containerName: string,
     method: string,
     params: unknown,
     opts: { timeoutMs?: number } = {},
   ): Promise<unknown> {
     const served = this.served.get(containerName);
-    if (!served) {
-      return Promise.reject(new PeerRequestError('no_peer', `no open socket for ${containerName}`));
+    if (!served) throw new PeerRequestError('no_peer', `no open socket for ${containerName}`);
+    const answer = await served.server.request(method, params, opts.timeoutMs ?? 60_000);
+    try {
+      this.refuseLeaks(containerName, `the answer to ${method}`, answer);
+    } catch (err) {
+      const e = err as RpcError;
+      throw new PeerRequestError('error', `${method}: ${e.message}`, e.code);
     }
-    return served.server.request(method, params, opts.timeoutMs ?? 60_000);
+    return answer;
   }
 
   /** Stops serving every socket but leaves their directories: the runs outlive this process. */

@@ -8,6 +8,7 @@ import type { Client } from '@temporalio/client';
 import pino from 'pino';
 import { ContainerSocketHub, containerSocketPaths } from '../../rpc/container-socket';
 import { PeerRequestError } from '../../rpc/socket-server';
+import { LeakGuard } from '../../services/leak-guard';
 
 const NAME = 'armorclaw-echo-1700000000';
 
@@ -147,4 +148,40 @@ test('an answer to no pending request is dropped, not answered as an invalid req
   agent.socket.write(JSON.stringify({ jsonrpc: '2.0', id: 'bridge-999', result: 1 }) + '\n');
   await new Promise((r) => setTimeout(r, 100));
   expect(agent.received).toEqual([]);
+});
+
+test('an answer holding a stored credential is withheld, audited and refused as a security violation', async () => {
+  const audits: { event_type: string; details: Record<string, unknown> }[] = [];
+  const reports: string[] = [];
+  const token = 'sk-proj-' + 'Q7w'.repeat(16);
+  await hub.closeAll();
+  hub = new ContainerSocketHub({
+    bridgeSocketPath: path.join(dir, 'bridge.sock'),
+    agentGid: process.getgid?.() ?? 0,
+    client: {
+      workflow: { getHandle: () => ({ signal: async () => undefined }) },
+    } as unknown as Client,
+    audit: (e) => audits.push(e),
+    leakGuard: () => new LeakGuard([{ id: 'openai-key-1', token }]),
+    reportViolation: (text) => reports.push(text),
+    log: pino({ level: 'silent' }),
+  });
+  await hub.open(NAME);
+  await fakeAgent(() => ({
+    result: { text: `here you go: ${Buffer.from(token).toString('base64')}` },
+  }));
+  const refused = (await hub
+    .request(NAME, 'agent.turn', { turn_id: 't9' })
+    .catch((e: unknown) => e)) as PeerRequestError;
+  expect(refused).toBeInstanceOf(PeerRequestError);
+  expect(refused).toMatchObject({ reason: 'error', rpcCode: -32005 });
+  expect(refused.message).not.toContain(token);
+  expect(audits).toEqual([
+    expect.objectContaining({
+      event_type: 'security_violation',
+      details: expect.objectContaining({ key_ids: ['openai-key-1'] }),
+    }),
+  ]);
+  expect(reports).toHaveLength(1);
+  expect(reports[0]).not.toContain(token);
 });
