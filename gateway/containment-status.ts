@@ -24,7 +24,7 @@ export class ContainmentStatus {
 
   constructor(
     client: Client,
-    private readonly incident: Pick<IncidentControl, 'status'>,
+    private readonly incident: Pick<IncidentControl, 'flags'>,
   ) {
     this.approvalsCache = new SingleFlightCache(async () => {
       const [pending, grants] = await Promise.all([
@@ -44,12 +44,13 @@ export class ContainmentStatus {
   }
 
   async incidentFlags() {
-    const s = await this.incident.status();
+    // The flags, not the whole state: readable at once after a restart (no worker needed).
+    const f = await this.incident.flags();
     return {
-      proactiveSendsDisabled: s.proactiveDisabled,
-      toolIsolationEnabled: s.toolIsolation,
-      active: s.active,
-      since: s.since,
+      proactiveSendsDisabled: f.active,
+      toolIsolationEnabled: f.active,
+      active: f.active,
+      since: f.since,
     };
   }
 }

@@ -488,6 +488,15 @@ export const approvalStatusQuery = defineQuery<ApprovalRecord>('approval-status'
 
 /** The one incident entity workflow of a Temporal namespace. */
 export const INCIDENT_WORKFLOW_ID = 'incident';
+/** The memo key of the incident's flags: readable with no worker running (after a crash). */
+export const INCIDENT_MEMO_KEY = 'incident';
+
+/** What the incident workflow keeps in its memo on every change of state. */
+export interface IncidentFlags {
+  active: boolean;
+  since: string | null;
+  liftedAt: string | null;
+}
 
 /** One policy event of the forensic record; ids and reasons only. */
 export interface IncidentPolicyLog {

@@ -3,16 +3,19 @@ import {
   condition,
   continueAsNew,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { initialTransition, transition, type SnapshotFrom } from 'xstate';
 import { incidentMachine, type IncidentEvent } from '../machines/incident.machine';
 import {
+  INCIDENT_MEMO_KEY,
   incidentBundleUpdate,
   incidentLiftUpdate,
   incidentPolicyLogSignal,
   incidentStatusQuery,
+  type IncidentFlags,
   type IncidentStatus,
   type IncidentWorkflowInput,
 } from './definitions';
@@ -57,14 +60,21 @@ export async function incidentWorkflow(input: IncidentWorkflowInput): Promise<ne
     };
   };
 
+  /**
+   * The state in the search attributes, and the flags in the memo: a bridge that just restarted
+   * reads them with `describe` while no worker can answer a query yet.
+   */
   const publish = () => {
-    const state = String(snapshot.value);
-    if (state === published) return;
-    published = state;
+    const s = status();
+    const flags: IncidentFlags = { active: s.active, since: s.since, liftedAt: s.liftedAt };
+    const key = JSON.stringify(flags);
+    if (key === published) return;
+    published = key;
     upsertSearchAttributes([
       { key: ArmorclawKind, value: 'incident' },
-      { key: ArmorclawState, value: state },
+      { key: ArmorclawState, value: String(snapshot.value) },
     ]);
+    upsertMemo({ [INCIDENT_MEMO_KEY]: flags });
   };
 
   const step = (event: IncidentEvent) => {

@@ -74,10 +74,12 @@ function cli(args: string[]): Promise<string> {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
+    let err = '';
     child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
     child.once('error', reject);
     child.once('close', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`armorclaw ${args[0]}: exit ${code}`)),
+      code === 0 ? resolve(out) : reject(new Error(`armorclaw ${args[0]}: exit ${code}: ${err}`)),
     );
   });
 }

@@ -322,6 +322,9 @@ describe('incident', () => {
       });
       expect(await incident.proactiveSendsDisabled()).toBe(true);
       expect(await incident.toolIsolationEnabled()).toBe(true);
+      // The flags are in the memo too: readable with no worker (a bridge just restarted).
+      const desc = await client.workflow.getHandle(INCIDENT_WORKFLOW_ID).describe();
+      expect(desc.memo?.incident).toMatchObject({ active: true, since: bundled.since });
       await incident.log({ kind: 'approval_refused', detail: { container: 'armorclaw-a' } });
       await eventually(async () =>
         expect((await incident.status()).policyLogs.map((l) => l.kind)).toEqual([
