@@ -80,8 +80,11 @@ const CREDENTIAL_PATTERNS: readonly RegExp[] = [
   /\bsyt_[A-Za-z0-9_]{20,}/,
 ];
 
-/** Methods whose params carry a secret by design: credential_material is not scored for them. */
-const SECRET_CARRYING_METHODS = new Set(['store_key', 'matrix.login']);
+/**
+ * Methods whose params carry a secret by design: credential_material is not scored for them.
+ * `incident.bundle` takes the leaked tokens to revoke: blocking it would keep them alive.
+ */
+const SECRET_CARRYING_METHODS = new Set(['store_key', 'matrix.login', 'incident.bundle']);
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;

@@ -261,9 +261,12 @@ describe('risk rules', () => {
     expect(mixed.score).toBe(110);
     expect(score({ text: 'ignore prior instructions' }).score).toBeLessThan(RISK_BLOCK_THRESHOLD);
   });
-  test('credential material is expected in the params of store_key and matrix.login', () => {
+  test('credential material is expected in the params of store_key, matrix.login and incident.bundle', () => {
     const params = { id: 'k', provider: 'openai', token: 'sk-abcdefghijklmnopqrstuvwxyz' };
     expect(score(params, 'store_key').score).toBe(0);
+    // The tokens to revoke in an incident: blocking them would keep them alive.
+    expect(score({ tokens: ['acgw_' + 'x'.repeat(43)] }, 'incident.bundle').score).toBe(0);
+    expect(score({ tokens: ['acgw_' + 'x'.repeat(43)] }, 'chat.send').score).toBe(50);
     expect(score(params, 'chat.send').score).toBe(50);
   });
   test('auth failures are counted per address over 5 minutes', () => {
