@@ -336,6 +336,20 @@ test('incident.bundle revokes a token in use, isolates tools, survives kill -9, 
     });
   };
   await isolated();
+  const proactive = () =>
+    gateway('chat.send', {
+      channelId: w!.rooms.agent,
+      text: `good morning ${Date.now()}`,
+      proactive: true,
+    });
+  expect(await proactive()).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+  // Answers to people still go out: only sends the bridge starts by itself are held.
+  expect(
+    await gateway('chat.send', {
+      channelId: w!.rooms.agent,
+      text: 'an answer during the incident',
+    }),
+  ).toMatchObject({ ok: true, result: { delivered: true } });
 
   await bridge!.stop('SIGKILL');
   await start();
@@ -354,12 +368,18 @@ test('incident.bundle revokes a token in use, isolates tools, survives kill -9, 
   const status = await gateway('incident.status', {});
   expect(status).toMatchObject({ ok: true, result: { active: true, proactiveDisabled: true } });
   expect(status.result.policyLogs.map((l: any) => l.kind)).toEqual(
-    expect.arrayContaining(['incident_bundle', 'approval_refused', 'grant_use_refused']),
+    expect.arrayContaining([
+      'incident_bundle',
+      'approval_refused',
+      'grant_use_refused',
+      'proactive_send_refused',
+    ]),
   );
   expect(await gateway('approval.list', {}, suspect)).toMatchObject({
     error: { code: 'AUTH_INVALID' },
   });
   await isolated();
+  expect(await proactive()).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
   const another = await request('shell.exec').catch(() => undefined);
   expect(another).toBeUndefined();
   const refusedGrant = await gateway('approval.resolve', {
@@ -376,6 +396,7 @@ test('incident.bundle revokes a token in use, isolates tools, survives kill -9, 
 
   const lifted = await gateway('incident.lift', {});
   expect(lifted).toMatchObject({ ok: true, result: { active: false, proactiveDisabled: false } });
+  expect(await proactive()).toMatchObject({ ok: true, result: { delivered: true } });
   expect((await agent('approval.use', { capability: 'keys.use' })).result).toMatchObject({
     allowed: true,
     request_id: granted,
