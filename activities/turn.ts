@@ -89,6 +89,7 @@ export interface TurnAgents {
   ): Promise<unknown>;
 }
 
+const HEARTBEAT_MS = 2_000;
 /** Generations of one session's agents tried in one bind before giving up. */
 const MAX_GENERATION_STEPS = 20;
 
@@ -138,37 +139,19 @@ export function createTurnSharedActivities(deps: {
   }
 
   return {
-    async bindTurnAgent({ binding, sessionId, containerName, run }) {
-      if (binding === 'isolated') {
-        if (!containerName) throw unavailable('an isolated turn needs its container name');
-        const bound = await startAndWait(containerName, run);
-        if (!bound) throw unavailable(`the agent run ${containerName} ended before the turn`);
-        return bound;
+    /**
+     * Heartbeats and yields to cancellation: the run it waits for is a workflow this bridge's
+     * worker drives, and a worker shutting down cancels its activities rather than wait for a
+     * workflow it no longer runs.
+     */
+    async bindTurnAgent(args) {
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_MS);
+      try {
+        return await Promise.race([bind(args), ctx.cancelled]);
+      } finally {
+        clearInterval(beat);
       }
-      // The visibility store trails by up to a second: it gives where to start looking, and
-      // describing each generation (strongly consistent) finds the live one or the next free one.
-      const prefix = sessionContainerPrefix(run.agentType, sessionId);
-      let generation = Math.max(1, await knownGeneration(prefix));
-      for (let step = 0; step < MAX_GENERATION_STEPS; step++, generation++) {
-        const name = `${prefix}-${generation}`;
-        let running: boolean;
-        try {
-          running = (await handleOf(name).describe()).status.name === 'RUNNING';
-        } catch (err) {
-          if (!(err instanceof WorkflowNotFoundError)) throw err;
-          const bound = await startAndWait(name, run);
-          if (bound) return bound;
-          continue;
-        }
-        if (!running) continue;
-        const status = await handleOf(name)
-          .query(containerStatusQuery)
-          .catch(() => undefined);
-        if (status && status.state !== 'Pending' && status.state !== 'Active') continue;
-        const bound = await waitActive(name);
-        if (bound) return bound;
-      }
-      throw unavailable(`no agent for session ${sessionId} after ${MAX_GENERATION_STEPS} tries`);
     },
 
     async stopTurnAgent({ containerName }) {
@@ -182,11 +165,48 @@ export function createTurnSharedActivities(deps: {
       }
     },
   };
+
+  async function bind({
+    binding,
+    sessionId,
+    containerName,
+    run,
+  }: BindTurnArgs): Promise<BoundAgent> {
+    if (binding === 'isolated') {
+      if (!containerName) throw unavailable('an isolated turn needs its container name');
+      const bound = await startAndWait(containerName, run);
+      if (!bound) throw unavailable(`the agent run ${containerName} ended before the turn`);
+      return bound;
+    }
+    // The visibility store trails by up to a second: it gives where to start looking, and
+    // describing each generation (strongly consistent) finds the live one or the next free one.
+    const prefix = sessionContainerPrefix(run.agentType, sessionId);
+    let generation = Math.max(1, await knownGeneration(prefix));
+    for (let step = 0; step < MAX_GENERATION_STEPS; step++, generation++) {
+      const name = `${prefix}-${generation}`;
+      let running: boolean;
+      try {
+        running = (await handleOf(name).describe()).status.name === 'RUNNING';
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        const bound = await startAndWait(name, run);
+        if (bound) return bound;
+        continue;
+      }
+      if (!running) continue;
+      const status = await handleOf(name)
+        .query(containerStatusQuery)
+        .catch(() => undefined);
+      if (status && status.state !== 'Pending' && status.state !== 'Active') continue;
+      const bound = await waitActive(name);
+      if (bound) return bound;
+    }
+    throw unavailable(`no agent for session ${sessionId} after ${MAX_GENERATION_STEPS} tries`);
+  }
 }
 
 /** How long a delivery waits for the agent to (re)connect to its socket: a restarted bridge. */
 const CONNECT_WAIT_MS = 60_000;
-const HEARTBEAT_MS = 2_000;
 /**
  * Agent errors that no retry can mend: the agent does not take the method or these params, or
  * its answer was withheld for holding a stored credential (-32005, the socket's security policy

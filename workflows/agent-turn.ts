@@ -48,6 +48,8 @@ export async function agentTurnWorkflow(input: AgentTurnInput): Promise<TurnResu
   const runId = workflowInfo().workflowId.slice(TURN_WORKFLOW_PREFIX.length);
   const shared = proxyActivities<TurnSharedActivities & SharedActivities>({
     startToCloseTimeout: BIND_TIMEOUT,
+    // A bridge killed while binding is noticed this fast, and the binding tried again.
+    heartbeatTimeout: '30s',
     retry: {
       initialInterval: '1s',
       backoffCoefficient: 2,
