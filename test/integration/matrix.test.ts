@@ -43,6 +43,8 @@ import {
 
 jest.setTimeout(180_000);
 
+/** A room id the bridge trusts that does not exist on the homeserver. */
+const goneRoom = () => `!gone-room:${w.syn.serverName}`;
 /** chat.send's pacing on the test bridge: small, so the test reaches it. */
 const CHAT_SENDS_PER_MINUTE = 5;
 
@@ -92,6 +94,10 @@ beforeAll(async () => {
   slot = await bridgeSlot(w, {
     ARMORCLAW_PROXY_BASE_URLS: JSON.stringify({ openai: stub.url }),
     ARMORCLAW_GATEWAY_CHAT_SENDS_PER_MINUTE: String(CHAT_SENDS_PER_MINUTE),
+    // Trusted, but no such room on the homeserver: a send there is refused by Synapse.
+    ARMORCLAW_MATRIX_TRUSTED_ROOMS: [w.rooms.agent, w.rooms.other, w.rooms.late, goneRoom()].join(
+      ',',
+    ),
   });
   const b0 = Date.now();
   bridge = await startBridge(slot);
@@ -561,6 +567,14 @@ test('chat.send over the HTTP gateway: once per idempotency key, into a thread, 
     ok: false,
     auditId: expect.stringMatching(/^req_/),
     error: { code: 'FORBIDDEN', message: expect.stringContaining('matrix.trusted_rooms') },
+  });
+
+  // What the homeserver refuses is INTERNAL with its reason; the bridge goes on serving.
+  const failed = await gw.rpc('chat.send', { channelId: goneRoom(), text: 'anyone there?' });
+  expect(failed.status).toBe(500);
+  expect(failed.body).toMatchObject({
+    ok: false,
+    error: { code: 'INTERNAL', message: expect.stringContaining('the message was not sent') },
   });
 
   // The slot allows CHAT_SENDS_PER_MINUTE a room a minute; three went to this room above.
