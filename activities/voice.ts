@@ -155,6 +155,11 @@ export function createAgentRunActivities(deps: {
     ApplicationFailure.nonRetryable(message, CallFailureType.AgentUnavailable);
 
   return {
+    /**
+     * Heartbeats and yields to cancellation while the run starts: that run is a workflow this
+     * bridge's own worker drives, so a bridge shutting down must not wait on it for the
+     * activity's whole timeout.
+     */
     async startAgentRun({ run }) {
       let handle;
       try {
@@ -164,11 +169,16 @@ export function createAgentRunActivities(deps: {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
         handle = handleOf(run.containerName);
       }
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat(), 2_000);
       try {
-        await handle.executeUpdate(waitActiveUpdate);
+        await Promise.race([handle.executeUpdate(waitActiveUpdate), ctx.cancelled]);
       } catch (err) {
+        if (err instanceof CancelledFailure) throw err;
         const cause = (err as { cause?: Error }).cause ?? (err as Error);
         throw unavailable(`the agent did not start: ${cause.message}`);
+      } finally {
+        clearInterval(beat);
       }
       return { containerName: run.containerName };
     },
