@@ -47,7 +47,6 @@ export interface StoreKeyInput {
   tags?: string[];
 }
 
-
 // Control characters are refused in text that `armorclaw list-keys` prints to a terminal.
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
