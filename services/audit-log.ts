@@ -106,50 +106,17 @@ export class AuditLog {
 
   /** Appends one entry (or returns the entry already stored under its `dedupe_key`). */
   append(input: AppendAuditInput): AuditEntry {
-    const fields = validateInput(input);
-    const at = this.now();
-    if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
-      throw new AuditLogError('invalid', 'now(): the clock returned an invalid Date');
-    }
-    const timestamp = at.toISOString();
-    // IMMEDIATE takes the write lock before reading the head, so two processes can never both
-    // chain onto the same entry; the dedupe lookup sits inside it for the same reason.
-    return this.db
-      .transaction((): AuditEntry => {
-        if (fields.dedupe_key !== null) {
-          const existing = this.db
-            .prepare('SELECT * FROM entries WHERE dedupe_key = ?')
-            .get(fields.dedupe_key) as AuditRow | undefined;
-          // First write wins: a retried activity gets back what was recorded the first time.
-          if (existing) return rowToEntry(existing);
-        }
-        const head = this.db
-          .prepare('SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1')
-          .get() as AuditHead | undefined;
-        const unhashed = {
-          ...fields,
-          seq: (head?.seq ?? 0) + 1,
-          timestamp,
-          prev_hash: head?.hash ?? GENESIS_HASH,
-        };
-        const entry: AuditEntry = { ...unhashed, hash: entryHash(unhashed) };
-        this.db
-          .prepare(
-            `INSERT INTO entries (seq, timestamp, event_type, session_id, room_id, user_id,
-               container_id, details, dedupe_key, prev_hash, hash)
-             VALUES (@seq, @timestamp, @event_type, @session_id, @room_id, @user_id,
-               @container_id, @details, @dedupe_key, @prev_hash, @hash)`,
-          )
-          .run({ ...entry, details: canonicalJson(entry.details) });
-        return entry;
-      })
-      .immediate();
+    return this.appendMany([input])[0]!;
   }
 
   /**
-   * Appends several entries in one transaction (one fsync): for high-rate writers such as the
-   * HTTP gateway. Entries are validated first; an invalid one throws before anything is written.
-   * Entries with a `dedupe_key` go through `append` semantics (first write wins).
+   * Appends entries in one transaction (one fsync): one for `append`, many for high-rate writers
+   * such as the HTTP gateway. Entries are validated first; an invalid one throws before anything
+   * is written. An entry with a `dedupe_key` already stored is not written again: the stored one
+   * is returned in its place (first write wins, so a retried activity gets back what was
+   * recorded the first time). IMMEDIATE takes the write lock before reading the head, so two
+   * processes can never both chain onto the same entry; the dedupe lookups sit inside it for the
+   * same reason.
    */
   appendMany(inputs: readonly AppendAuditInput[]): AuditEntry[] {
     if (inputs.length === 0) return [];
