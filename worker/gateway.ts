@@ -77,7 +77,6 @@ function registerGatewayMethods(methods: GatewayMethods, parts: GatewayParts): v
     incident: parts.incident,
     revokeTokens: (tokens) => parts.tokens.revokeTokens(tokens),
   });
-  // Further groups (agent turns, schedules, …) register here.
 }
 
 /**

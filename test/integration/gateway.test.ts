@@ -105,6 +105,14 @@ let port: number;
 let url: string;
 let token: string;
 let tokenId: string;
+
+/** Stops the bridge (`signal`) and starts it again on the same state with `env` added. */
+async function restart(signal: NodeJS.Signals, env: NodeJS.ProcessEnv = {}): Promise<void> {
+  outputs.push(bridge.output());
+  await bridge.stop(signal);
+  bridge = await spawnBridge({ dir: bridge.dir, env: { ...GATEWAY_ENV, ...env } });
+  port = portOf(await bridge.gatewayUrl());
+}
 const outputs: string[] = [];
 const secrets: string[] = [PASSWORD];
 
@@ -314,10 +322,7 @@ describe('the gateway of a real bridge', () => {
     expect(listed.stdout).toContain(second.id);
     expect(listed.stdout).not.toContain(second.token);
 
-    outputs.push(bridge.output());
-    await bridge.stop('SIGKILL');
-    bridge = await spawnBridge({ dir: bridge.dir, env: GATEWAY_ENV });
-    port = portOf(await bridge.gatewayUrl());
+    await restart('SIGKILL');
     // The first token survived the crash; the revoked one stayed revoked.
     expect((await post(port, { version: '2.0', method: 'status' }, { token })).body.ok).toBe(true);
     expect(
@@ -327,17 +332,10 @@ describe('the gateway of a real bridge', () => {
   });
 
   test('a trusted proxy identity header is believed only from the trusted proxy, then required', async () => {
-    outputs.push(bridge.output());
-    await bridge.stop();
-    bridge = await spawnBridge({
-      dir: bridge.dir,
-      env: {
-        ...GATEWAY_ENV,
-        ARMORCLAW_GATEWAY_TRUSTED_IDENTITY_HEADER: 'x-forwarded-user',
-        ARMORCLAW_GATEWAY_TRUSTED_PROXY_IPS: REMOTE,
-      },
+    await restart('SIGTERM', {
+      ARMORCLAW_GATEWAY_TRUSTED_IDENTITY_HEADER: 'x-forwarded-user',
+      ARMORCLAW_GATEWAY_TRUSTED_PROXY_IPS: REMOTE,
     });
-    port = portOf(await bridge.gatewayUrl());
     const viaProxy = await post(
       port,
       { version: '2.0', method: 'status' },
@@ -366,17 +364,10 @@ describe('the gateway of a real bridge', () => {
   });
 
   test('password mode: x-gateway-password; none mode refuses a public bind', async () => {
-    outputs.push(bridge.output());
-    await bridge.stop();
-    bridge = await spawnBridge({
-      dir: bridge.dir,
-      env: {
-        ...GATEWAY_ENV,
-        ARMORCLAW_GATEWAY_AUTH_MODE: 'password',
-        ARMORCLAW_GATEWAY_PASSWORD: PASSWORD,
-      },
+    await restart('SIGTERM', {
+      ARMORCLAW_GATEWAY_AUTH_MODE: 'password',
+      ARMORCLAW_GATEWAY_PASSWORD: PASSWORD,
     });
-    port = portOf(await bridge.gatewayUrl());
     const ok = await post(
       port,
       { version: '2.0', method: 'list_keys' },
