@@ -210,11 +210,12 @@ describe('proxy mode (the default)', () => {
     const stream = await chat(run.providerSock, { ...CHAT, stream: true });
     expect(stream.status).toBe(200);
     expect(stream.body).toContain('data: [DONE]');
+    // The in-container request of the first test and these two: each usage record reaches the
+    // run as a signal, so wait for all three rather than read the status half-way.
     const s = await waitFor('two more requests metered', async () => {
       const st = await runStatus(client, run.name);
-      return st.usage.requests >= 2 && st;
+      return st.usage.requests >= 3 && st;
     });
-    // The in-container request of the first test, and these two.
     expect(s.usage).toEqual({
       requests: 3,
       input_tokens: 33,
