@@ -16,9 +16,11 @@ let dir: string;
 let hub: ContainerSocketHub;
 const sockets: net.Socket[] = [];
 
-beforeEach(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'armorclaw-request-'));
-  hub = new ContainerSocketHub({
+/** A hub serving NAME's socket in `dir`, with `deps` over the defaults. */
+async function openHub(
+  deps: Partial<ConstructorParameters<typeof ContainerSocketHub>[0]> = {},
+): Promise<ContainerSocketHub> {
+  const h = new ContainerSocketHub({
     bridgeSocketPath: path.join(dir, 'bridge.sock'),
     agentGid: process.getgid?.() ?? 0,
     client: {
@@ -26,8 +28,15 @@ beforeEach(async () => {
     } as unknown as Client,
     audit: () => undefined,
     log: pino({ level: 'silent' }),
+    ...deps,
   });
-  await hub.open(NAME);
+  await h.open(NAME);
+  return h;
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'armorclaw-request-'));
+  hub = await openHub();
 });
 
 afterEach(async () => {
@@ -155,18 +164,11 @@ test('an answer holding a stored credential is withheld, audited and refused as 
   const reports: string[] = [];
   const token = 'sk-proj-' + 'Q7w'.repeat(16);
   await hub.closeAll();
-  hub = new ContainerSocketHub({
-    bridgeSocketPath: path.join(dir, 'bridge.sock'),
-    agentGid: process.getgid?.() ?? 0,
-    client: {
-      workflow: { getHandle: () => ({ signal: async () => undefined }) },
-    } as unknown as Client,
+  hub = await openHub({
     audit: (e) => audits.push(e),
     leakGuard: () => new LeakGuard([{ id: 'openai-key-1', token }]),
     reportViolation: (text) => reports.push(text),
-    log: pino({ level: 'silent' }),
   });
-  await hub.open(NAME);
   await fakeAgent(() => ({
     result: { text: `here you go: ${Buffer.from(token).toString('base64')}` },
   }));
