@@ -27,7 +27,7 @@ import {
   type AgentTurnInput,
 } from '../../workflows/definitions';
 import { ArmorclawKind, ArmorclawState } from '../../workflows/search-attributes';
-import { bundleWorkflows, createTimeSkippingEnv } from '../support/temporal';
+import { bundleWorkflows, createDevServerEnv, createTimeSkippingEnv } from '../support/temporal';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -74,10 +74,13 @@ function input(over: Partial<AgentTurnInput> = {}): AgentTurnInput {
   };
 }
 
-/** Runs one turn on its own test server (time skipping is global to a server). */
+/**
+ * Runs one turn on its own test server (time skipping is global to a server), or on a dev
+ * server with `onDevServer` (wall-clock timers while an activity runs; see createDevServerEnv).
+ */
 async function withTurn<T>(
   fake: Fake,
-  over: Partial<AgentTurnInput>,
+  { onDevServer = false, ...over }: Partial<AgentTurnInput> & { onDevServer?: boolean },
   fn: (t: {
     env: TestWorkflowEnvironment;
     runId: string;
@@ -114,7 +117,7 @@ async function withTurn<T>(
         : { text: `echo: ${args.messages.at(-1)!.content}`, model: 'm1' };
     },
   };
-  const env = await createTimeSkippingEnv();
+  const env = onDevServer ? await createDevServerEnv() : await createTimeSkippingEnv();
   try {
     const sharedWorker = await Worker.create({
       connection: env.nativeConnection,
@@ -285,26 +288,33 @@ test('Failed: no agent could be bound; an agent refusing the turn is not retried
   );
 });
 
-test('Expired: no answer within the turn timeout', async () => {
+test('Expired: no answer within the turn timeout; the delivery in flight is cancelled', async () => {
+  let cancelled = false;
   await withTurn(
     {
-      // An agent that never answers (within the test's patience): the turn gives up first.
+      // An agent that never answers: the turn gives up first and cancels the delivery.
       deliver: async () => {
-        await new Promise((r) => setTimeout(r, 8_000));
-        return { text: 'too late' };
+        const ctx = Context.current();
+        const beat = setInterval(() => ctx.heartbeat(), 200);
+        try {
+          return await ctx.cancelled;
+        } catch (err) {
+          cancelled = true;
+          throw err;
+        } finally {
+          clearInterval(beat);
+        }
       },
     },
-    // A running activity holds the test server's clock: a short limit, in real time.
-    { timeoutMs: 3_000 },
+    // A short limit in real time, on a dev server: the time-skipping one is late with it.
+    { timeoutMs: 3_000, onDevServer: true },
     async ({ handle }) => {
-      for (let i = 0; i < 200; i++) {
-        if ((await handle.query(turnStatusQuery)).state !== 'Active') break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
       const got = await collect(handle);
       expect(got.result).toMatchObject({ state: 'Expired', endReason: 'turn_timeout' });
       expect(got.result.endDetail).toBe('no answer within 3 s');
       expect(got.result.events.at(-1)!.type).toBe('expired');
+      for (let i = 0; i < 50 && !cancelled; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(cancelled).toBe(true);
     },
   );
 });
