@@ -27,9 +27,11 @@ const layers = {
   rpc: [...domain, 'sessions', 'workflows', 'proxy'],
   // The HTTP gateway: its own guards and methods, and the socket API's methods re-exposed.
   gateway: [...domain, 'sessions', 'workflows', 'proxy', 'rpc'],
+  // Paired devices: pairing, the device socket and its operations, on top of the gateway.
+  devices: [...domain, 'sessions', 'workflows', 'proxy', 'rpc', 'gateway'],
   agent: ['formats', 'media', 'rpc'],
   cli: ['formats', 'services', 'config', 'rpc'],
-  worker: [...domain, 'sessions', 'workflows', 'activities', 'rpc', 'proxy', 'gateway'],
+  worker: [...domain, 'sessions', 'workflows', 'activities', 'rpc', 'proxy', 'gateway', 'devices'],
 };
 
 /**

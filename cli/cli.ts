@@ -15,10 +15,12 @@ import {
   stopCommand,
 } from './commands/bridge';
 import { configsCommand } from './commands/configs';
+import { devicesCommand } from './commands/devices';
 import { gatewayCommand } from './commands/gateway';
 import { incidentCommand } from './commands/incident';
 import { TOKEN_IN_ARGV, addKeyCommand, listKeysCommand } from './commands/keys';
 import { PASSWORD_IN_ARGV, hasPasswordOption, matrixCommand } from './commands/matrix';
+import { pairCommand } from './commands/pair';
 import { rpcCommand } from './commands/rpc';
 import { showCommand } from './commands/show';
 import { BridgeUnreachableError, RpcCallError } from './rpc-client';
@@ -35,6 +37,8 @@ export const COMMANDS: readonly Command[] = [
   matrixCommand,
   gatewayCommand,
   incidentCommand,
+  pairCommand,
+  devicesCommand,
   rpcCommand,
   addKeyCommand,
   listKeysCommand,

@@ -183,6 +183,12 @@ function checkAcrossKeys(read: Read, problems: string[]): void {
   if (homeserver !== undefined && !/^https?:\/\/[^\s/]+(\/.*)?$/.test(homeserver)) {
     problems.push(`matrix.homeserver: expected an http(s) URL, got "${homeserver}"`);
   }
+  const publicUrl = read('devices.public_url');
+  if (publicUrl !== undefined && !/^https?:\/\/[^\s/?#]+\/?$/.test(publicUrl)) {
+    problems.push(
+      `devices.public_url: expected an http(s) base URL without a path (https://bridge.example.com), got "${publicUrl}"`,
+    );
+  }
 }
 
 /** The budget settings that span keys: thresholds, the price table, the unknown-model rule. */
@@ -538,6 +544,14 @@ function assemble(
       maxWaitMs: read('gateway.turn.max_wait'),
       maxRetries: read('gateway.turn.max_retries'),
       backoffMs: read('gateway.turn.backoff'),
+    },
+    /** Paired devices (devices/). */
+    devices: {
+      enabled: read('devices.enabled'),
+      publicUrl: read('devices.public_url'),
+      pingIntervalMs: read('devices.ping_interval'),
+      ratePerMinute: read('devices.rate_limit_per_minute'),
+      maxConnectionsPerDevice: read('devices.max_connections'),
     },
   };
 }

@@ -67,6 +67,12 @@ export const SOCKET_METHOD_SCOPES: Readonly<Record<string, readonly GatewayRole[
   'webrtc.get_audit_log': ADMIN,
   'audit.tail': ADMIN,
   'audit.verify': ADMIN,
+  // Paired devices: issuing codes and changing devices is an admin's (never a device's).
+  'pair.start': ADMIN,
+  'devices.list': ADMIN,
+  'devices.revoke': ADMIN,
+  'devices.rotate': ADMIN,
+  'devices.set_scope': ADMIN,
 };
 
 /** Every method's roles: the spec's, the bridge's additions, the socket methods. */

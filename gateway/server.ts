@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { loadTlsMaterial, type SignalingTlsOptions } from '../media/signaling-tls';
 import type { GatewayTokenStore } from '../services/gateway-tokens';
@@ -54,8 +55,15 @@ export interface GatewayServerOptions {
   audit: GatewayAuditWriter;
   /** Named parts of `GET /status` besides the gateway's own (read when /status is asked). */
   statusParts?: Readonly<Record<string, StatusPart>>;
+  /** Further paths served beside /rpc, /health and /status (the device endpoints). */
+  routes?: Readonly<Record<string, GatewayRoute>>;
+  /** WebSocket upgrades (the device socket); without it every upgrade is refused. */
+  upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   log: Logger;
 }
+
+/** A further path's handler: it answers the request itself (sendJson, readBody help). */
+export type GatewayRoute = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
 const MAX_METHOD_CHARS = 128;
 
@@ -69,6 +77,11 @@ class TransportError extends GatewayError {
   ) {
     super(code, message);
   }
+}
+
+/** The HTTP status an error is answered with (a transport error's own, or its code's). */
+export function errorHttpStatus(err: GatewayError): number {
+  return err instanceof TransportError ? err.httpStatus : GATEWAY_HTTP_STATUS[err.code];
 }
 
 /** What the audit entry and the answer need to know about a request as it goes. */
@@ -121,6 +134,11 @@ export class GatewayServer {
     } else {
       server = http.createServer(handler);
     }
+    const upgrade = this.options.upgrade;
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (upgrade) upgrade(req, socket, head);
+      else socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    });
     // A slow client cannot hold a connection open by trickling a request.
     server.requestTimeout = 60_000;
     server.headersTimeout = 20_000;
@@ -154,7 +172,7 @@ export class GatewayServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const pathname = (req.url ?? '/').split('?', 1)[0];
+    const pathname = (req.url ?? '/').split('?', 1)[0] ?? '/';
     switch (pathname) {
       case '/rpc':
         return this.rpc(req, res);
@@ -164,15 +182,24 @@ export class GatewayServer {
       case '/status':
         if (req.method !== 'GET') return this.wrongVerb(res, 'GET');
         return this.status(req, res);
-      default:
+      default: {
+        const route = this.options.routes?.[pathname];
+        if (route) return route(req, res);
         req.resume();
+        const paths = [
+          'POST /rpc',
+          'GET /health',
+          'GET /status',
+          ...Object.keys(this.options.routes ?? {}),
+        ];
         return sendJson(res, 404, {
           ok: false,
           error: {
             code: 'NOT_FOUND',
-            message: `no such path; the gateway serves POST /rpc, GET /health, GET /status`,
+            message: `no such path; the gateway serves ${paths.join(', ')}`,
           },
         });
+      }
     }
   }
 
@@ -416,7 +443,7 @@ export class GatewayServer {
 }
 
 /** Reads the body as UTF-8 up to `limit` bytes; more is a 413 and the connection is closed. */
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
+export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   const declared = Number(req.headers['content-length']);
   const tooLarge = () =>
     new TransportError(
@@ -459,8 +486,13 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
   });
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  sendText(res, status, JSON.stringify(body), {});
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  sendText(res, status, JSON.stringify(body), headers);
 }
 
 function sendText(

@@ -293,7 +293,10 @@ export class DeviceRegistry {
    */
   verifyDeviceToken(
     token: unknown,
-  ): { ok: true; device: DeviceRecord } | { ok: false; reason: 'unknown' | 'revoked' } {
+  ):
+    | { ok: true; device: DeviceRecord }
+    | { ok: false; reason: 'unknown' }
+    | { ok: false; reason: 'revoked'; bridgeId: string } {
     if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH) {
       return { ok: false, reason: 'unknown' };
     }
@@ -305,7 +308,7 @@ export class DeviceRegistry {
     ) {
       return { ok: false, reason: 'unknown' };
     }
-    if (row.revoked_at !== null) return { ok: false, reason: 'revoked' };
+    if (row.revoked_at !== null) return { ok: false, reason: 'revoked', bridgeId: row.bridge_id };
     return { ok: true, device: toRecord(row) };
   }
 

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { GatewayAuditWriter } from '../gateway/audit';
-import { registerAgentMethods } from '../gateway/methods/agent';
+import { registerAgentMethods, type AgentMethodsDeps } from '../gateway/methods/agent';
 import { registerBridgeMethods } from '../gateway/methods/bridge';
 import { registerCronMethods } from '../gateway/methods/cron';
 import { ChannelPacer, registerChatMethods } from '../gateway/methods/chat';
@@ -25,6 +25,7 @@ import { queueWarnings } from '../sessions/queue-health';
 import { listCronJobs } from '../sessions/schedules';
 import { hostTaskQueue } from '../workflows/definitions';
 import type { GatewayTokenStore } from '../services/gateway-tokens';
+import { deviceEndpoints } from './devices';
 import type { BridgeParts } from './rpc-api';
 
 export interface GatewayParts extends BridgeParts {
@@ -39,6 +40,11 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
+/** What agent turns need: agent.run, agent.wait and the devices' chatCompletions. */
+function agentDeps(parts: GatewayParts): AgentMethodsDeps {
+  return { client: parts.temporal.client, config: parts.config, keystore: parts.keystore };
+}
+
 /**
  * Every gateway method group, each registered with its dependencies. One call per group
  * (gateway/methods/<group>.ts); a method needs a row in gateway/scopes.ts too, or the gateway
@@ -48,7 +54,7 @@ function registerGatewayMethods(methods: GatewayMethods, parts: GatewayParts): v
   registerBridgeMethods(methods, { dispatcher: parts.dispatcher });
   registerWorkspaceMethods(methods);
   const { config, temporal, matrix } = parts;
-  registerAgentMethods(methods, { client: temporal.client, config, keystore: parts.keystore });
+  registerAgentMethods(methods, agentDeps(parts));
   registerCronMethods(methods, {
     client: temporal.client,
     config,
@@ -128,38 +134,54 @@ export async function startGateway(parts: GatewayParts): Promise<RunningGateway 
   const auditThread = new AuditLogThread(auditLogPath(config.stateDir), (message, entries) =>
     gatewayLog.warn({ err: message, entries }, 'gateway audit write failed'),
   );
+  const auth = {
+    authMode: settings.authMode,
+    ...(settings.passwordSha256 ? { passwordSha256: settings.passwordSha256 } : {}),
+    ...(settings.trustedIdentityHeader
+      ? { trustedIdentityHeader: settings.trustedIdentityHeader }
+      : {}),
+    trustedProxyIps: settings.trustedProxyIps,
+  };
+  const audit = new GatewayAuditWriter(auditThread, gatewayLog);
+  const devices = deviceEndpoints({
+    config,
+    hub: parts.devices,
+    methods,
+    agent: agentDeps(parts),
+    audit,
+    tokens: parts.tokens,
+    auth,
+    log,
+  });
   const server = new GatewayServer({
     host: settings.host,
     port: settings.port,
     ...(settings.tls ? { tls: settings.tls } : {}),
     bodyLimitBytes: settings.bodyLimitBytes,
-    auth: {
-      authMode: settings.authMode,
-      ...(settings.passwordSha256 ? { passwordSha256: settings.passwordSha256 } : {}),
-      ...(settings.trustedIdentityHeader
-        ? { trustedIdentityHeader: settings.trustedIdentityHeader }
-        : {}),
-      trustedProxyIps: settings.trustedProxyIps,
-    },
+    auth,
     rateLimits: { ratePerMinute: settings.ratePerMinute, methodRates: settings.methodRates },
     tokens: parts.tokens,
     methods,
-    audit: new GatewayAuditWriter(auditThread, gatewayLog),
+    audit,
     statusParts: gatewayStatusParts(parts),
+    ...(devices ? { routes: devices.routes, upgrade: devices.upgrade } : {}),
     log: gatewayLog,
   });
   let url: string;
   try {
     ({ url } = await server.listen());
   } catch (err) {
+    devices?.close();
     await auditThread.close();
     throw err;
   }
+  devices?.serving(url);
   gatewayLog.info({ url, authMode: settings.authMode }, 'gateway listening');
   return {
     url,
     server,
     async close() {
+      devices?.close();
       await server.close();
       await auditThread.close();
     },

@@ -26,6 +26,7 @@ import { createLogger, logScrubber } from './logger';
 import { BRIDGE_VERSION, createBridgeDispatcher, type BridgeParts } from './rpc-api';
 import { checkGateway, startGateway, type RunningGateway } from './gateway';
 import { GatewayTokenStore, gatewayTokensPath } from '../services/gateway-tokens';
+import { DeviceHub } from './devices';
 import { connectTemporal, type TemporalHandle } from './temporal';
 import { createVoice } from './voice';
 import { createAgentRunActivities, createVoiceHostActivities } from '../activities/voice';
@@ -301,6 +302,7 @@ export async function start(
       voice,
       log,
       gatewayTokens,
+      devices: new DeviceHub(config, audit),
       incident,
       ...(config.gateway.enabled ? { gatewayCheck: () => checkGateway(started.gateway) } : {}),
     };

@@ -14,6 +14,7 @@ import { createBudgetGate, registerBudgetMethods } from '../rpc/methods/budget';
 import { registerConfigMethods } from '../rpc/methods/configs';
 import { registerContainerMethods } from '../rpc/methods/containers';
 import { registerCoreMethods } from '../rpc/methods/core';
+import { registerDeviceMethods } from '../rpc/methods/devices';
 import { registerGatewayTokenMethods } from '../rpc/methods/gateway';
 import { registerIncidentMethods } from '../rpc/methods/incident';
 import { registerKeyMethods } from '../rpc/methods/keys';
@@ -27,6 +28,7 @@ import type { MatrixStore } from '../services/matrix-store';
 import { SingleFlightCache } from '../services/single-flight-cache';
 import { listActiveContainerIds } from '../sessions/containers';
 import { probeTemporal, type TemporalHandle } from './temporal';
+import type { DeviceHub } from './devices';
 import type { Voice } from './voice';
 import type { IncidentControl } from '../sessions/incident';
 
@@ -46,6 +48,8 @@ export interface BridgeParts {
   log: Logger;
   /** The HTTP gateway's tokens, managed over the socket (`gateway.token_*`). */
   gatewayTokens: GatewayTokenStore;
+  /** Paired devices: the registry, and the device endpoints' state once the gateway serves. */
+  devices: DeviceHub;
   /** Incident containment's state (sessions/incident.ts), shared by the gateway and the socket. */
   incident: IncidentControl;
   /** The `gateway` health check; absent when the gateway is off. */
@@ -150,6 +154,11 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
   registerKeyMethods(dispatcher, keystore);
   registerConfigMethods(dispatcher, configStore);
   registerGatewayTokenMethods(dispatcher, parts.gatewayTokens);
+  registerDeviceMethods(dispatcher, {
+    registry: parts.devices.registry,
+    pairUrl: (code) => parts.devices.pairUrl(code),
+    connections: (bridgeId) => parts.devices.connections(bridgeId),
+  });
   registerIncidentMethods(dispatcher, parts.incident);
   registerAuditMethods(dispatcher, {
     dbPath: auditLogPath(config.stateDir),

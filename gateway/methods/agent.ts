@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { z } from 'zod';
 import { collectTurn, startTurnWorkflow } from '../../sessions/turns';
-import type { TurnResult } from '../../workflows/definitions';
+import type { AgentTurnInput, TurnResult } from '../../workflows/definitions';
 import { parseGatewayParams } from '../params';
 import { GatewayError, notFound, type GatewayMethods } from '../protocol';
 import { checkTurnMessages, turnRunTemplate, type TurnDeps } from '../turns';
@@ -58,25 +58,49 @@ export interface AgentWaitResult {
   containerName?: string;
 }
 
-export function registerAgentMethods(methods: GatewayMethods, deps: AgentMethodsDeps): void {
+/**
+ * Starts a turn of `session` on the session's agent (what agent.run does): checks the messages
+ * against the turn limits and answers the new run's id.
+ */
+export async function startSessionTurn(
+  deps: AgentMethodsDeps,
+  session: AgentTurnInput['session'],
+  messages: AgentTurnInput['messages'],
+): Promise<string> {
   const { turns, temporal } = deps.config;
+  checkTurnMessages(messages, turns);
+  const run = turnRunTemplate(deps);
+  const runId = randomUUID();
+  await startTurnWorkflow(deps.client, temporal.taskQueue, runId, {
+    session,
+    messages,
+    binding: 'session',
+    run,
+    timeoutMs: turns.timeoutMs,
+    retentionMs: turns.retentionMs,
+    maxRetries: turns.maxRetries,
+    backoffMs: turns.backoffMs,
+  });
+  return runId;
+}
+
+/** A collected turn that answered; one that failed or expired is RUN_UNAVAILABLE with why. */
+export function answeredTurn(r: TurnResult): TurnResult {
+  if (r.state !== 'Ended') {
+    throw new GatewayError(
+      'RUN_UNAVAILABLE',
+      `run ${r.runId} ${r.state === 'Expired' ? 'expired' : 'failed'}: ${r.endDetail ?? r.endReason ?? 'no answer'}`,
+    );
+  }
+  return r;
+}
+
+export function registerAgentMethods(methods: GatewayMethods, deps: AgentMethodsDeps): void {
+  const { turns } = deps.config;
 
   methods.add('agent.run', async (params) => {
     const p = parseGatewayParams(runParams, params);
-    checkTurnMessages(p.messages, turns);
-    const run = turnRunTemplate(deps);
-    const runId = randomUUID();
-    await startTurnWorkflow(deps.client, temporal.taskQueue, runId, {
-      session: p.session,
-      messages: p.messages,
-      binding: 'session',
-      run,
-      timeoutMs: turns.timeoutMs,
-      retentionMs: turns.retentionMs,
-      maxRetries: turns.maxRetries,
-      backoffMs: turns.backoffMs,
-    });
-    return { runId };
+    return { runId: await startSessionTurn(deps, p.session, p.messages) };
   });
 
   methods.add('agent.wait', async (params) => {
@@ -94,13 +118,7 @@ export function registerAgentMethods(methods: GatewayMethods, deps: AgentMethods
         `run ${p.runId} is still running (${got.state}); call agent.wait again`,
       );
     }
-    const r = got.result;
-    if (r.state !== 'Ended') {
-      throw new GatewayError(
-        'RUN_UNAVAILABLE',
-        `run ${p.runId} ${r.state === 'Expired' ? 'expired' : 'failed'}: ${r.endDetail ?? r.endReason ?? 'no answer'}`,
-      );
-    }
+    const r = answeredTurn(got.result);
     const result: AgentWaitResult = {
       runId: r.runId,
       assistantText: r.assistantText,

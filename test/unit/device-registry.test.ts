@@ -347,7 +347,7 @@ describe('devices', () => {
     const { registry, file, events, bridgeId, wsToken } = paired();
     const revoked = registry.revoke(bridgeId, { now: at(MINUTE_MS) });
     expect(revoked.revokedAt).toBe(at(MINUTE_MS).toISOString());
-    expect(registry.verifyDeviceToken(wsToken)).toEqual({ ok: false, reason: 'revoked' });
+    expect(registry.verifyDeviceToken(wsToken)).toEqual({ ok: false, reason: 'revoked', bridgeId });
     expect(events.at(-1)).toEqual({ type: 'device_revoked', bridgeId });
 
     // Again: the same record, no new event, the first time kept.
@@ -358,7 +358,7 @@ describe('devices', () => {
     expect(events).toHaveLength(count);
 
     const reopened = DeviceRegistry.open(file);
-    expect(reopened.verifyDeviceToken(wsToken)).toEqual({ ok: false, reason: 'revoked' });
+    expect(reopened.verifyDeviceToken(wsToken)).toEqual({ ok: false, reason: 'revoked', bridgeId });
     expect(reopened.list()[0]?.revokedAt).toBe(at(MINUTE_MS).toISOString());
     // Revoked for good: no new token, no new scope.
     expect(codeOf(() => reopened.rotate(bridgeId))).toBe('revoked');
@@ -457,6 +457,30 @@ describe('device scopes', () => {
       if (scopeAllows('chat_only', op)) expect(scopeAllows('tools_safe', op)).toBe(true);
       if (scopeAllows('tools_safe', op)) expect(scopeAllows('full', op)).toBe(true);
     }
+  });
+
+  test('docs/devices.md shows the table as it is, row for row', () => {
+    const doc = readFileSync(path.join(__dirname, '../../docs/devices.md'), 'utf8');
+    const table = doc
+      .split('<!-- scopes-table:start -->')[1]!
+      .split('<!-- scopes-table:end -->')[0]!;
+    const rows = table
+      .split('\n')
+      .filter((l) => l.startsWith('| `'))
+      .map((l) =>
+        l
+          .split('|')
+          .slice(1, -1)
+          .map((c) => c.trim().replace(/`/g, '')),
+      );
+    expect(rows).toEqual(
+      Object.entries(DEVICE_OPERATIONS).map(([op, row]) => [
+        op,
+        row.class,
+        ...DEVICE_SCOPES.map((scope) => (scopeAllows(scope, op) ? 'yes' : '—')),
+      ]),
+    );
+    for (const op of NEVER_FROM_DEVICES) expect(doc).toContain(`\`${op}\``);
   });
 
   test('no scope reaches device management, keys, approvals or an unlisted operation', () => {

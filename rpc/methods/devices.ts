@@ -1,0 +1,83 @@
+/**
+ * Paired devices, managed over the socket (`armorclaw pair`, `armorclaw devices …`) and, for an
+ * admin, over the gateway: only someone who can reach the socket, or an authenticated loopback
+ * admin, issues pairing codes or changes devices. A device itself never reaches these methods
+ * (formats/device-scopes.ts NEVER_FROM_DEVICES). Codes and tokens leave the bridge once, in
+ * `pair.start`'s and `devices.rotate`'s answers; lists carry ids, metadata, scopes and dates.
+ */
+import { z } from 'zod';
+import { DEFAULT_DEVICE_SCOPE, DEVICE_SCOPES } from '../../formats/device-scopes';
+import {
+  DeviceRegistryError,
+  type DeviceRecord,
+  type DeviceRegistry,
+} from '../../services/device-registry';
+import { ErrorCode, RpcError, invalidParams } from '../errors';
+import { noParams, parseParams } from '../params';
+import type { RpcDispatcher } from '../dispatcher';
+
+export interface DeviceMethodsDeps {
+  registry: DeviceRegistry;
+  /** The link a device opens to pair (its QR code), or undefined when devices are not served. */
+  pairUrl: (pairCode: string) => string | undefined;
+  /** Open device WebSockets of a device (0 when it is not connected). */
+  connections: (bridgeId: string) => number;
+}
+
+const BRIDGE_ID = z
+  .string()
+  .regex(/^br_[0-9a-f]{16}$/, 'must be a device id (br_ + 16 hex digits)');
+const startParams = z.strictObject({ scope: z.enum(DEVICE_SCOPES).optional() });
+const deviceParams = z.strictObject({ bridgeId: BRIDGE_ID });
+const scopeParams = z.strictObject({ bridgeId: BRIDGE_ID, scope: z.enum(DEVICE_SCOPES) });
+
+/** A device as listed: the registry's record and whether it is connected now. */
+export interface ListedDevice extends DeviceRecord {
+  connections: number;
+}
+
+export function registerDeviceMethods(dispatcher: RpcDispatcher, deps: DeviceMethodsDeps): void {
+  const { registry } = deps;
+  const listed = (d: DeviceRecord): ListedDevice => ({
+    ...d,
+    connections: d.revokedAt === null ? deps.connections(d.bridgeId) : 0,
+  });
+
+  dispatcher.addMethod('pair.start', (params) => {
+    const { scope } = parseParams(startParams, params);
+    const started = mapErrors(() => registry.startPairing(scope ? { scope } : {}));
+    const pairUrl = deps.pairUrl(started.pairCode);
+    return {
+      pairCode: started.pairCode,
+      expiresAt: started.expiresAt,
+      scope: scope ?? DEFAULT_DEVICE_SCOPE,
+      ...(pairUrl ? { pairUrl } : {}),
+    };
+  });
+  dispatcher.addMethod('devices.list', (params) => {
+    parseParams(noParams, params);
+    return { devices: registry.list().map(listed) };
+  });
+  dispatcher.addMethod('devices.revoke', (params) => {
+    const { bridgeId } = parseParams(deviceParams, params);
+    return { device: listed(mapErrors(() => registry.revoke(bridgeId))) };
+  });
+  dispatcher.addMethod('devices.rotate', (params) => {
+    const { bridgeId } = parseParams(deviceParams, params);
+    return mapErrors(() => registry.rotate(bridgeId));
+  });
+  dispatcher.addMethod('devices.set_scope', (params) => {
+    const { bridgeId, scope } = parseParams(scopeParams, params);
+    return { device: listed(mapErrors(() => registry.setScope(bridgeId, scope))) };
+  });
+}
+
+function mapErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof DeviceRegistryError)) throw err;
+    if (err.code === 'not_found') throw new RpcError(ErrorCode.SessionNotFound, err.message);
+    throw invalidParams(`Invalid params: ${err.message}`);
+  }
+}
