@@ -29,8 +29,11 @@ const layers = {
   gateway: [...domain, 'sessions', 'workflows', 'proxy', 'rpc'],
   // Paired devices: pairing, the device socket and its operations, on top of the gateway.
   devices: [...domain, 'sessions', 'workflows', 'proxy', 'rpc', 'gateway'],
+  // The relay (`armorclaw relay`, run on a public host): forwards device traffic to a bridge's
+  // outbound link; the device pages are its only use of devices/.
+  relay: ['formats', 'services', 'devices'],
   agent: ['formats', 'media', 'rpc'],
-  cli: ['formats', 'services', 'config', 'rpc'],
+  cli: ['formats', 'services', 'config', 'rpc', 'relay'],
   worker: [...domain, 'sessions', 'workflows', 'activities', 'rpc', 'proxy', 'gateway', 'devices'],
 };
 

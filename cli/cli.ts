@@ -21,6 +21,7 @@ import { incidentCommand } from './commands/incident';
 import { TOKEN_IN_ARGV, addKeyCommand, listKeysCommand } from './commands/keys';
 import { PASSWORD_IN_ARGV, hasPasswordOption, matrixCommand } from './commands/matrix';
 import { pairCommand } from './commands/pair';
+import { relayCommand } from './commands/relay';
 import { rpcCommand } from './commands/rpc';
 import { showCommand } from './commands/show';
 import { BridgeUnreachableError, RpcCallError } from './rpc-client';
@@ -39,6 +40,7 @@ export const COMMANDS: readonly Command[] = [
   incidentCommand,
   pairCommand,
   devicesCommand,
+  relayCommand,
   rpcCommand,
   addKeyCommand,
   listKeysCommand,

@@ -17,7 +17,8 @@ import { DEVICE_TOKEN_PREFIX, DeviceRegistryError } from '../services/device-reg
 import type { DeviceRegistry } from '../services/device-registry';
 import type { GatewayTokenStore } from '../services/gateway-tokens';
 import { normalizeAddress } from '../gateway/address';
-import { authenticate, CREDENTIAL_QUERY_NAMES, type GatewayAuthConfig } from '../gateway/auth';
+import { authenticate, type GatewayAuthConfig } from '../gateway/auth';
+import { CREDENTIAL_QUERY_NAMES } from '../services/http-wire';
 import { parseGatewayParams } from '../gateway/params';
 import { GatewayError, badRequest } from '../gateway/protocol';
 import { errorHttpStatus, readBody, sendJson, type GatewayRoute } from '../gateway/server';
@@ -40,68 +41,125 @@ const revokeBody = z.strictObject({
   bridgeId: z.string().regex(/^br_[0-9a-f]{16}$/, 'must be a device id (br_ + 16 hex digits)'),
 });
 
+/** An answer of a device endpoint, whichever transport carries it (the gateway or the relay). */
+export interface DeviceHttpAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
 export function deviceRoutes(options: DeviceHttpOptions): Record<string, GatewayRoute> {
+  const send = (res: ServerResponse, a: DeviceHttpAnswer) =>
+    sendJson(res, a.status, a.body, a.headers);
   return {
-    [PAIR_COMPLETE_PATH]: (req, res) =>
-      answer(res, async () => {
-        const body = await readJsonPost(req);
-        const paired = options.service.pairComplete(
-          body,
-          normalizeAddress(req.socket.remoteAddress),
-        );
-        if (paired.ok) return sendJson(res, 200, paired.body);
-        sendJson(
-          res,
-          paired.status,
-          paired.body,
-          paired.retryAfterSeconds !== undefined
-            ? { 'retry-after': String(paired.retryAfterSeconds) }
-            : {},
-        );
-      }),
-    [REVOKE_PATH]: (req, res) =>
-      answer(res, async () => {
-        const { bridgeId } = parseGatewayParams(revokeBody, await readJsonPost(req));
-        authorizeRevoke(req, bridgeId, options);
-        try {
-          options.registry.revoke(bridgeId);
-        } catch (err) {
-          if (err instanceof DeviceRegistryError && err.code === 'not_found') {
-            throw new GatewayError('NOT_FOUND', err.message);
+    [PAIR_COMPLETE_PATH]: async (req, res) => {
+      const read = await readJsonPost(req).then(
+        (body) => ({ body }),
+        (err: unknown) => ({ err }),
+      );
+      if ('err' in read) return send(res, errorAnswer(read.err));
+      send(res, pairCompleteAnswer(options, read.body, normalizeAddress(req.socket.remoteAddress)));
+    },
+    [REVOKE_PATH]: async (req, res) => {
+      const read = await readJsonPost(req).then(
+        (body) => ({ body }),
+        (err: unknown) => ({ err }),
+      );
+      if ('err' in read) return send(res, errorAnswer(read.err));
+      send(
+        res,
+        revokeAnswer(options, read.body, req.headers.authorization, () => {
+          // No device token: a gateway admin (or `local`) may revoke any device.
+          const who = authenticate(
+            req.headers,
+            req.socket.remoteAddress,
+            options.auth,
+            options.tokens,
+          );
+          if (who.role !== 'admin' && who.role !== 'local') {
+            throw new GatewayError(
+              'AUTH_ROLE_MISMATCH',
+              'revoking a device takes the device itself or a gateway admin (loopback)',
+            );
           }
-          throw err;
-        }
-        sendJson(res, 200, { ok: true });
-      }),
+        }),
+      );
+    },
   };
 }
 
-/** The device itself, or a gateway admin; anyone else is refused. */
-function authorizeRevoke(req: IncomingMessage, bridgeId: string, options: DeviceHttpOptions): void {
-  const header = req.headers.authorization;
-  const bearer = typeof header === 'string' ? DEVICE_BEARER.exec(header) : null;
-  if (bearer) {
-    const verdict = options.registry.verifyDeviceToken(bearer[1]);
-    if (!verdict.ok) {
-      // A revoked device revoking itself again: done already. Its token names no one else.
-      if (verdict.reason === 'revoked' && verdict.bridgeId === bridgeId) return;
-      throw new GatewayError(
-        'AUTH_INVALID',
-        verdict.reason === 'revoked' ? 'this device token is revoked' : 'unknown device token',
-      );
+/** `POST /api/bridge/pair/complete` with its parsed body, from `address`. */
+export function pairCompleteAnswer(
+  options: Pick<DeviceHttpOptions, 'service'>,
+  body: unknown,
+  address: string,
+): DeviceHttpAnswer {
+  const paired = options.service.pairComplete(body, address);
+  if (paired.ok) return { status: 200, headers: {}, body: paired.body };
+  return {
+    status: paired.status,
+    headers:
+      paired.retryAfterSeconds !== undefined
+        ? { 'retry-after': String(paired.retryAfterSeconds) }
+        : {},
+    body: paired.body,
+  };
+}
+
+/**
+ * `POST /api/bridge/revoke` with its parsed body and Authorization header: by the device itself
+ * (its own token), or else as `authorizeOther` allows (throwing a GatewayError to refuse).
+ */
+export function revokeAnswer(
+  options: Pick<DeviceHttpOptions, 'registry'>,
+  body: unknown,
+  authorization: string | undefined,
+  authorizeOther: () => void,
+): DeviceHttpAnswer {
+  try {
+    const { bridgeId } = parseGatewayParams(revokeBody, body);
+    const bearer = authorization !== undefined ? DEVICE_BEARER.exec(authorization) : null;
+    if (bearer) authorizeDevice(options.registry, bearer[1]!, bridgeId);
+    else authorizeOther();
+    try {
+      options.registry.revoke(bridgeId);
+    } catch (err) {
+      if (err instanceof DeviceRegistryError && err.code === 'not_found') {
+        throw new GatewayError('NOT_FOUND', err.message);
+      }
+      throw err;
     }
-    if (verdict.device.bridgeId !== bridgeId) {
-      throw new GatewayError('AUTH_ROLE_MISMATCH', 'a device may revoke only itself');
-    }
-    return;
+    return { status: 200, headers: {}, body: { ok: true } };
+  } catch (err) {
+    return errorAnswer(err);
   }
-  const who = authenticate(req.headers, req.socket.remoteAddress, options.auth, options.tokens);
-  if (who.role !== 'admin' && who.role !== 'local') {
+}
+
+/** A device token may revoke its own device only. */
+function authorizeDevice(registry: DeviceRegistry, token: string, bridgeId: string): void {
+  const verdict = registry.verifyDeviceToken(token);
+  if (!verdict.ok) {
+    // A revoked device revoking itself again: done already. Its token names no one else.
+    if (verdict.reason === 'revoked' && verdict.bridgeId === bridgeId) return;
     throw new GatewayError(
-      'AUTH_ROLE_MISMATCH',
-      'revoking a device takes the device itself or a gateway admin (loopback)',
+      'AUTH_INVALID',
+      verdict.reason === 'revoked' ? 'this device token is revoked' : 'unknown device token',
     );
   }
+  if (verdict.device.bridgeId !== bridgeId) {
+    throw new GatewayError('AUTH_ROLE_MISMATCH', 'a device may revoke only itself');
+  }
+}
+
+/** A GatewayError as an answer (its status, code and Retry-After); anything else is thrown. */
+export function errorAnswer(err: unknown): DeviceHttpAnswer {
+  if (!(err instanceof GatewayError)) throw err;
+  return {
+    status: errorHttpStatus(err),
+    headers:
+      err.retryAfterSeconds !== undefined ? { 'retry-after': String(err.retryAfterSeconds) } : {},
+    body: { ok: false, error: { code: err.code, message: err.message } },
+  };
 }
 
 async function readJsonPost(req: IncomingMessage): Promise<unknown> {
@@ -131,20 +189,5 @@ async function readJsonPost(req: IncomingMessage): Promise<unknown> {
     return JSON.parse(text);
   } catch {
     throw badRequest('the body is not valid JSON');
-  }
-}
-
-/** Runs a route; a GatewayError is answered with its status and code. */
-async function answer(res: ServerResponse, fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    if (!(err instanceof GatewayError)) throw err;
-    sendJson(
-      res,
-      errorHttpStatus(err),
-      { ok: false, error: { code: err.code, message: err.message } },
-      err.retryAfterSeconds !== undefined ? { 'retry-after': String(err.retryAfterSeconds) } : {},
-    );
   }
 }

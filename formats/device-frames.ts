@@ -31,6 +31,13 @@ export const DEVICE_CLOSE = {
   tooManyConnections: 4429,
 } as const;
 
+/** The HTTP status refusing an upgrade for a reason that would close a socket with `closeCode`. */
+export function refusalHttpStatus(closeCode: number): number {
+  if (closeCode === DEVICE_CLOSE.revoked) return 403;
+  if (closeCode === DEVICE_CLOSE.tooManyConnections) return 429;
+  return 401;
+}
+
 /** How long a connection without an `Authorization` header has to send its `auth` frame. */
 export const DEVICE_AUTH_TIMEOUT_MS = 10_000;
 

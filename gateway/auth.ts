@@ -127,10 +127,3 @@ function passwordMatches(given: string, expectedSha256: string): boolean {
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
-
-/**
- * Query parameters whose name says they carry a credential. Never accepted: a URL ends up in
- * proxy logs, browser history and Referer headers.
- */
-export const CREDENTIAL_QUERY_NAMES =
-  /^(token|access_token|auth|authorization|bearer|password|pass|pwd|key|api_key|apikey|secret)$/i;

@@ -73,6 +73,7 @@ export const SOCKET_METHOD_SCOPES: Readonly<Record<string, readonly GatewayRole[
   'devices.revoke': ADMIN,
   'devices.rotate': ADMIN,
   'devices.set_scope': ADMIN,
+  'relay.status': ADMIN,
 };
 
 /** Every method's roles: the spec's, the bridge's additions, the socket methods. */

@@ -24,7 +24,8 @@ import type { Logger } from 'pino';
 import { loadTlsMaterial, type SignalingTlsOptions } from '../media/signaling-tls';
 import type { GatewayTokenStore } from '../services/gateway-tokens';
 import type { GatewayAuditWriter } from './audit';
-import { authenticate, CREDENTIAL_QUERY_NAMES, type GatewayAuthConfig } from './auth';
+import { CREDENTIAL_QUERY_NAMES, readBody as readLimitedBody } from '../services/http-wire';
+import { authenticate, type GatewayAuthConfig } from './auth';
 import { normalizeAddress } from './address';
 import {
   GATEWAY_HTTP_STATUS,
@@ -444,46 +445,17 @@ export class GatewayServer {
 
 /** Reads the body as UTF-8 up to `limit` bytes; more is a 413 and the connection is closed. */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  const declared = Number(req.headers['content-length']);
-  const tooLarge = () =>
-    new TransportError(
-      'BAD_REQUEST',
-      `the body exceeds the gateway's limit of ${limit} bytes`,
-      413,
-      {
-        connection: 'close',
-      },
-    );
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    return Promise.reject(tooLarge());
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > limit) {
-        done = true;
-        chunks.length = 0;
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    });
-    req.on('error', (err) => {
-      if (done) return;
-      done = true;
-      reject(err);
-    });
-  });
+  return readLimitedBody(
+    req,
+    limit,
+    () =>
+      new TransportError(
+        'BAD_REQUEST',
+        `the body exceeds the gateway's limit of ${limit} bytes`,
+        413,
+        { connection: 'close' },
+      ),
+  );
 }
 
 export function sendJson(

@@ -4,17 +4,9 @@
  * token file; the registry's API speaks the spec's camel case.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  fchmodSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { isDeviceScope, type DeviceScope } from '../formats/device-scopes';
+import { writePrivateFileAtomic } from './private-file';
 
 export const BRIDGE_ID_PATTERN = /^br_[0-9a-f]{16}$/;
 const CODE_ID_PATTERN = /^pc_[0-9a-f]{16}$/;
@@ -64,27 +56,9 @@ export function readRegistryFile(file: string): RegistryFile {
   return checkFile(JSON.parse(text) as unknown, file);
 }
 
-/** Writes `state` to `file` atomically (temporary file, fsync, rename, directory fsync), 0600. */
+/** Writes `state` to `file` atomically, 0600 (services/private-file.ts). */
 export function writeRegistryFile(file: string, state: RegistryFile): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    // A temporary file left by a crashed run keeps its old mode: `openSync`'s mode applies only
-    // to a file it creates.
-    fchmodSync(fd, 0o600);
-    writeSync(fd, JSON.stringify(state, null, 2) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-  // The rename is durable once the directory is synced.
-  const dir = openSync(path.dirname(file), 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
+  writePrivateFileAtomic(file, JSON.stringify(state, null, 2) + '\n');
 }
 
 function checkFile(value: unknown, file: string): RegistryFile {

@@ -9,8 +9,9 @@
  * (`gateway.token_*`), so the in-memory table is always the file's content.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { writePrivateFileAtomic } from './private-file';
 
 export const GATEWAY_TOKEN_PREFIX = 'acgw_';
 const TOKEN_BYTES = 32;
@@ -161,22 +162,7 @@ export class GatewayTokenStore {
   }
 
   private persist(records: GatewayTokenRecord[]): void {
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify({ tokens: records }, null, 2) + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
-    // The rename is durable once the directory is synced.
-    const dir = openSync(path.dirname(this.file), 'r');
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
+    writePrivateFileAtomic(this.file, JSON.stringify({ tokens: records }, null, 2) + '\n');
   }
 }
 

@@ -21,16 +21,34 @@ import {
   type DeviceRegistryEvent,
 } from '../services/device-registry';
 import type { GatewayTokenStore } from '../services/gateway-tokens';
+import type { Keystore } from '../services/keystore';
+import { RELAY_CREDENTIAL_PREFIX, relayUrls } from '../formats/relay-frames';
+import { RelayLink, type RelayLinkStatus } from '../devices/relay-link';
 
 /** The registry, and what the socket methods ask of the device endpoints once they run. */
+/** The keystore secret holding the relay link: `{url, credential}`, sealed like a key. */
+const RELAY_SECRET = 'relay.link';
+
+interface StoredRelayLink {
+  url: string;
+  credential: string;
+}
+
+/**
+ * The registry, the relay link, and what the socket methods ask of the device endpoints once
+ * they run.
+ */
 export class DeviceHub {
   readonly registry: DeviceRegistry;
   private service: DeviceService | undefined;
   private baseUrl: string | undefined;
+  private relay: RelayLink | undefined;
 
   constructor(
     config: Pick<BridgeConfig, 'stateDir'>,
+    private readonly keystore: Pick<Keystore, 'getSecret' | 'putSecret' | 'deleteSecret'>,
     private readonly audit: (entry: AppendAuditInput) => void,
+    private readonly log: Logger,
   ) {
     this.registry = DeviceRegistry.open(deviceRegistryPath(config.stateDir), {
       onEvent: (e) => this.onEvent(e),
@@ -39,24 +57,100 @@ export class DeviceHub {
 
   /** The link a device opens to pair: the pairing page with the code in its fragment. */
   pairUrl(pairCode: string): string | undefined {
+    const base = this.relayPublicUrl() ?? this.baseUrl;
     // The fragment never reaches a server's logs.
-    return this.baseUrl ? `${this.baseUrl}/pair#${pairCode}` : undefined;
+    return base ? `${base}/pair#${pairCode}` : undefined;
   }
 
   connections(bridgeId: string): number {
     return this.service?.connectionCount(bridgeId) ?? 0;
   }
 
-  /** Called when the device endpoints serve (`baseUrl`: where devices reach them). */
-  attach(service: DeviceService, baseUrl: string): void {
+  /** Called when the device endpoints serve (`baseUrl`: where devices reach them directly). */
+  attach(service: DeviceService, baseUrl: string | undefined): void {
     this.service = service;
-    this.baseUrl = baseUrl.replace(/\/$/, '');
+    this.baseUrl = baseUrl?.replace(/\/$/, '');
+    this.startRelay();
   }
 
   detach(): void {
+    this.relay?.stop();
+    this.relay = undefined;
     this.service?.closeAll();
     this.service = undefined;
     this.baseUrl = undefined;
+  }
+
+  /** `relay.link`: stores the relay's URL and this bridge's credential, and dials it. */
+  linkRelay(url: string, credential: string): { url: string; linked: true } {
+    const urls = relayUrls(url);
+    if ('problem' in urls) throw new RelayLinkError(urls.problem);
+    if (!RELAY_CREDENTIAL.test(credential)) {
+      throw new RelayLinkError(
+        'the credential is the acrl_… text `armorclaw relay credential` printed',
+      );
+    }
+    const stored: StoredRelayLink = { url: urls.linkUrl, credential };
+    this.keystore.putSecret(RELAY_SECRET, JSON.stringify(stored));
+    this.audit({ event_type: 'relay_linked', details: { url: urls.linkUrl } });
+    this.relay?.stop();
+    this.relay = undefined;
+    this.startRelay();
+    return { url: urls.linkUrl, linked: true };
+  }
+
+  /** `relay.unlink`: forgets the relay and closes the link. */
+  unlinkRelay(): { linked: false } {
+    this.keystore.deleteSecret(RELAY_SECRET);
+    this.relay?.stop();
+    this.relay = undefined;
+    this.audit({ event_type: 'relay_unlinked', details: {} });
+    return { linked: false };
+  }
+
+  /** `relay.status`. */
+  relayStatus(): {
+    linked: boolean;
+    connected: boolean;
+    reconnects: number;
+  } & Partial<RelayLinkStatus> {
+    const stored = this.storedRelay();
+    if (!stored) return { linked: false, connected: false, reconnects: 0 };
+    if (!this.relay) {
+      return {
+        linked: true,
+        url: stored.url,
+        connected: false,
+        reconnects: 0,
+        lastError: 'the device endpoints are off (devices.enabled, gateway.enabled)',
+      };
+    }
+    return { linked: true, ...this.relay.status() };
+  }
+
+  private startRelay(): void {
+    const stored = this.storedRelay();
+    if (!stored || !this.service || this.relay) return;
+    this.relay = new RelayLink({
+      url: stored.url,
+      credential: stored.credential,
+      service: this.service,
+      http: { service: this.service, registry: this.registry },
+      log: this.log.child({ component: 'relay-link' }),
+    });
+    this.relay.start();
+  }
+
+  private storedRelay(): StoredRelayLink | undefined {
+    const text = this.keystore.getSecret(RELAY_SECRET);
+    return text === undefined ? undefined : (JSON.parse(text) as StoredRelayLink);
+  }
+
+  private relayPublicUrl(): string | undefined {
+    const stored = this.storedRelay();
+    if (!stored) return undefined;
+    const urls = relayUrls(stored.url);
+    return 'problem' in urls ? undefined : urls.publicUrl;
   }
 
   private onEvent(event: DeviceRegistryEvent): void {
@@ -65,6 +159,13 @@ export class DeviceHub {
     this.service?.onRegistryEvent(event);
   }
 }
+
+/** A relay link refused (a bad URL or credential): the caller's mistake. */
+export class RelayLinkError extends Error {
+  override name = 'RelayLinkError';
+}
+
+const RELAY_CREDENTIAL = new RegExp(`^${RELAY_CREDENTIAL_PREFIX}[A-Za-z0-9_-]{20,100}$`);
 
 export interface DeviceEndpoints {
   routes: NonNullable<GatewayServerOptions['routes']>;

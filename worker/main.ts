@@ -302,7 +302,7 @@ export async function start(
       voice,
       log,
       gatewayTokens,
-      devices: new DeviceHub(config, audit),
+      devices: new DeviceHub(config, keystore, audit, log),
       incident,
       ...(config.gateway.enabled ? { gatewayCheck: () => checkGateway(started.gateway) } : {}),
     };

@@ -28,7 +28,8 @@ import type { MatrixStore } from '../services/matrix-store';
 import { SingleFlightCache } from '../services/single-flight-cache';
 import { listActiveContainerIds } from '../sessions/containers';
 import { probeTemporal, type TemporalHandle } from './temporal';
-import type { DeviceHub } from './devices';
+import { RelayLinkError, type DeviceHub } from './devices';
+import { invalidParams } from '../rpc/errors';
 import type { Voice } from './voice';
 import type { IncidentControl } from '../sessions/incident';
 
@@ -158,6 +159,18 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
     registry: parts.devices.registry,
     pairUrl: (code) => parts.devices.pairUrl(code),
     connections: (bridgeId) => parts.devices.connections(bridgeId),
+    relay: {
+      link: (url, credential) => {
+        try {
+          return parts.devices.linkRelay(url, credential);
+        } catch (err) {
+          if (err instanceof RelayLinkError) throw invalidParams(`Invalid params: ${err.message}`);
+          throw err;
+        }
+      },
+      unlink: () => parts.devices.unlinkRelay(),
+      status: () => parts.devices.relayStatus(),
+    },
   });
   registerIncidentMethods(dispatcher, parts.incident);
   registerAuditMethods(dispatcher, {

@@ -1,7 +1,8 @@
 /**
- * Paired devices, managed over the socket (`armorclaw pair`, `armorclaw devices …`) and, for an
- * admin, over the gateway: only someone who can reach the socket, or an authenticated loopback
- * admin, issues pairing codes or changes devices. A device itself never reaches these methods
+ * Paired devices and the relay link, managed over the socket (`armorclaw pair`, `armorclaw
+ * devices …`, `armorclaw relay link|status|unlink`) and, for an admin, over the gateway (the
+ * relay link's credential only over the socket): only someone who can reach the socket, or an
+ * authenticated loopback admin, issues pairing codes or changes devices. A device itself never reaches these methods
  * (formats/device-scopes.ts NEVER_FROM_DEVICES). Codes and tokens leave the bridge once, in
  * `pair.start`'s and `devices.rotate`'s answers; lists carry ids, metadata, scopes and dates.
  */
@@ -22,6 +23,12 @@ export interface DeviceMethodsDeps {
   pairUrl: (pairCode: string) => string | undefined;
   /** Open device WebSockets of a device (0 when it is not connected). */
   connections: (bridgeId: string) => number;
+  /** The relay link (`relay.*`): a bad URL or credential throws an RpcError (-32602). */
+  relay: {
+    link(url: string, credential: string): unknown;
+    unlink(): unknown;
+    status(): unknown;
+  };
 }
 
 const BRIDGE_ID = z
@@ -30,6 +37,10 @@ const BRIDGE_ID = z
 const startParams = z.strictObject({ scope: z.enum(DEVICE_SCOPES).optional() });
 const deviceParams = z.strictObject({ bridgeId: BRIDGE_ID });
 const scopeParams = z.strictObject({ bridgeId: BRIDGE_ID, scope: z.enum(DEVICE_SCOPES) });
+const linkParams = z.strictObject({
+  url: z.string().min(1).max(2048),
+  credential: z.string().min(1).max(256),
+});
 
 /** A device as listed: the registry's record and whether it is connected now. */
 export interface ListedDevice extends DeviceRecord {
@@ -69,6 +80,18 @@ export function registerDeviceMethods(dispatcher: RpcDispatcher, deps: DeviceMet
   dispatcher.addMethod('devices.set_scope', (params) => {
     const { bridgeId, scope } = parseParams(scopeParams, params);
     return { device: listed(mapErrors(() => registry.setScope(bridgeId, scope))) };
+  });
+  dispatcher.addMethod('relay.link', (params) => {
+    const { url, credential } = parseParams(linkParams, params);
+    return deps.relay.link(url, credential);
+  });
+  dispatcher.addMethod('relay.unlink', (params) => {
+    parseParams(noParams, params);
+    return deps.relay.unlink();
+  });
+  dispatcher.addMethod('relay.status', (params) => {
+    parseParams(noParams, params);
+    return deps.relay.status();
   });
 }
 

@@ -16,6 +16,7 @@ import {
   PROJECT_ROOT,
   type BridgeProcess,
 } from '../support/bridge-process';
+import { waitFor } from '../support/containers';
 import { freePort } from '../support/ports';
 import { call, PersistentClient } from '../support/socket-clients';
 
@@ -44,7 +45,12 @@ describe('one bridge, start to stop', () => {
     if (bridge) removeDir(bridge.dir);
   });
 
-  test('prints where the socket and the Web UI are', () => {
+  test('prints where the socket and the Web UI are', async () => {
+    // The banner comes once everything listens; the socket answers a little before.
+    await waitFor(
+      'the start banner',
+      () => bridge.output().includes(' ready: socket ') || undefined,
+    );
     expect(bridge.output()).toContain(`socket ${bridge.socketPath}`);
     expect(bridge.output()).toContain(`Temporal Web UI http://127.0.0.1:${bridge.uiPort}`);
   });

@@ -41,6 +41,22 @@ export async function recordActivity<N extends string, T>(
 
 const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const inFlight = new Set<Promise<void>>();
+
+/**
+ * Waits (up to `timeoutMs`) for every try `eventually` gave up on to settle. Call it before
+ * tearing a Temporal environment down: a query still retrying when its connection closes throws
+ * from a timer ("Channel has been shut down"), failing whichever suite runs next.
+ */
+export async function settleAbandonedChecks(timeoutMs = 30_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all([...inFlight]),
+    new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+  ]);
+  clearTimeout(timer);
+}
+
 /**
  * Retries `check` (wall clock) until it stops throwing; rethrows its last error on timeout. Each
  * try is bounded too, so a query that never returns fails the test with a message.
@@ -54,7 +70,15 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 20_
         timer = setTimeout(() => reject(new Error('check did not return in 5 s')), 5_000);
       });
       try {
-        return await Promise.race([Promise.resolve(check()), bounded]);
+        const attempt = Promise.resolve(check());
+        // A try given up on may still be a call in flight: remembered until it settles.
+        const tracked = attempt.then(
+          () => undefined,
+          () => undefined,
+        );
+        inFlight.add(tracked);
+        void tracked.then(() => inFlight.delete(tracked));
+        return await Promise.race([attempt, bounded]);
       } finally {
         clearTimeout(timer);
       }

@@ -6,7 +6,7 @@
  * worker); a test may override any activity's behaviour. Every call is recorded.
  */
 import { CancelledFailure, Context } from '@temporalio/activity';
-import { recordActivity, type RecordedActivity } from './activity-recorder';
+import { recordActivity, settleAbandonedChecks, type RecordedActivity } from './activity-recorder';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -390,6 +390,7 @@ export async function withVoiceEnv<T>(
     // runUntil shuts each worker down when fn settles; nested so both stop.
     return await shared.runUntil(host.runUntil(() => fn({ env, fake, hostId, start })));
   } finally {
+    await settleAbandonedChecks();
     await env.teardown();
   }
 }

@@ -28,7 +28,7 @@ import {
 } from '../../workflows/definitions';
 import { ArmorclawKind } from '../../workflows/search-attributes';
 import { bundleWorkflows, createTimeSkippingEnv } from '../support/temporal';
-import { eventually } from '../support/activity-recorder';
+import { eventually, settleAbandonedChecks } from '../support/activity-recorder';
 
 const HOUR_MS = 3_600_000;
 
@@ -101,6 +101,7 @@ async function withAdmission<T>(
     };
     return await worker.runUntil(fn(admission));
   } finally {
+    await settleAbandonedChecks();
     await env.teardown();
   }
 }

@@ -28,7 +28,7 @@ import {
   SHARED_TASK_QUEUE,
   type ApprovalRecord,
 } from '../../workflows/definitions';
-import { eventually } from '../support/activity-recorder';
+import { eventually, settleAbandonedChecks } from '../support/activity-recorder';
 import { bundleWorkflows, createTimeSkippingEnv } from '../support/temporal';
 
 const ADMIN_ROOM = '!admin:test.local';
@@ -114,6 +114,7 @@ async function withWorld<T>(fn: (w: World) => Promise<T>): Promise<T> {
       ),
     );
   } finally {
+    await settleAbandonedChecks();
     await env.teardown();
   }
 }

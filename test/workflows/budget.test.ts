@@ -30,7 +30,7 @@ import {
 } from '../../workflows/definitions';
 import { FakeContainerHost, KEY_ID } from '../support/fake-container-activities';
 import { bundleWorkflows, createTimeSkippingEnv } from '../support/temporal';
-import { eventually } from '../support/activity-recorder';
+import { eventually, settleAbandonedChecks } from '../support/activity-recorder';
 
 const DAY_MS = 86_400_000;
 const ADMIN_ROOM = '!admin:test.local';
@@ -45,6 +45,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await settleAbandonedChecks();
   await env?.teardown();
 });
 

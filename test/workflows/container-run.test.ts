@@ -46,7 +46,7 @@ import {
   createContainerRunWorkers,
   createTimeSkippingEnv,
 } from '../support/temporal';
-import { eventually } from '../support/activity-recorder';
+import { eventually, settleAbandonedChecks } from '../support/activity-recorder';
 
 const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -116,6 +116,7 @@ async function withRun<T>(
       return fn({ env, handle, fake, input, name });
     });
   } finally {
+    await settleAbandonedChecks();
     await env.teardown();
   }
 }
