@@ -18,11 +18,20 @@ import { DEFAULT_SUITE_BUDGET_MS, type BenchSettings, type Suite } from './lib/s
 import { containerStart } from './container-start';
 import { matrixPush } from './matrix-push';
 import { openclaw } from './openclaw';
+import { pairing } from './pairing';
 import { providerProxy } from './provider-proxy';
 import { rpcRoundtrip } from './rpc-roundtrip';
 import { voice } from './voice';
 
-const suites: Suite[] = [rpcRoundtrip, containerStart, matrixPush, voice, providerProxy, openclaw];
+const suites: Suite[] = [
+  rpcRoundtrip,
+  containerStart,
+  matrixPush,
+  voice,
+  providerProxy,
+  openclaw,
+  pairing,
+];
 
 class SettingError extends Error {}
 
@@ -114,8 +123,13 @@ async function abort(reason: string, code: number): Promise<void> {
   process.exit(code);
 }
 
-main().catch(async (err: Error) => {
-  console.error(`bench failed: ${err.stack ?? err.message}`);
-  await runCleanups();
-  process.exit(1);
-});
+main().then(
+  // What the suites started (bridges, relays, stubs) is stopped on success too: a child left
+  // running would keep the bench from exiting.
+  () => runCleanups(),
+  async (err: Error) => {
+    console.error(`bench failed: ${err.stack ?? err.message}`);
+    await runCleanups();
+    process.exit(1);
+  },
+);

@@ -36,6 +36,9 @@ export interface ChatCompletion {
   choices: [{ index: 0; message: { role: 'assistant'; content: string }; finish_reason: 'stop' }];
 }
 
+/** The gateway session a device's conversation runs in (its own agent container). */
+export const deviceSessionId = (bridgeId: string): string => `device-${bridgeId}`;
+
 /** Polls of the turn are bounded by this, so a bridge shutting down is not held for minutes. */
 const POLL_MS = 30_000;
 
@@ -57,7 +60,11 @@ export async function chatCompletion(
   }));
   const runId = await startSessionTurn(
     deps,
-    { sessionId: `device-${device.bridgeId}`, channelId: device.bridgeId, channelKind: 'mobile' },
+    {
+      sessionId: deviceSessionId(device.bridgeId),
+      channelId: device.bridgeId,
+      channelKind: 'mobile',
+    },
     messages,
   );
   // The turn expires by itself at gateway.turn.timeout; a little more covers its cleanup.

@@ -5,7 +5,9 @@
  */
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/load';
-import { chatCompletion } from '../devices/chat-completions';
+import { sessionContainerPrefix } from '../activities/turn';
+import { chatCompletion, deviceSessionId } from '../devices/chat-completions';
+import type { DeviceScope } from '../formats/device-scopes';
 import { deviceRoutes } from '../devices/http';
 import { devicePageRoutes } from '../devices/pages';
 import { DeviceService } from '../devices/service';
@@ -45,7 +47,7 @@ export class DeviceHub {
   private relay: RelayLink | undefined;
 
   constructor(
-    config: Pick<BridgeConfig, 'stateDir'>,
+    private readonly config: Pick<BridgeConfig, 'stateDir' | 'turns'>,
     private readonly keystore: Pick<Keystore, 'getSecret' | 'putSecret' | 'deleteSecret'>,
     private readonly audit: (entry: AppendAuditInput) => void,
     private readonly log: Logger,
@@ -60,6 +62,20 @@ export class DeviceHub {
     const base = this.relayPublicUrl() ?? this.baseUrl;
     // The fragment never reaches a server's logs.
     return base ? `${base}/pair#${pairCode}` : undefined;
+  }
+
+  /**
+   * The scope of the device whose session agent `containerName` is (a device's `chatCompletions`
+   * run on `device-<bridgeId>`'s session agents): `revoked` for a revoked device (no scope
+   * allows anything to it), undefined for an agent that serves no device.
+   */
+  deviceScopeOf(containerName: string): DeviceScope | 'revoked' | undefined {
+    for (const d of this.registry.list()) {
+      const session = deviceSessionId(d.bridgeId);
+      const prefix = sessionContainerPrefix(this.config.turns.agentType, session);
+      if (containerName.startsWith(`${prefix}-`)) return d.revokedAt === null ? d.scope : 'revoked';
+    }
+    return undefined;
   }
 
   connections(bridgeId: string): number {

@@ -128,6 +128,8 @@ export async function start(
       requestTimeoutMs: config.approvals.requestTimeoutMs,
       ...(config.matrix.adminRoom ? { adminRoomId: config.matrix.adminRoom } : {}),
     };
+    // Paired devices: their agents' approval requests are held to the device's scope.
+    const devices = new DeviceHub(config, keystore, audit, log);
     const sockets = new ContainerSocketHub({
       bridgeSocketPath: config.socket.path,
       matrix: { store: matrixStore, inbox, send: sendToRoom },
@@ -139,7 +141,11 @@ export async function start(
         unknownModel: config.budget.unknownModelCost,
         onUsage: (name, tokens) => onAgentUsage(name, tokens),
       },
-      approvals: { settings: approvalSettings, incident },
+      approvals: {
+        settings: approvalSettings,
+        incident,
+        deviceScope: (containerName) => devices.deviceScopeOf(containerName),
+      },
       audit,
       leakGuard: () => leakGuard.current(),
       reportViolation: (text) => {
@@ -302,7 +308,7 @@ export async function start(
       voice,
       log,
       gatewayTokens,
-      devices: new DeviceHub(config, keystore, audit, log),
+      devices,
       incident,
       ...(config.gateway.enabled ? { gatewayCheck: () => checkGateway(started.gateway) } : {}),
     };

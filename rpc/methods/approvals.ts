@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { scopeAllows } from '../../formats/device-scopes';
 import { CAPABILITY_NAMES, isCapability } from '../../formats/capabilities';
 import { REQUEST_ID_PATTERN } from '../../services/approval-reply';
 import {
@@ -28,6 +29,11 @@ export interface AgentApprovalDeps {
   audit(entry: { event_type: string; session_id: string; details: Record<string, unknown> }): void;
   /** Throws when the params hold a stored credential (the hub's leak guard). */
   refuseLeaks?(method: string, params: unknown): void;
+  /**
+   * The scope of the paired device this agent serves (its container runs a device's session),
+   * or undefined: such an agent gets no capability its device's scope does not allow.
+   */
+  deviceScope?(containerName: string): string | undefined;
   log: Logger;
 }
 
@@ -125,6 +131,18 @@ export function registerAgentApprovalMethods(
       throw new RpcError(
         ErrorCode.SecurityPolicyViolation,
         'Security policy violation: incident mode isolates tools; no grants are given',
+      );
+    }
+    const scope = deps.deviceScope?.(containerName);
+    if (scope !== undefined && !scopeAllows(scope, p.capability)) {
+      deps.audit({
+        event_type: 'approval_refused',
+        session_id: containerName,
+        details: { capability: p.capability, reason: 'device_scope', scope },
+      });
+      throw new RpcError(
+        ErrorCode.SecurityPolicyViolation,
+        `Security policy violation: this agent serves a paired device with scope ${scope}, which does not allow ${p.capability}`,
       );
     }
     let record: ApprovalRecord;

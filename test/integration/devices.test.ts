@@ -8,7 +8,10 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import WebSocket from 'ws';
 import { removeDir, spawnBridge, type BridgeProcess } from '../support/bridge-process';
-import { auditEntries, removeTestContainers, sleep, waitFor } from '../support/containers';
+import { auditEntries, removeTestContainers, rpc, sleep, waitFor } from '../support/containers';
+import { sessionContainerPrefix } from '../../activities/turn';
+import { deviceSessionId } from '../../devices/chat-completions';
+import { containerSocketPaths } from '../../rpc/container-socket';
 import { completePairing, connectDevice, type DeviceConnection } from '../support/device-client';
 import { ensureAgentImage, ensureDocker } from '../support/docker';
 import { freePort } from '../support/ports';
@@ -251,6 +254,33 @@ test('scopes refuse what they must, on every call', async () => {
   device.ws.send('not json');
   device.ws.send(JSON.stringify({ id: 'x', type: 'invoke', payload: { kind: 7 } }));
   expect(await device.invoke('health')).toMatchObject({ ok: true });
+});
+
+test("a device's agent gets no capability its scope does not allow, without asking anyone", async () => {
+  const { bridgeId, wsToken } = await pairDevice('tools_safe');
+  const device = await connect(wsToken);
+  const answer = await device.invoke('chatCompletions', {
+    messages: [{ role: 'user', content: 'start my agent' }],
+  });
+  expect(answer.ok).toBe(true);
+  // The device's agent, as it would call its own socket.
+  const agentName = `${sessionContainerPrefix('openclaw', deviceSessionId(bridgeId))}-1`;
+  const { endpoint } = containerSocketPaths(bridge.socketPath, agentName);
+  const shell = await rpc(endpoint, 'approval.request', { capability: 'shell.exec', reason: 'ls' });
+  expect(shell.error).toMatchObject({ code: -32005 });
+  expect(shell.error.message).toContain('tools_safe');
+  await waitFor(
+    'the refusal in the audit log',
+    () =>
+      auditEntries(bridge.stateDir).some(
+        (e) => e.event_type === 'approval_refused' && (e.details as any).reason === 'device_scope',
+      ) || undefined,
+  );
+  // Widened to full: the request goes to the operators as any agent's does.
+  await socket('devices.set_scope', { bridgeId, scope: 'full' });
+  const asked = await rpc(endpoint, 'approval.request', { capability: 'shell.exec', reason: 'ls' });
+  expect(asked.error).toBeUndefined();
+  expect(asked.result).toMatchObject({ status: 'pending', capability: 'shell.exec' });
 });
 
 test('revocation mid-conversation closes the socket within a second; the next connect is refused', async () => {
