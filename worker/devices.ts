@@ -1,7 +1,9 @@
 /**
  * Paired devices' part of the composition root: the one device registry of the bridge (its
  * events audited and passed to the device service, which closes a revoked device's sockets),
- * and the device endpoints the gateway serves when `devices.enabled`.
+ * the relay link (`relay.link`, its credential sealed in the keystore), which agents serve which
+ * device (for their approval requests), and the device endpoints the gateway serves when
+ * `devices.enabled`.
  */
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/load';
@@ -27,7 +29,6 @@ import type { Keystore } from '../services/keystore';
 import { RELAY_CREDENTIAL_PREFIX, relayUrls } from '../formats/relay-frames';
 import { RelayLink, type RelayLinkStatus } from '../devices/relay-link';
 
-/** The registry, and what the socket methods ask of the device endpoints once they run. */
 /** The keystore secret holding the relay link: `{url, credential}`, sealed like a key. */
 const RELAY_SECRET = 'relay.link';
 
