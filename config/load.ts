@@ -437,6 +437,7 @@ function assemble(
     configFile: found.configFile,
     stateDir: found.stateDir,
     hostId: read('host_id'),
+    hostGraceMs: read('host_grace'),
     log: { level: read('log.level'), format: read('log.format') },
     socket: {
       path: path.resolve(read('socket.path')),

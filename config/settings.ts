@@ -108,6 +108,13 @@ export const settings = [
     doc: 'Name of this host; Docker and media activities run on the task queue armorclaw-host-<host_id>.',
   },
   {
+    key: 'host_grace',
+    env: 'ARMORCLAW_HOST_GRACE',
+    type: 'duration',
+    default: '60s',
+    doc: 'How long a bridge host may be gone before its sessions give up on it: its calls end Failed (media lost) and its container runs are marked lost (Failed, end_reason host_lost) and reaped when it returns or by `hosts.reap`. A host back sooner keeps its runs.',
+  },
+  {
     key: 'log.level',
     env: 'ARMORCLAW_LOG_LEVEL',
     type: 'string',

@@ -74,6 +74,9 @@ export const SOCKET_METHOD_SCOPES: Readonly<Record<string, readonly GatewayRole[
   'devices.rotate': ADMIN,
   'devices.set_scope': ADMIN,
   'relay.status': ADMIN,
+  // The hosts sharing the cluster: an operator's.
+  'hosts.list': ADMIN,
+  'hosts.reap': ADMIN,
 };
 
 /** Every method's roles: the spec's, the bridge's additions, the socket methods. */

@@ -10,7 +10,10 @@ import type { AgentTurnInput, TurnMessage } from '../workflows/definitions';
 import { GatewayError, badRequest } from './protocol';
 
 export interface TurnDeps {
-  config: Pick<BridgeConfig, 'turns' | 'containers' | 'budget' | 'hostId' | 'temporal'>;
+  config: Pick<
+    BridgeConfig,
+    'turns' | 'containers' | 'budget' | 'hostId' | 'hostGraceMs' | 'temporal'
+  >;
   keystore: Pick<Keystore, 'get'>;
 }
 
@@ -55,6 +58,7 @@ export function turnRunTemplate(deps: TurnDeps): AgentTurnInput['run'] {
     image,
     ...(memoryBytes !== undefined ? { memoryBytes } : {}),
     hostId: deps.config.hostId,
+    hostGraceMs: deps.config.hostGraceMs,
     ttlMs: turns.agentTtlMs,
     secretsDeadlineMs: containers.secretsDeadlineMs,
     healthCheckIntervalMs: containers.healthCheckIntervalMs,

@@ -4,7 +4,7 @@ import type { EndReason } from './lifecycle';
 /**
  * A container run: Pending while its secrets file is written and the container starts; Active
  * while it runs; then Ended (stopped, exited cleanly, budget), Failed (start failed, died,
- * unhealthy) or Expired (TTL). The machine decides; `containerRunWorkflow` acts on its actions:
+ * unhealthy, its host lost) or Expired (TTL). The machine decides; `containerRunWorkflow` acts on its actions:
  *
  * - `removeSecrets`: delete the secrets file (on the agent's ack, or at the deadline);
  * - `cleanup`: on every terminal state, stop and remove the container, remove the secrets file,
@@ -50,6 +50,8 @@ export type ContainerRunEvent =
   | { type: 'SECRETS_ACKED' }
   | { type: 'CONTAINER_EXITED'; exitCode: number; oomKilled: boolean }
   | { type: 'HEALTH_FAILED'; message: string }
+  /** The run's host did not answer within its grace, or the operator reaped it. */
+  | { type: 'HOST_LOST'; detail: string }
   | { type: 'BUDGET_EXCEEDED' }
   | { type: 'USAGE'; inputTokens: number; outputTokens: number; costMicroUsd: number };
 
@@ -116,6 +118,13 @@ export const containerRunMachine = setup({
           actions: assign({ endReason: 'stop_requested' as EndReason }),
         },
         SECRETS_ACKED: { actions: assign({ ackedWhilePending: true }) },
+        HOST_LOST: {
+          target: 'Failed',
+          actions: assign({
+            endReason: 'host_lost' as EndReason,
+            endDetail: ({ event }) => event.detail,
+          }),
+        },
         // A budget stop during the start must not let the run become Active afterwards.
         BUDGET_EXCEEDED: {
           target: 'Ended',
@@ -156,6 +165,13 @@ export const containerRunMachine = setup({
         BUDGET_EXCEEDED: {
           target: 'Ended',
           actions: assign({ endReason: 'budget_exceeded' as EndReason }),
+        },
+        HOST_LOST: {
+          target: 'Failed',
+          actions: assign({
+            endReason: 'host_lost' as EndReason,
+            endDetail: ({ event }) => event.detail,
+          }),
         },
         HEALTH_FAILED: {
           target: 'Failed',

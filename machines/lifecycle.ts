@@ -17,7 +17,9 @@ export type EndReason =
   | 'oom_killed'
   | 'health_check_failed'
   | 'ttl_expired'
-  | 'budget_exceeded';
+  | 'budget_exceeded'
+  /** The run's host was gone longer than its grace (or reaped by the operator). */
+  | 'host_lost';
 
 /** A duration as the API spec renders it: "5m23s", "0m45s", "1h2m3s". */
 export function formatElapsed(ms: number): string {

@@ -21,6 +21,7 @@ import { MatrixInbox } from '../matrix/inbox';
 import { MatrixStore, matrixStorePath } from '../services/matrix-store';
 import { AuditLog, auditLogPath } from '../services/audit-log';
 import { DockerEventWatcher } from './docker-events';
+import { reapOrphans } from './orphans';
 import { startWorkers } from './workers';
 import { createLogger, logScrubber } from './logger';
 import { BRIDGE_VERSION, createBridgeDispatcher, type BridgeParts } from './rpc-api';
@@ -183,6 +184,35 @@ export async function start(
       reopened.push({ name, dir: (await sockets.open(name)).dir });
     }
 
+    const hostContainerActivities = createHostActivities({
+      docker,
+      keystore,
+      auditLog,
+      sockets,
+      providers: providers.endpoints,
+      matrix: {
+        matrix,
+        store: matrixStore,
+        inbox,
+        trust: {
+          trustedSenders: config.matrix.trustedSenders,
+          trustedRooms: config.matrix.trustedRooms,
+          emptyListAllowsAll: config.matrix.emptyListAllowsAll,
+        },
+        rejectNotice: config.matrix.rejectNotice,
+        syncTimeoutMs: config.matrix.syncTimeoutMs,
+        e2ee,
+      },
+      policy: {
+        network: config.containers.network,
+        memoryBytes: config.containers.memoryBytes,
+        pidsLimit: config.containers.pidsLimit,
+        agentUid: config.containers.agentUid,
+        secretsDir: config.containers.secretsDir,
+        heartbeatIntervalMs: config.containers.heartbeatIntervalMs,
+      },
+      log,
+    });
     const workers = await startWorkers({
       address: temporal.address,
       namespace: temporal.namespace,
@@ -194,35 +224,7 @@ export async function start(
           matrix,
           log: log.child({ component: 'voice' }),
         }),
-        ...createHostActivities({
-          docker,
-          keystore,
-          auditLog,
-          sockets,
-          providers: providers.endpoints,
-          matrix: {
-            matrix,
-            store: matrixStore,
-            inbox,
-            trust: {
-              trustedSenders: config.matrix.trustedSenders,
-              trustedRooms: config.matrix.trustedRooms,
-              emptyListAllowsAll: config.matrix.emptyListAllowsAll,
-            },
-            rejectNotice: config.matrix.rejectNotice,
-            syncTimeoutMs: config.matrix.syncTimeoutMs,
-            e2ee,
-          },
-          policy: {
-            network: config.containers.network,
-            memoryBytes: config.containers.memoryBytes,
-            pidsLimit: config.containers.pidsLimit,
-            agentUid: config.containers.agentUid,
-            secretsDir: config.containers.secretsDir,
-            heartbeatIntervalMs: config.containers.heartbeatIntervalMs,
-          },
-          log,
-        }),
+        ...hostContainerActivities,
         ...createTurnHostActivities({ agents: sockets, log: log.child({ component: 'turns' }) }),
       },
       sharedActivities: {
@@ -252,6 +254,16 @@ export async function start(
         log.error({ run: name, err: err.message }, 'provider proxy not restored for the run');
       });
     }
+
+    await reapOrphans({
+      docker,
+      client: temporal.client,
+      hostId: config.hostId,
+      teardown: hostContainerActivities.teardownContainer,
+      log: log.child({ component: 'orphans' }),
+    }).catch((err: Error) =>
+      log.error({ err: err.message }, 'could not look for orphaned containers'),
+    );
 
     // The budget outlives bridges; each start applies this bridge's limits to it.
     await ensureBudgetWorkflow(temporal.client, config.temporal.taskQueue, {

@@ -16,6 +16,7 @@ import { registerContainerMethods } from '../rpc/methods/containers';
 import { registerCoreMethods } from '../rpc/methods/core';
 import { registerDeviceMethods } from '../rpc/methods/devices';
 import { registerGatewayTokenMethods } from '../rpc/methods/gateway';
+import { registerHostMethods } from '../rpc/methods/hosts';
 import { registerIncidentMethods } from '../rpc/methods/incident';
 import { registerKeyMethods } from '../rpc/methods/keys';
 import { registerMatrixMethods } from '../rpc/methods/matrix';
@@ -102,6 +103,12 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
     hostId: config.hostId,
     log: log.child({ component: 'matrix-rpc' }),
   });
+  registerHostMethods(dispatcher, {
+    client: temporal.client,
+    namespace: temporal.namespace,
+    hostId: config.hostId,
+    auditLog,
+  });
   registerBudgetMethods(dispatcher, {
     client: temporal.client,
     log: log.child({ component: 'budget' }),
@@ -125,6 +132,7 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
       maxTtlMs: config.containers.maxTtlMs,
       secretsDeadlineMs: config.containers.secretsDeadlineMs,
       healthCheckIntervalMs: config.containers.healthCheckIntervalMs,
+      hostGraceMs: config.hostGraceMs,
       network: config.containers.network,
       secretsMode: config.containers.secretsMode,
       runLimitUsd: config.budget.runLimitUsd,
@@ -136,6 +144,7 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
     client: temporal.client,
     taskQueue: config.temporal.taskQueue,
     hostId: config.hostId,
+    hostGraceMs: config.hostGraceMs,
     hub: voice.hub,
     auditLog,
     keystore,

@@ -21,6 +21,8 @@ import {
   ContainerFailureType,
   containerExitedSignal,
   containerStatusQuery,
+  HOST_GRACE_DEFAULT_MS,
+  hostReapedSignal,
   hostTaskQueue,
   runUsageSignal,
   secretsAckedSignal,
@@ -34,6 +36,7 @@ import {
 import { toUsd } from '../services/budget';
 import { containerRunAttributes } from './search-attributes';
 import { MachineDriver } from './machine-driver';
+import { hostDidNotAnswer, hostLostDetail } from './host-loss';
 
 const MAX_NOTIFICATIONS = 50;
 
@@ -45,8 +48,13 @@ type Snapshot = SnapshotFrom<typeof containerRunMachine>;
  * become the machine's events, and the actions that come back are performed here.
  */
 export async function containerRunWorkflow(input: ContainerRunInput): Promise<ContainerRunResult> {
+  // A host gone longer than this loses the run (rule 5): its start and health checks wait that
+  // long for a worker on its queue; its teardown waits for it without end (or for `hosts.reap`).
+  const graceMs = input.hostGraceMs ?? HOST_GRACE_DEFAULT_MS;
+  const hostLost = () => hostLostDetail(input.hostId, graceMs);
   const host = proxyActivities<HostContainerActivities>({
     taskQueue: hostTaskQueue(input.hostId),
+    scheduleToStartTimeout: graceMs,
     startToCloseTimeout: '60s',
     // A stop during Pending cancels the start, and cleanup must not tear down while a Docker
     // create is still in flight (it would create the container after the teardown: an orphan).
@@ -64,9 +72,15 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     startToCloseTimeout: '60s',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
   });
+  const secrets = proxyActivities<HostContainerActivities>({
+    taskQueue: hostTaskQueue(input.hostId),
+    scheduleToStartTimeout: graceMs,
+    startToCloseTimeout: '60s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+  });
   const health = proxyActivities<HostContainerActivities>({
     taskQueue: hostTaskQueue(input.hostId),
-    scheduleToCloseTimeout: '60s',
+    scheduleToStartTimeout: graceMs,
     startToCloseTimeout: '10s',
     retry: { initialInterval: '1s', maximumAttempts: 5 },
   });
@@ -90,6 +104,9 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   let startSettled: Promise<void> = Promise.resolve();
   let startInFlight = true;
   const healthScope = new CancellationScope();
+  // Set by `hosts.reap`: the host is given up, so is the teardown waiting for it.
+  let reapedDetail: string | undefined;
+  const teardownScope = new CancellationScope();
 
   const publishState = (snapshot: Snapshot) =>
     upsertSearchAttributes(
@@ -102,9 +119,17 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
       startScope.cancel();
       await startSettled;
     }
-    // Removes the container and the secrets file.
-    await hostCleanup.teardownContainer({ containerName: input.containerName });
-    secretsFileRemoved = true;
+    // Removes the container and the secrets file, whenever the host answers again.
+    if (reapedDetail === undefined) {
+      await teardownScope
+        .run(async () => {
+          await hostCleanup.teardownContainer({ containerName: input.containerName });
+          secretsFileRemoved = true;
+        })
+        .catch((err) => {
+          if (!isCancellation(err) || reapedDetail === undefined) throw err;
+        });
+    }
     await shared.recordAudit({
       event_type: `container_${snapshot.value.toLowerCase()}`,
       dedupe_key: `${workflowId}/end`,
@@ -118,6 +143,7 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
         reason: snapshot.context.endReason,
         detail: snapshot.context.endDetail,
         exit_code: snapshot.context.exitCode,
+        ...(reapedDetail === undefined ? {} : { reaped: reapedDetail }),
       },
     });
   };
@@ -133,10 +159,16 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     publish: publishState,
     async perform(action) {
       if (action.type === 'removeSecrets') {
-        await CancellationScope.nonCancellable(() =>
-          hostCleanup.removeSecretsFile({ containerName: input.containerName }),
-        );
-        secretsFileRemoved = true;
+        try {
+          await CancellationScope.nonCancellable(() =>
+            secrets.removeSecretsFile({ containerName: input.containerName }),
+          );
+          secretsFileRemoved = true;
+        } catch (err) {
+          // The teardown removes it when the host is back.
+          if (!hostDidNotAnswer(err)) throw err;
+          driver.push({ type: 'HOST_LOST', detail: hostLost() });
+        }
       }
     },
     cleanup,
@@ -184,6 +216,11 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   setHandler(containerStatusQuery, status);
   setHandler(containerExitedSignal, (exit) => {
     driver.push({ type: 'CONTAINER_EXITED', ...exit });
+  });
+  setHandler(hostReapedSignal, ({ detail }) => {
+    reapedDetail = detail;
+    driver.push({ type: 'HOST_LOST', detail });
+    teardownScope.cancel();
   });
   setHandler(secretsAckedSignal, () => {
     driver.push({ type: 'SECRETS_ACKED' });
@@ -264,6 +301,10 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     .catch((err) => {
       startInFlight = false;
       if (isCancellation(err)) return;
+      if (hostDidNotAnswer(err)) {
+        driver.push({ type: 'HOST_LOST', detail: hostLost() });
+        return;
+      }
       const cause = err instanceof ActivityFailure ? err.cause : err;
       if (cause instanceof ApplicationFailure && cause.type) startFailureType = cause.type;
       driver.push({
@@ -290,9 +331,13 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
           }
         } catch (err) {
           if (isCancellation(err)) throw err;
+          if (hostDidNotAnswer(err)) {
+            driver.push({ type: 'HOST_LOST', detail: hostLost() });
+            break;
+          }
           driver.push({
             type: 'HEALTH_FAILED',
-            message: 'container inspection failed (host unreachable?)',
+            message: 'container inspection failed',
           });
         }
       }

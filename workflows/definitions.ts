@@ -45,7 +45,15 @@ export interface ContainerRunInput {
   secretsMode?: SecretsMode;
   /** The run's spending limit in micro-dollars, metered by the provider proxy; 0/absent: none. */
   limitMicroUsd?: number;
+  /**
+   * How long the run's host may be gone (no worker on its queue) before the run is marked lost
+   * (`host_grace`; absent in runs started before it: HOST_GRACE_DEFAULT_MS).
+   */
+  hostGraceMs?: number;
 }
+
+/** The grace of runs and calls whose input names none. */
+export const HOST_GRACE_DEFAULT_MS = 60_000;
 
 /** What `start` answers once the run is Active (the API spec's fields). */
 export interface ContainerStarted {
@@ -130,6 +138,11 @@ export const agentNotifySignal = defineSignal<[AgentNotification]>('agent-notify
 export const budgetExceededSignal = defineSignal('budget-exceeded');
 /** Usage the provider proxy metered for the run; its total is held against the run's limit. */
 export const runUsageSignal = defineSignal<[RunUsage]>('run-usage');
+/**
+ * The operator gave the run's host up (`hosts.reap`): the run ends as lost if it has not, and its
+ * cleanup stops waiting for the host to tear the container down.
+ */
+export const hostReapedSignal = defineSignal<[{ detail: string }]>('host-reaped');
 export const containerStatusQuery = defineQuery<ContainerRunStatus>('status');
 
 // --- budget ---------------------------------------------------------------------------------
@@ -252,6 +265,8 @@ export interface VoiceCallInput {
   budget: { maxDurationMs: number; maxTokens: number; warningFraction: number };
   /** Media health check period (the peer lives in one bridge process). */
   mediaCheckIntervalMs: number;
+  /** How long the call's host may not answer before the call ends Failed (media lost). */
+  hostGraceMs?: number;
 }
 
 /** What `call-ready` answers once the call's media is prepared on its host. */

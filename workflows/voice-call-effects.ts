@@ -15,10 +15,15 @@ import type { SharedActivities } from '../activities/container-types';
 import type { AgentRunActivities, VoiceHostActivities } from '../activities/voice';
 import {
   CallFailureType,
+  HOST_GRACE_DEFAULT_MS,
   hostTaskQueue,
   type AdmitCallResult,
   type VoiceCallInput,
 } from './definitions';
+import { hostLostDetail } from './host-loss';
+
+/** The longest a call waits for its host's media check. */
+const MEDIA_GRACE_MS = 20_000;
 import type { MachineAction } from './machine-driver';
 import { InFlight } from './machine-driver';
 import type { matrixSendWorkflow } from './matrix-send';
@@ -54,10 +59,13 @@ export function callEffects(call: {
     startToCloseTimeout: '30s',
     retry: { initialInterval: '500ms', maximumAttempts: 3 },
   });
+  // The peer dies with its host, so a call gives its host less time than a run does: at most
+  // 20 s, and never more than the host's grace.
+  const mediaGraceMs = Math.min(MEDIA_GRACE_MS, input.hostGraceMs ?? HOST_GRACE_DEFAULT_MS);
   const mediaCheck = proxyActivities<VoiceHostActivities>({
     taskQueue: hostQueue,
     startToCloseTimeout: '5s',
-    scheduleToCloseTimeout: '20s',
+    scheduleToCloseTimeout: mediaGraceMs,
     retry: { initialInterval: '1s', maximumAttempts: 3 },
   });
   const shared = proxyActivities<SharedActivities & AdmissionActivities & AgentRunActivities>({
@@ -203,7 +211,7 @@ export function callEffects(call: {
           ({ alive } = await mediaCheck.checkCallMedia({ sessionId: input.sessionId }));
         } catch (err) {
           if (isCancellation(err)) throw err;
-          push({ type: 'MEDIA_LOST', detail: `host ${input.hostId} unreachable` });
+          push({ type: 'MEDIA_LOST', detail: hostLostDetail(input.hostId, mediaGraceMs) });
           return;
         }
         if (!alive) {

@@ -51,6 +51,8 @@ export interface ContainerMethodsDeps {
     maxTtlMs: number;
     secretsDeadlineMs: number;
     healthCheckIntervalMs: number;
+    /** `host_grace`: how long this host may be gone before its runs are lost. */
+    hostGraceMs: number;
     network: string;
     secretsMode: SecretsMode;
     /** 0: no per-run limit. */
@@ -211,6 +213,7 @@ export function registerContainerMethods(
         ttlMs,
         secretsDeadlineMs: deps.defaults.secretsDeadlineMs,
         healthCheckIntervalMs: deps.defaults.healthCheckIntervalMs,
+        hostGraceMs: deps.defaults.hostGraceMs,
         network: deps.defaults.network,
         roomId: p.room_id,
         secretsMode: secretsMode as SecretsMode,

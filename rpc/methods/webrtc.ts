@@ -71,6 +71,8 @@ export interface WebrtcMethodsDeps {
   /** The browser call page (`…/call`). */
   callPageUrl(): string;
   mediaCheckIntervalMs?: number;
+  /** `host_grace`, for the call and the agent run started for it. */
+  hostGraceMs: number;
   log: Logger;
 }
 
@@ -178,6 +180,7 @@ export function registerWebrtcMethods(dispatcher: RpcDispatcher, deps: WebrtcMet
         warningFraction: voice.budgetWarningFraction,
       },
       mediaCheckIntervalMs: deps.mediaCheckIntervalMs ?? 5_000,
+      hostGraceMs: deps.hostGraceMs,
     };
     const handle = await deps.client.workflow.start<typeof voiceCallWorkflow>('voiceCallWorkflow', {
       taskQueue: deps.taskQueue,
@@ -358,6 +361,7 @@ export function registerWebrtcMethods(dispatcher: RpcDispatcher, deps: WebrtcMet
         ttlMs: ttlMs + 60_000,
         secretsDeadlineMs: c.secretsDeadlineMs,
         healthCheckIntervalMs: c.healthCheckIntervalMs,
+        hostGraceMs: deps.hostGraceMs,
         network: c.network,
         roomId: p.room_id,
         secretsMode: c.secretsMode,

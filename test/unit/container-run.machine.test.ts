@@ -44,6 +44,7 @@ const OOM: ContainerRunEvent = { type: 'CONTAINER_EXITED', exitCode: 137, oomKil
 const OOM_EXIT_0: ContainerRunEvent = { type: 'CONTAINER_EXITED', exitCode: 0, oomKilled: true };
 const HEALTH: ContainerRunEvent = { type: 'HEALTH_FAILED', message: 'inspect failed' };
 const BUDGET: ContainerRunEvent = { type: 'BUDGET_EXCEEDED' };
+const HOST_LOST: ContainerRunEvent = { type: 'HOST_LOST', detail: 'host h1 did not come back' };
 
 const ALL_EVENTS: Array<[string, ContainerRunEvent]> = [
   ['STARTED', STARTED],
@@ -56,6 +57,7 @@ const ALL_EVENTS: Array<[string, ContainerRunEvent]> = [
   ['CONTAINER_EXITED 0 oom', OOM_EXIT_0],
   ['HEALTH_FAILED', HEALTH],
   ['BUDGET_EXCEEDED', BUDGET],
+  ['HOST_LOST', HOST_LOST],
   ['ttl timer', TTL_FIRED],
   ['secrets deadline timer', DEADLINE_FIRED],
 ];
@@ -134,6 +136,13 @@ describe('every event in Pending', () => {
     ['STOP_REQUESTED', STOP, 'Ended', { endReason: 'stop_requested' }],
     // A budget stop that reaches a run still starting ends it before it becomes Active.
     ['BUDGET_EXCEEDED', BUDGET, 'Ended', { endReason: 'budget_exceeded' }],
+    // The start waited a grace for the host; a reaped host ends a starting run too.
+    [
+      'HOST_LOST',
+      HOST_LOST,
+      'Failed',
+      { endReason: 'host_lost', endDetail: 'host h1 did not come back' },
+    ],
   ];
   test.each(titled(cases))('%s', (_name, event, target, extra) => {
     const [next, actions] = transition(containerRunMachine, pending(), event);
@@ -237,6 +246,12 @@ describe('every event in Active (secrets still present)', () => {
         HEALTH,
         'Failed',
         { endReason: 'health_check_failed', endDetail: 'inspect failed' },
+      ],
+      [
+        'HOST_LOST',
+        HOST_LOST,
+        'Failed',
+        { endReason: 'host_lost', endDetail: 'host h1 did not come back' },
       ],
       ['ttl timer', TTL_FIRED, 'Expired', { endReason: 'ttl_expired' }],
     ];
@@ -356,6 +371,7 @@ describe('every simple path (@xstate/graph)', () => {
         'Failed/container_exited',
         'Failed/oom_killed',
         'Failed/health_check_failed',
+        'Failed/host_lost',
         'Expired/ttl_expired',
       ].sort(),
     );

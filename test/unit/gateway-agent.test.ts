@@ -38,6 +38,7 @@ function setup(opts: { keyId?: string; keyMissing?: boolean; update?: () => Prom
     },
     config: {
       hostId: 'h1',
+      hostGraceMs: 60_000,
       temporal: { taskQueue: 'armorclaw' } as never,
       budget: { runLimitUsd: 0 } as never,
       containers: {
