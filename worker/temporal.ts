@@ -96,7 +96,41 @@ export async function ensureSearchAttributes(
     // Two bridges starting together both see them missing; the second add is refused.
     if (!/already exists/i.test((err as Error).message)) throw err;
   }
+  await untilQueryable(
+    connection,
+    namespace,
+    missing.map((k) => k.name),
+  );
   log.info({ added: missing.map((k) => k.name) }, 'registered search attributes');
+}
+
+/**
+ * A cluster's frontends learn new search attributes when their namespace cache refreshes (every
+ * few seconds); until then a query naming them is refused as invalid. Waits for that, so the
+ * bridge's first visibility lists do not fail.
+ */
+async function untilQueryable(
+  connection: Connection,
+  namespace: string,
+  names: string[],
+  timeoutMs = 60_000,
+): Promise<void> {
+  const query = names.map((n) => `${n} = ''`).join(' OR ');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await connection.workflowService.countWorkflowExecutions({ namespace, query });
+      return;
+    } catch (err) {
+      if (!/invalid search attribute|not defined/i.test((err as Error).message)) throw err;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `search attributes ${names.join(', ')} not queryable after ${timeoutMs} ms`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 /** A cheap liveness probe of the Temporal frontend, bounded by `timeoutMs`. */
