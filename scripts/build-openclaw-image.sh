@@ -46,13 +46,9 @@ die() {
   exit 1
 }
 
-if [[ -n "${ARMORCLAW_CACHE_DIR:-}" ]]; then
-  CACHE_BASE=$ARMORCLAW_CACHE_DIR
-elif [[ $(id -u) -eq 0 ]]; then
-  CACHE_BASE=/var/cache/armorclaw
-else
-  CACHE_BASE=${XDG_CACHE_HOME:-$HOME/.cache}/armorclaw
-fi
+# shellcheck source=lib/cache-dir.sh
+source scripts/lib/cache-dir.sh
+CACHE_BASE=$(armorclaw_cache_base)
 CACHE="$CACHE_BASE/openclaw-$OPENCLAW_VERSION-node-$NODE_VERSION"
 R="$CACHE/root"
 

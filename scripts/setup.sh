@@ -15,7 +15,8 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # --- Debian packages -------------------------------------------------------------------------
 APT_PACKAGES=(python3-venv)
 # chromium: the e2e tier's browser (driven by playwright-core at /usr/bin/chromium).
-if (( WITH_TEST )); then APT_PACKAGES+=(socat netcat-openbsd docker-compose coturn chromium); fi
+# postgresql-15, curl: the production-shaped Temporal cluster (scripts/temporal-cluster.sh).
+if (( WITH_TEST )); then APT_PACKAGES+=(socat netcat-openbsd docker-compose coturn chromium postgresql-15 curl); fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -84,4 +85,8 @@ esac
 # --- Docker engine and the agent image: container runs need them ------------------------------
 bash scripts/docker.sh
 if (( WITH_TEST )); then bash scripts/synapse.sh; fi
+
+# --- The production-shaped Temporal cluster's binaries (server, schema tool, Web UI) ----------
+# Built from Go modules once (minutes; needs Go >= 1.21 on PATH or in /usr/local/go), then cached.
+if (( WITH_TEST )); then bash scripts/temporal-cluster.sh install; fi
 log "ready"

@@ -14,6 +14,7 @@ const yaml = require('js-yaml') as { load(text: string): unknown };
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const COMPOSE_FILE = path.join(ROOT, 'docker-compose.yml');
+const CLUSTER_FILE = path.join(ROOT, 'docker-compose.cluster.yml');
 
 // The compose file registers every attribute the bridge registers, with the CLI's type names.
 const CLI_TYPE_NAMES: Record<string, string> = { KEYWORD: 'Keyword' };
@@ -64,15 +65,18 @@ let emptyEnvFile: string;
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (/^(ARMORCLAW_|TEMPORAL_|COMPOSE_|DOCKER_GID$)/.test(k)) continue;
+    if (/^(ARMORCLAW_|TEMPORAL_|COMPOSE_|POSTGRES_|DOCKER_GID$)/.test(k)) continue;
     env[k] = v;
   }
   return { ...env, ...extra };
 }
 
-function composeConfig(extra: Record<string, string>): Promise<RunResult> {
+function composeConfig(
+  extra: Record<string, string>,
+  file: string = COMPOSE_FILE,
+): Promise<RunResult> {
   // An empty --env-file so a developer's own .env cannot change the outcome.
-  const args = [...compose.slice(1), '--env-file', emptyEnvFile, '-f', COMPOSE_FILE, 'config'];
+  const args = [...compose.slice(1), '--env-file', emptyEnvFile, '-f', file, 'config'];
   return run(compose[0]!, args, cleanEnv(extra));
 }
 
@@ -361,5 +365,187 @@ describe('Dockerfile', () => {
     expect(users.length).toBeGreaterThan(0);
     expect(users.at(-1)).not.toMatch(/USER\s+(root|0)(:|$)/);
     expect(text).toContain('CMD ["node", "--import", "tsx", "worker/main.ts"]');
+  });
+});
+
+describe('docker-compose.cluster.yml', () => {
+  const postgresPassword = randomBytes(24).toString('hex');
+  const keyA = randomBytes(32).toString('hex');
+  const keyB = randomBytes(32).toString('hex');
+  const secrets = {
+    POSTGRES_PASSWORD: postgresPassword,
+    ARMORCLAW_MASTER_KEY_A: keyA,
+    ARMORCLAW_MASTER_KEY_B: keyB,
+  };
+  let cluster: Obj;
+  let svc: Obj;
+  const service = (name: string): Obj => asObj(svc[name]);
+
+  beforeAll(async () => {
+    const r = await composeConfig(secrets, CLUSTER_FILE);
+    if (r.code !== 0)
+      throw new Error(`${compose.join(' ')} config failed (${r.code}): ${r.stderr}`);
+    cluster = asObj(yaml.load(r.stdout));
+    svc = asObj(cluster.services);
+  });
+
+  test('services: PostgreSQL, the Temporal server, its namespace step and Web UI, two bridges', () => {
+    expect(Object.keys(svc).sort()).toEqual(
+      [
+        'bridge-a',
+        'bridge-b',
+        'postgres',
+        'run-dirs',
+        'temporal',
+        'temporal-namespace',
+        'temporal-ui',
+      ].sort(),
+    );
+    const postgres = service('postgres');
+    expect(postgres.image).toBe('postgres:15');
+    expect(mountsOf(postgres)).toEqual([
+      { type: 'volume', source: 'temporal-postgres', target: '/var/lib/postgresql/data' },
+    ]);
+    expect(asList(asObj(postgres.healthcheck).test).join(' ')).toContain('pg_isready');
+    expect(portsOf(postgres)).toEqual([]);
+
+    for (const name of ['temporal', 'temporal-namespace', 'temporal-ui']) {
+      expect(service(name).image).toBe('armorclaw/temporal:1.32.2');
+      expect(String(asObj(service(name).build).context)).toBe(
+        path.join(ROOT, 'docker', 'temporal'),
+      );
+    }
+    expect(commandOf(service('temporal'))).toEqual(['server']);
+    expect(commandOf(service('temporal-namespace'))).toEqual(['namespace']);
+    expect(commandOf(service('temporal-ui'))).toEqual(['ui']);
+    expect(asObj(asObj(service('temporal').depends_on).postgres).condition).toBe('service_healthy');
+    expect(asList(asObj(service('temporal').healthcheck).test)).toEqual([
+      'CMD',
+      '/opt/temporal/entrypoint.sh',
+      'health',
+    ]);
+    expect(String(service('temporal-namespace').restart)).toBe('no');
+    expect(portsOf(service('temporal'))).toEqual([
+      { hostIp: '127.0.0.1', published: '7233', target: '7233' },
+    ]);
+    expect(portsOf(service('temporal-ui'))).toEqual([
+      { hostIp: '127.0.0.1', published: '8233', target: '8233' },
+    ]);
+    for (const s of Object.values(svc)) {
+      for (const p of portsOf(asObj(s))) expect(p.hostIp).toBe('127.0.0.1');
+    }
+  });
+
+  test('two bridges: own host id, master key, state volume and socket directory; both wait for Temporal', () => {
+    const seen = new Set<string>();
+    for (const [name, id, key] of [
+      ['bridge-a', 'a', keyA],
+      ['bridge-b', 'b', keyB],
+    ] as const) {
+      const bridge = service(name);
+      const env = envOf(bridge);
+      expect(bridge.image).toBe('armorclaw/bridge:dev');
+      expect(env.ARMORCLAW_HOST_ID).toBe(id);
+      expect(env.TEMPORAL_ADDRESS).toBe('temporal:7233');
+      expect(env.TEMPORAL_NAMESPACE).toBe('default');
+      expect(env.ARMORCLAW_MASTER_KEY).toBe(key);
+      const deps = asObj(bridge.depends_on);
+      expect(asObj(deps.temporal).condition).toBe('service_healthy');
+      expect(asObj(deps['temporal-namespace']).condition).toBe('service_completed_successfully');
+      const mounts = mountsOf(bridge);
+      expect(mounts).toContainEqual({
+        type: 'volume',
+        source: `state-${id}`,
+        target: '/var/lib/armorclaw',
+      });
+      expect(mounts).toContainEqual({
+        type: 'bind',
+        source: path.join(ROOT, '.state', `run-${id}`),
+        target: '/run/armorclaw',
+      });
+      for (const m of mounts) {
+        if (m.target === '/var/run/docker.sock') continue;
+        expect(seen.has(m.source)).toBe(false);
+        seen.add(m.source);
+      }
+    }
+    expect(Object.keys(asObj(cluster.volumes)).sort()).toEqual(
+      ['state-a', 'state-b', 'temporal-postgres'].sort(),
+    );
+  });
+
+  test('secrets come from the environment only and reach only who needs them', async () => {
+    const text = readFileSync(CLUSTER_FILE, 'utf8');
+    expect(text).toMatch(/POSTGRES_PASSWORD:\s*\$\{POSTGRES_PASSWORD:\?[^}]+\}/);
+    expect(text).toMatch(/ARMORCLAW_MASTER_KEY:\s*\$\{ARMORCLAW_MASTER_KEY_A:\?[^}]+\}/);
+    expect(text).toMatch(/ARMORCLAW_MASTER_KEY:\s*\$\{ARMORCLAW_MASTER_KEY_B:\?[^}]+\}/);
+    expect(text).not.toMatch(/[0-9a-fA-F]{32}/);
+    const holders = (secret: string) =>
+      Object.entries(svc)
+        .filter(([, s]) => JSON.stringify(s).includes(secret))
+        .map(([name]) => name)
+        .sort();
+    expect(holders(postgresPassword)).toEqual(['postgres', 'temporal']);
+    expect(holders(keyA)).toEqual(['bridge-a']);
+    expect(holders(keyB)).toEqual(['bridge-b']);
+    // Never on a command line.
+    for (const s of Object.values(svc)) {
+      expect(JSON.stringify(asObj(s).command ?? '')).not.toContain(postgresPassword);
+    }
+
+    const [noPassword, noKey, moved] = await Promise.all([
+      composeConfig({ ...secrets, POSTGRES_PASSWORD: '' }, CLUSTER_FILE),
+      composeConfig(
+        { POSTGRES_PASSWORD: postgresPassword, ARMORCLAW_MASTER_KEY_A: keyA },
+        CLUSTER_FILE,
+      ),
+      composeConfig({ ...secrets, ARMORCLAW_RUN_DIR_B: path.join(workDir, 'run-b') }, CLUSTER_FILE),
+    ]);
+    expect(noPassword.code).not.toBe(0);
+    expect(noPassword.stderr).toContain('set POSTGRES_PASSWORD');
+    expect(noKey.code).not.toBe(0);
+    expect(noKey.stderr).toContain('set ARMORCLAW_MASTER_KEY_B');
+    expect(moved.code).toBe(0);
+    const runB = mountsOf(asObj(asObj(asObj(yaml.load(moved.stdout)).services)['bridge-b'])).find(
+      (m) => m.target === '/run/armorclaw',
+    );
+    expect(runB?.source).toBe(path.join(workDir, 'run-b'));
+  });
+
+  test('the Temporal image: the versions scripts/temporal-cluster.sh pins, non-root, shared templates', () => {
+    const script = readFileSync(path.join(ROOT, 'scripts', 'temporal-cluster.sh'), 'utf8');
+    const pinned = (name: string) => new RegExp(`^${name}=(\\S+)$`, 'm').exec(script)?.[1];
+    const serverVersion = pinned('TEMPORAL_SERVER_VERSION');
+    const uiVersion = pinned('TEMPORAL_UI_SERVER_VERSION');
+    const toolchain = pinned('GO_TOOLCHAIN');
+    expect(serverVersion).toBe('1.32.2');
+    expect(toolchain).toMatch(/^go1\.\d+\.\d+$/);
+
+    const dockerfile = readFileSync(path.join(ROOT, 'docker', 'temporal', 'Dockerfile'), 'utf8')
+      .split('\n')
+      .filter((line) => !/^\s*#/.test(line))
+      .join('\n');
+    expect(dockerfile).toContain(`ARG TEMPORAL_SERVER_VERSION=${serverVersion}`);
+    expect(dockerfile).toContain(`ARG GO_TOOLCHAIN=${toolchain}`);
+    expect(dockerfile).toMatch(
+      /go\.temporal\.io\/server\/cmd\/server@v\$\{TEMPORAL_SERVER_VERSION\}/,
+    );
+    expect(dockerfile).toMatch(
+      /go\.temporal\.io\/server\/cmd\/tools\/sql@v\$\{TEMPORAL_SERVER_VERSION\}/,
+    );
+    expect(dockerfile).toContain('schema/postgresql/v12');
+    expect(dockerfile.match(/^FROM /gm)?.length).toBe(2);
+    const users = dockerfile.match(/^USER\s+(\S+)/gm) ?? [];
+    expect(users.at(-1)).not.toMatch(/USER\s+(root|0)(:|$)/);
+    expect(dockerfile).toContain('ENTRYPOINT ["/opt/temporal/entrypoint.sh"]');
+    for (const f of ['cluster-lib.sh', 'server.yaml.tmpl', 'ui.yaml.tmpl', 'dynamicconfig.yaml']) {
+      expect(dockerfile).toContain(f);
+    }
+    const goMod = readFileSync(
+      path.join(ROOT, 'docker', 'temporal', 'ui-server', 'go.mod'),
+      'utf8',
+    );
+    expect(goMod).toContain(`github.com/temporalio/ui-server/v2 v${uiVersion}`);
+    expect(goMod).toMatch(/^tool github\.com\/temporalio\/ui-server\/v2\/cmd\/server$/m);
   });
 });

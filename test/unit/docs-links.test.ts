@@ -47,6 +47,7 @@ const ROOT_FILES = [
   'tsconfig.json',
   'Dockerfile',
   'docker-compose.yml',
+  'docker-compose.cluster.yml',
 ];
 const TEXT_FILE = /\.(ts|js|mjs|cjs|md|sh|toml|json|ya?ml|html|css|py)$|(^|\/)(Dockerfile|run)$/;
 
