@@ -216,8 +216,10 @@ export function createAgentRunActivities(deps: {
 
     async stopAgentRun({ containerName }) {
       try {
+        // Ended is enough: a call on a host that is gone must not wait for the host to return
+        // to tear its agent down (the run does that itself, durably).
         await handleOf(containerName).executeUpdate(stopUpdate, {
-          args: [{ reason: 'call_ended' }],
+          args: [{ reason: 'call_ended', until: 'ended' }],
         });
       } catch (err) {
         if (isClosedWorkflowError(err)) return;

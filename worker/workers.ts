@@ -94,6 +94,10 @@ export async function startWorkers(opts: WorkersOptions): Promise<RunningWorkers
     taskQueue: opts.taskQueue,
     workflowBundle: await workflowBundle(),
     activities: opts.sharedActivities,
+    // A workflow's next task goes to the worker that ran its last one; when that bridge has died,
+    // the task moves to the shared queue after this long (SDK default 10 s). Kept short so a
+    // session of a dead host reacts within its grace, not 10 s later.
+    stickyQueueScheduleToStartTimeout: '2s',
   });
   const host = await Worker.create({
     connection,

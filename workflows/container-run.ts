@@ -261,9 +261,9 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
       endpoint: endpoint!,
     };
   });
-  setHandler(stopUpdate, async ({ reason }) => {
+  setHandler(stopUpdate, async ({ reason, until }) => {
     driver.push({ type: 'STOP_REQUESTED', reason });
-    await condition(() => driver.cleanupDone);
+    await condition(() => (until === 'ended' ? driver.done : driver.cleanupDone));
     return {
       status: 'stopped' as const,
       container_id: context().containerId ?? '',

@@ -130,8 +130,14 @@ export interface ContainerRunResult {
 
 /** Waits until the run is Active (returns its start result) or failed to start (throws). */
 export const waitActiveUpdate = defineUpdate<ContainerStarted>('wait-active');
-/** Asks the run to end and waits until it has, cleanup included. */
-export const stopUpdate = defineUpdate<ContainerStopped, [{ reason?: string }]>('stop');
+/**
+ * Asks the run to end and waits until it has, cleanup included; with `until: 'ended'` only until
+ * it has ended (its teardown may still wait for a host that is away).
+ */
+export const stopUpdate = defineUpdate<
+  ContainerStopped,
+  [{ reason?: string; until?: 'cleaned_up' | 'ended' }]
+>('stop');
 export const containerExitedSignal = defineSignal<[ContainerExit]>('container-exited');
 export const secretsAckedSignal = defineSignal('secrets-acked');
 export const agentNotifySignal = defineSignal<[AgentNotification]>('agent-notify');

@@ -60,12 +60,13 @@ export function callEffects(call: {
     retry: { initialInterval: '500ms', maximumAttempts: 3 },
   });
   // The peer dies with its host, so a call gives its host less time than a run does: at most
-  // 20 s, and never more than the host's grace.
-  const mediaGraceMs = Math.min(MEDIA_GRACE_MS, input.hostGraceMs ?? HOST_GRACE_DEFAULT_MS);
+  // 20 s, and the check's period plus its wait stay within the host's grace.
+  const graceMs = Math.min(MEDIA_GRACE_MS, input.hostGraceMs ?? HOST_GRACE_DEFAULT_MS);
+  const mediaWaitMs = Math.max(1_000, graceMs - input.mediaCheckIntervalMs);
   const mediaCheck = proxyActivities<VoiceHostActivities>({
     taskQueue: hostQueue,
     startToCloseTimeout: '5s',
-    scheduleToCloseTimeout: mediaGraceMs,
+    scheduleToCloseTimeout: mediaWaitMs,
     retry: { initialInterval: '1s', maximumAttempts: 3 },
   });
   const shared = proxyActivities<SharedActivities & AdmissionActivities & AgentRunActivities>({
@@ -211,7 +212,7 @@ export function callEffects(call: {
           ({ alive } = await mediaCheck.checkCallMedia({ sessionId: input.sessionId }));
         } catch (err) {
           if (isCancellation(err)) throw err;
-          push({ type: 'MEDIA_LOST', detail: hostLostDetail(input.hostId, mediaGraceMs) });
+          push({ type: 'MEDIA_LOST', detail: hostLostDetail(input.hostId, graceMs) });
           return;
         }
         if (!alive) {

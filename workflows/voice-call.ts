@@ -67,9 +67,12 @@ const PEER_EVENT: Record<string, VoiceCallEvent['type']> = {
  */
 export async function voiceCallWorkflow(input: VoiceCallInput): Promise<VoiceCallResult> {
   const hostQueue = hostTaskQueue(input.hostId);
-  // A host that is gone took its peers with it: closing is tried for a while, then given up.
+  // A host that is gone took its peers with it: closing is tried for a while, then given up. A
+  // live host takes the task at once, so a close nobody takes within seconds is not waited for:
+  // the admission slot is released after it.
   const mediaClose = proxyActivities<VoiceHostActivities>({
     taskQueue: hostQueue,
+    scheduleToStartTimeout: '10s',
     startToCloseTimeout: '10s',
     scheduleToCloseTimeout: '60s',
     retry: { initialInterval: '1s', maximumInterval: '10s' },

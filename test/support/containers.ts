@@ -65,11 +65,12 @@ export async function waitFor<T>(
   }
 }
 
-/** A Temporal client on the bridge's embedded dev server. */
+/** A Temporal client on the bridge's embedded dev server (its port), or on a cluster (host:port). */
 export async function temporalClient(
-  port: number,
+  portOrAddress: number | string,
 ): Promise<{ client: Client; close(): Promise<void> }> {
-  const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
+  const address = typeof portOrAddress === 'number' ? `127.0.0.1:${portOrAddress}` : portOrAddress;
+  const connection = await Connection.connect({ address });
   return { client: new Client({ connection }), close: () => connection.close() };
 }
 

@@ -70,7 +70,8 @@ export async function startVoiceWorld(
       ...(await prepare(w)),
     });
     const bridge = await startBridge(slot);
-    const { client, close } = await temporalClient(slot.temporalPort);
+    // The bridge's own dev server, unless `prepare` pointed it at a cluster.
+    const { client, close } = await temporalClient(slot.env.TEMPORAL_ADDRESS ?? slot.temporalPort);
     const keyId = `voice-key-${nonce()}`;
     const world: VoiceWorld = {
       w,
