@@ -17,6 +17,7 @@ import {
 import { configsCommand } from './commands/configs';
 import { devicesCommand } from './commands/devices';
 import { gatewayCommand } from './commands/gateway';
+import { hostsCommand } from './commands/hosts';
 import { incidentCommand } from './commands/incident';
 import { TOKEN_IN_ARGV, addKeyCommand, listKeysCommand } from './commands/keys';
 import { PASSWORD_IN_ARGV, hasPasswordOption, matrixCommand } from './commands/matrix';
@@ -41,6 +42,7 @@ export const COMMANDS: readonly Command[] = [
   pairCommand,
   devicesCommand,
   relayCommand,
+  hostsCommand,
   rpcCommand,
   addKeyCommand,
   listKeysCommand,
