@@ -177,12 +177,17 @@ export const stopCommand = bridgeCommand({
       status: string;
       container_id: string;
       container_name: string;
+      cleanup?: 'pending';
     };
     reply(
       ctx,
       cli,
       r,
-      (v) => `${v.status} ${v.container_name} (container ${shortId(v.container_id)})\n`,
+      (v) =>
+        `${v.status} ${v.container_name} (container ${shortId(v.container_id)})` +
+        (v.cleanup === 'pending'
+          ? '; its host is away: the container is removed when it is back\n'
+          : '\n'),
     );
     return ExitCode.Ok;
   },

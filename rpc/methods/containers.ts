@@ -4,6 +4,7 @@ import {
   type Client,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import { agentTypeRun, type AgentTypeSettings } from '../../config/load';
@@ -254,9 +255,16 @@ export function registerContainerMethods(
     if (!workflowId)
       throw new RpcError(ErrorCode.ContainerStopped, `Container not found: ${container_id}`);
     try {
-      return await deps.client.workflow
-        .getHandle(workflowId)
-        .executeUpdate(stopUpdate, { args: [{ reason: 'rpc_stop' }] });
+      const handle = deps.client.workflow.getHandle(workflowId);
+      const cleanedUp = handle.executeUpdate(stopUpdate, { args: [{ reason: 'rpc_stop' }] });
+      cleanedUp.catch(() => undefined);
+      const answer = await Promise.race([cleanedUp, sleep(deps.defaults.hostGraceMs)]);
+      if (answer) return answer;
+      // Ended, but its host is away and has not torn it down: say so rather than wait for it.
+      const ended = await handle.executeUpdate(stopUpdate, {
+        args: [{ reason: 'rpc_stop', until: 'ended' }],
+      });
+      return { ...ended, cleanup: 'pending' as const };
     } catch (err) {
       if (isClosedWorkflowError(err)) {
         throw new RpcError(ErrorCode.ContainerStopped, `Container not found: ${container_id}`);

@@ -197,6 +197,14 @@ test('kill -9 of A: B keeps serving, A’s run is lost after the grace, and reap
       ]),
     );
   });
+  // `stop` through B answers within the grace: ended, the teardown pending on A's return.
+  const stopAskedAt = Date.now();
+  expect(ok(await call(b, 'stop', { container_id: run.name }))).toMatchObject({
+    status: 'stopped',
+    container_name: run.name,
+    cleanup: 'pending',
+  });
+  expect(Date.now() - stopAskedAt).toBeLessThan((GRACE_S + 5) * 1000);
   // A host that polled a moment ago is not given up without force.
   const refused = await call(b, 'hosts.reap', { host_id: a.id });
   expect(refused.error).toMatchObject({ code: -32602 });
