@@ -7,6 +7,7 @@
  *   BENCH_CONNECTIONS      comma-separated connection counts (default 1,10,50)
  *   BENCH_SUITES           comma-separated suite names to run (default: all)
  *   BENCH_OPENCLAW_RUNS    start/stop runs of each agent type in the `openclaw` suite (default 3)
+ *   BENCH_CLUSTER_RUNS     idle runs the `cluster` suite holds open on each Temporal backend (default 200)
  *
  * Bounded: each step has its own timeout, and a watchdog stops everything the bench started
  * if the whole run overstays its budget.
@@ -15,6 +16,7 @@ import path from 'node:path';
 import { PROJECT_ROOT } from './lib/child';
 import { runCleanups } from './lib/cleanup';
 import { DEFAULT_SUITE_BUDGET_MS, type BenchSettings, type Suite } from './lib/suite';
+import { cluster } from './cluster';
 import { containerStart } from './container-start';
 import { matrixPush } from './matrix-push';
 import { openclaw } from './openclaw';
@@ -31,6 +33,7 @@ const suites: Suite[] = [
   providerProxy,
   openclaw,
   pairing,
+  cluster,
 ];
 
 class SettingError extends Error {}
