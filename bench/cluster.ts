@@ -71,7 +71,7 @@ const QUERY_CALLS = 50;
 /** `status` answers from a list kept 500 ms (worker/rpc-api.ts): calls this far apart miss it. */
 const QUERY_GAP_MS = 600;
 /** Past this, the idle phase starts no more runs and measures what it has (a ceiling). */
-const START_PHASE_MS = 240_000;
+const START_PHASE_MS = 150_000;
 /** Nor when the machine has less than this left. */
 const MIN_MEM_AVAILABLE = 2 * 2 ** 30;
 const KEY_ID = 'bench';
