@@ -5,6 +5,11 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import {
+  defaultGrpcRetryOptions,
+  makeGrpcRetryInterceptor,
+  type ConnectionPlugin,
+} from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
@@ -42,6 +47,49 @@ function quietRuntime(): void {
 }
 
 /**
+ * The client's gRPC retry waits on a bare timer and then opens a call on its channel. A retry
+ * still waiting when `teardown()` closes the channel throws "Channel has been shut down" from
+ * that timer, as an uncaught error, into whichever suite the jest worker runs next. This plugin
+ * stops new retries once teardown begins and lets the waiting ones fire before the channel
+ * closes, so a suite's calls end inside the suite.
+ */
+class SettledRetries implements ConnectionPlugin {
+  readonly name = 'armorclaw-test-settled-retries';
+  private closing = false;
+  private lastRetryAt = 0;
+  private readonly retry = defaultGrpcRetryOptions();
+
+  configureConnection<T extends { interceptors?: unknown }>(options: T): T {
+    return {
+      ...options,
+      interceptors: [
+        makeGrpcRetryInterceptor({
+          retryableDecider: (attempt, status) =>
+            !this.closing && this.retry.retryableDecider(attempt, status),
+          delayFunction: (attempt, status) => {
+            const ms = this.retry.delayFunction(attempt, status);
+            this.lastRetryAt = Math.max(this.lastRetryAt, Date.now() + ms);
+            return ms;
+          },
+        }),
+      ],
+    };
+  }
+
+  /** Wraps `env.teardown` so it waits for the retries already scheduled. */
+  guard(env: TestWorkflowEnvironment): TestWorkflowEnvironment {
+    const teardown = env.teardown.bind(env);
+    env.teardown = async () => {
+      this.closing = true;
+      const wait = this.lastRetryAt + 100 - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      await teardown();
+    };
+    return env;
+  }
+}
+
+/**
  * Starts the time-skipping test server and registers the bridge's search attributes. Throws —
  * never skips — when the server binary is missing: a suite that skips proves nothing.
  *
@@ -67,9 +115,13 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
     );
   }
   quietRuntime();
-  const env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: TEST_SERVER_PATH } },
-  });
+  const retries = new SettledRetries();
+  const env = retries.guard(
+    await TestWorkflowEnvironment.createTimeSkipping({
+      server: { executable: { type: 'existing-path', path: TEST_SERVER_PATH } },
+      plugins: [retries],
+    }),
+  );
   try {
     await registerSearchAttributes(env);
   } catch (err) {
@@ -91,13 +143,17 @@ export async function createDevServerEnv(): Promise<TestWorkflowEnvironment> {
     );
   }
   quietRuntime();
-  return TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: TEMPORAL_CLI_PATH },
-      searchAttributes: [...allSearchAttributes],
-      ui: false,
-    },
-  });
+  const retries = new SettledRetries();
+  return retries.guard(
+    await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'existing-path', path: TEMPORAL_CLI_PATH },
+        searchAttributes: [...allSearchAttributes],
+        ui: false,
+      },
+      plugins: [retries],
+    }),
+  );
 }
 
 /**
