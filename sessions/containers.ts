@@ -28,43 +28,29 @@ export function startRunWorkflow(client: Client, taskQueue: string, input: Conta
 }
 
 /**
- * The workflow id of the live run whose container id (or a prefix of at least 12 characters, as
- * `docker ps` shows) or name is `idOrName`; read from Temporal, not process memory.
+ * How long a lookup by Docker id keeps looking when the visibility store has no run with it
+ * yet: the store trails a run's first moments (the id is written when the run turns Active), so
+ * a `stop` sent right after `start` answered could otherwise miss it. A Docker id no run has
+ * costs this long before "not found".
  */
-export async function findRunningContainer(
-  client: Client,
-  idOrName: string,
-): Promise<string | undefined> {
-  if (idOrName.startsWith('armorclaw-')) {
-    try {
-      const desc = await client.workflow.getHandle(containerWorkflowId(idOrName)).describe();
-      return desc.status.name === 'RUNNING' ? desc.workflowId : undefined;
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return undefined;
-      throw err;
-    }
-  }
-  if (!/^[a-f0-9]{12,64}$/.test(idOrName)) return undefined;
-  const query = containerRunsQuery({ open: true });
-  for await (const wf of client.workflow.list({ query })) {
-    const id = wf.typedSearchAttributes.get(ArmorclawContainerId);
-    if (id && id.startsWith(idOrName)) return wf.workflowId;
-  }
-  return undefined;
-}
+export const VISIBILITY_LAG_MS = 3_000;
+const VISIBILITY_POLL_MS = 200;
 
 /**
- * The workflow id of the run, live or over, whose container name, id or id prefix (at least 12
- * characters) is `idOrName`: a name by its workflow id, an id through the visibility store (which
- * trails a run's first seconds by up to a second). Undefined when no run has it.
+ * The workflow id of the run whose container name, Docker id or id prefix (at least 12
+ * characters, as `docker ps` shows) is `idOrName`; `open` keeps to live runs. A name is found
+ * by its workflow id, an id through the visibility store. Undefined when no run has it. Read
+ * from Temporal, not process memory, so every bridge finds every host's runs.
  */
 export async function findContainerRun(
   client: Client,
   idOrName: string,
+  opts: { open: boolean } = { open: false },
 ): Promise<string | undefined> {
   if (idOrName.startsWith('armorclaw-')) {
     try {
-      return (await client.workflow.getHandle(containerWorkflowId(idOrName)).describe()).workflowId;
+      const desc = await client.workflow.getHandle(containerWorkflowId(idOrName)).describe();
+      return !opts.open || desc.status.name === 'RUNNING' ? desc.workflowId : undefined;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return undefined;
       throw err;
@@ -74,10 +60,12 @@ export async function findContainerRun(
   // Docker ids are unique, so the first match is the only one; the pattern above keeps the
   // value a plain hex literal inside the query.
   const query =
-    containerRunsQuery({ open: false }) +
-    ` AND ${ArmorclawContainerId.name} STARTS_WITH '${idOrName}'`;
-  for await (const wf of client.workflow.list({ query, pageSize: 1 })) return wf.workflowId;
-  return undefined;
+    containerRunsQuery(opts) + ` AND ${ArmorclawContainerId.name} STARTS_WITH '${idOrName}'`;
+  for (const deadline = Date.now() + VISIBILITY_LAG_MS; ; ) {
+    for await (const wf of client.workflow.list({ query, pageSize: 1 })) return wf.workflowId;
+    if (Date.now() >= deadline) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, VISIBILITY_POLL_MS));
+  }
 }
 
 /** Container ids of the Active runs, from Temporal's visibility store. */

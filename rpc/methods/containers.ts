@@ -14,7 +14,6 @@ import { toMicroUsd } from '../../services/budget';
 import { KeystoreError, type Keystore } from '../../services/keystore';
 import {
   findContainerRun,
-  findRunningContainer,
   startRunWorkflow,
 } from '../../sessions/containers';
 import { isClosedWorkflowError } from '../../sessions/workflow-errors';
@@ -251,7 +250,7 @@ export function registerContainerMethods(
   dispatcher.addMethod('stop', async (params) => {
     const { container_id } = parseParams(stopParams, params);
     checkContainerRef(container_id);
-    const workflowId = await findRunningContainer(deps.client, container_id);
+    const workflowId = await findContainerRun(deps.client, container_id, { open: true });
     if (!workflowId)
       throw new RpcError(ErrorCode.ContainerStopped, `Container not found: ${container_id}`);
     try {

@@ -453,6 +453,21 @@ describe('container runs: one bridge on real Docker', () => {
     expect(noParams.error?.code).toBe(-32602);
   });
 
+  test('stop by Docker id right after start finds the run, though visibility trails it', async () => {
+    // No wait between the two calls: the id reaches the visibility store after the run turned
+    // Active, and `stop` must not answer "not found" in between.
+    const { result } = await startOk();
+    const id = result.container_id!;
+    const stopped = await call('stop', { container_id: id });
+    expect(stopped.error).toBeUndefined();
+    expect(stopped.result).toEqual({
+      status: 'stopped',
+      container_id: id,
+      container_name: result.container_name,
+    });
+    expect(await inspectContainer(id)).toBeUndefined();
+  });
+
   test('a container killed from outside makes the run Failed within 2 s, then it is removed and audited', async () => {
     const { result } = await startOk();
     const id = result.container_id!;

@@ -161,6 +161,15 @@ test('a run started through A is listed, inspected and stopped through B, and B 
   });
   expect(await containerExists(run.name)).toBe(false);
   expect(await status(run.name)).toMatchObject({ state: 'Ended', cleanup_done: true });
+
+  // The same at once: the run's id reaches PostgreSQL's visibility tables a moment after `start`
+  // answered on A, and B's `stop` must wait for it rather than say "not found".
+  const next = await startRun(a);
+  expect(ok(await call(b, 'stop', { container_id: next.id }))).toMatchObject({
+    status: 'stopped',
+    container_name: next.name,
+  });
+  expect(await containerExists(next.name)).toBe(false);
 });
 
 test('kill -9 of A: B keeps serving, A’s run is lost after the grace, and reaped when A returns', async () => {
