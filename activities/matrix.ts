@@ -6,7 +6,7 @@ import {
   type MatrixConnection,
   type RawEvent,
 } from '../matrix/client';
-import type { MatrixE2ee } from '../matrix/crypto';
+import { DECRYPTION_ERROR_KEY, type MatrixE2ee } from '../matrix/crypto';
 import type { MatrixInbox } from '../matrix/inbox';
 import type { AuditLog } from '../services/audit-log';
 import type { IncomingEvent, MatrixStore } from '../services/matrix-store';
@@ -50,58 +50,108 @@ const FILTER = JSON.stringify({
   account_data: { types: [] },
 });
 
+/** A device catching up with its own to-device messages (room keys) takes no timeline. */
+const DEVICE_FILTER = JSON.stringify({
+  room: { timeline: { limit: 0 }, state: { types: [] }, ephemeral: { types: [] } },
+  presence: { types: [] },
+  account_data: { types: [] },
+});
+/** To-device catch-up syncs at most, before the owner's timeline sync. */
+const DEVICE_CATCH_UP_ROUNDS = 5;
+/** How often a sync call tells Temporal its host is alive during the long poll. */
+const HEARTBEAT_EVERY_MS = 5_000;
+
+export interface SyncBatchArgs {
+  /** The account the sync belongs to: a host logged in as another one refuses the call. */
+  userId: string;
+  /** Where the account's sync stands (null before its first sync). */
+  since: string | null;
+}
+
+export interface SyncBatch {
+  next_batch: string;
+  events: IncomingEvent[];
+}
+
 /**
- * The Matrix sync loop, as a long-running heartbeating activity owned by `matrixSyncWorkflow`,
- * and the send activity. The sync position is committed with each batch's events in the
- * MatrixStore, so a restart resumes exactly after the last committed batch.
+ * One /sync of the account on this host, for `matrixSyncWorkflow`: its accepted events and its
+ * `next_batch` go back to the workflow, which queues them and keeps the position. They are also
+ * stored and pushed here at once, so this host's listeners do not wait for the copy every bridge
+ * makes of the queue (the store ignores an event it has, so nothing is pushed twice).
  */
 export function createMatrixActivities(deps: MatrixActivityDeps) {
   const { matrix, store, inbox, auditLog, log } = deps;
 
-  async function runMatrixSync(): Promise<void> {
+  async function syncMatrixBatch(args: SyncBatchArgs): Promise<SyncBatch> {
     const ctx = Context.current();
     const signal = ctx.cancellationSignal;
-    let backoffMs = 500;
-    // The first sync of an attempt, and the first after a failure, does not long-poll: it
-    // catches up at once, so `matrix.status` says connected as soon as the homeserver answers
-    // (not a whole sync timeout later) and a backlog is delivered without waiting.
-    let catchUp = true;
-    while (!signal.aborted) {
-      heartbeat({ next_batch: store.syncToken() ?? null });
-      try {
-        const since = store.syncToken();
-        const res = await matrix.sync({
-          since,
-          timeoutMs: since && !catchUp ? deps.syncTimeoutMs : 0,
-          filter: since ? FILTER : INITIAL_FILTER,
-          signal,
-        });
-        await deps.e2ee?.onSync(res);
-        let accepted = since ? screen(res) : [];
-        if (deps.e2ee) accepted = await deps.e2ee.decryptEvents(accepted, DELIVERED_TYPES);
-        await joinTrustedInvites(res);
-        const fresh = store.commitSync(accepted, res.next_batch);
-        matrix.markSynced();
-        catchUp = false;
-        backoffMs = 500;
-        inbox.publish(fresh);
-      } catch (err) {
-        if (signal.aborted) break;
-        if (err instanceof NotLoggedInError) {
-          throw ApplicationFailure.nonRetryable(err.message, 'NotLoggedIn');
-        }
-        const reason = err instanceof Error ? err.message : String(err);
-        matrix.markDisconnected(reason);
-        catchUp = true;
-        log.warn({ err: reason, retryInMs: backoffMs }, 'Matrix sync failed; retrying');
-        await sleepAbortable(backoffMs, signal);
-        backoffMs = Math.min(backoffMs * 2, 30_000);
+    const beat = setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS);
+    heartbeat();
+    try {
+      if (!matrix.loggedIn) throw new NotLoggedInError();
+      if (matrix.userId !== args.userId) {
+        throw ApplicationFailure.nonRetryable(
+          `this bridge is logged in as ${matrix.userId}, not ${args.userId}`,
+          'NotLoggedIn',
+        );
       }
+      const { since } = args;
+      // A sync that was running elsewhere continues here from its position, not from this
+      // device's own: first this device's own to-device messages (the room keys sent to it
+      // while another host synced), or it could not decrypt what follows.
+      if (deps.e2ee && since && store.syncToken() !== since) await catchUpDevice(signal);
+      // The first call of an attempt does not long-poll: a host taking the sync answers at once,
+      // so `matrix.status` says connected as soon as the homeserver does.
+      const firstHere = store.get('synced_position') !== since;
+      const res = await matrix.sync({
+        since: since ?? undefined,
+        timeoutMs: since && !firstHere ? deps.syncTimeoutMs : 0,
+        filter: since ? FILTER : INITIAL_FILTER,
+        signal,
+      });
+      await deps.e2ee?.onSync(res);
+      let accepted = since ? screen(res) : [];
+      if (deps.e2ee) accepted = await deps.e2ee.decryptEvents(accepted, DELIVERED_TYPES);
+      await joinTrustedInvites(res);
+      const fresh = store.commitSync(accepted, res.next_batch);
+      store.set('synced_position', res.next_batch);
+      store.set('device_position', res.next_batch);
+      matrix.markSynced();
+      inbox.publish(fresh);
+      return { next_batch: res.next_batch, events: accepted.map(forQueue) };
+    } catch (err) {
+      if (err instanceof ApplicationFailure) throw err;
+      if (err instanceof NotLoggedInError) {
+        throw ApplicationFailure.nonRetryable(err.message, 'NotLoggedIn');
+      }
+      if (signal.aborted) {
+        matrix.markDisconnected('stopped');
+        throw ApplicationFailure.retryable('Matrix sync interrupted', 'SyncInterrupted');
+      }
+      const reason = err instanceof Error ? err.message : String(err);
+      matrix.markDisconnected(reason);
+      log.warn({ err: reason }, 'Matrix sync failed; the sync workflow retries');
+      throw ApplicationFailure.retryable(`Matrix sync failed: ${reason}`, 'MatrixSyncFailed');
+    } finally {
+      clearInterval(beat);
     }
-    matrix.markDisconnected('stopped');
-    // Interrupted (worker shutdown, cancellation): never "complete", so the workflow keeps
-    // owning the loop and Temporal runs it again when a worker is back.
-    throw ApplicationFailure.retryable('Matrix sync interrupted', 'SyncInterrupted');
+  }
+
+  /** This device's own stream, from its own position, for its to-device messages only. */
+  async function catchUpDevice(signal: AbortSignal): Promise<void> {
+    for (let round = 0; round < DEVICE_CATCH_UP_ROUNDS; round++) {
+      const own = store.get('device_position');
+      const res = await matrix.sync({
+        since: own,
+        timeoutMs: 0,
+        filter: DEVICE_FILTER,
+        signal,
+      });
+      await deps.e2ee?.onSync(res);
+      store.set('device_position', res.next_batch);
+      const toDevice = (res as { to_device?: { events?: unknown[] } }).to_device?.events ?? [];
+      if (toDevice.length === 0) return;
+    }
   }
 
   /**
@@ -211,21 +261,18 @@ export function createMatrixActivities(deps: MatrixActivityDeps) {
     }
   }
 
-  return { runMatrixSync, sendMatrixMessage };
+  return { syncMatrixBatch, sendMatrixMessage };
 }
 
 export type MatrixActivities = ReturnType<typeof createMatrixActivities>;
 
-function sleepAbortable(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
+/**
+ * An event as the account's queue in Temporal keeps it. One this bridge could not decrypt keeps
+ * only why, and its session: its ciphertext stays out of workflow history (this host's own store
+ * and listeners have it whole).
+ */
+function forQueue(e: IncomingEvent): IncomingEvent {
+  if (e.type !== 'm.room.encrypted') return e;
+  const { session_id: sessionId, [DECRYPTION_ERROR_KEY]: why } = e.content;
+  return { ...e, content: { session_id: sessionId, [DECRYPTION_ERROR_KEY]: why } };
 }

@@ -48,12 +48,17 @@ export function matches(filter: InboxFilter, e: StoredEvent): boolean {
   return true;
 }
 
-/** The spec's form of an event (`matrix.receive`), without the bridge's queue position. */
-export const publicEvent = (e: StoredEvent) => ({
+type EventFields = Pick<StoredEvent, 'type' | 'room_id' | 'sender' | 'content' | 'event_id'>;
+
+/**
+ * The spec's form of an event (`matrix.receive`), without a queue position: from a bridge's
+ * store (`origin`) or from the account's shared queue (`origin_server_ts`).
+ */
+export const publicEvent = (e: EventFields & ({ origin: string } | { origin_server_ts: number })) => ({
   type: e.type,
   room_id: e.room_id,
   sender: e.sender,
   content: e.content,
-  origin: e.origin,
+  origin: 'origin' in e ? e.origin : String(e.origin_server_ts),
   event_id: e.event_id,
 });

@@ -24,6 +24,8 @@ export interface IncomingEvent {
   origin_server_ts: number;
 }
 
+const queuePositionKey = (account: string) => `queue_seq:${account}`;
+
 export const matrixStorePath = (stateDir: string): string => path.join(stateDir, 'matrix.db');
 
 interface EventRow {
@@ -72,6 +74,12 @@ export class MatrixStore {
       ) STRICT;
       CREATE INDEX IF NOT EXISTS events_room ON events (room_id, seq);
       CREATE TABLE IF NOT EXISTS cursors (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL) STRICT;
+      CREATE TABLE IF NOT EXISTS queued (
+        account TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        PRIMARY KEY (account, seq)
+      ) STRICT;
     `);
     return new MatrixStore(db);
   }
@@ -86,28 +94,72 @@ export class MatrixStore {
    * events that were new (a replayed batch after a crash stores nothing twice).
    */
   commitSync(events: IncomingEvent[], nextBatch: string): StoredEvent[] {
+    return this.db.transaction(() => {
+      const fresh = this.insertEvents(events);
+      this.set('next_batch', nextBatch);
+      return fresh;
+    })();
+  }
+
+  /**
+   * Copies events of an account's shared queue (`matrixSyncWorkflow`'s): stores those this store
+   * lacks, remembers each one's place in the queue, and records how far the copy got, in one
+   * transaction. Returns the new ones: an event this bridge synced itself is not pushed twice.
+   */
+  storeQueued(account: string, events: Array<IncomingEvent & { seq: number }>): StoredEvent[] {
+    const place = this.db.prepare(
+      'INSERT INTO queued (account, seq, event_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+    );
+    return this.db.transaction(() => {
+      const fresh = this.insertEvents(events);
+      for (const e of events) place.run(account, e.seq, e.event_id);
+      const last = events[events.length - 1];
+      if (last) this.set(queuePositionKey(account), String(last.seq));
+      return fresh;
+    })();
+  }
+
+  /** How far the copy of `account`'s queue got; undefined before its first copy. */
+  queuePosition(account: string): number | undefined {
+    const v = this.get(queuePositionKey(account));
+    return v === undefined ? undefined : Number(v);
+  }
+
+  setQueuePosition(account: string, seq: number): void {
+    this.set(queuePositionKey(account), String(seq));
+  }
+
+  /** The copied events of `account`'s queue in (after, upTo], in queue order. */
+  queuedEvents(account: string, after: number, upTo: number): StoredEvent[] {
+    const rows = this.db
+      .prepare(
+        `SELECT e.* FROM queued q JOIN events e ON e.event_id = q.event_id
+         WHERE q.account = ? AND q.seq > ? AND q.seq <= ? ORDER BY q.seq`,
+      )
+      .all(account, after, upTo);
+    return (rows as EventRow[]).map(toStored);
+  }
+
+  private insertEvents(events: IncomingEvent[]): StoredEvent[] {
     const insert = this.db.prepare(
       `INSERT INTO events (event_id, type, room_id, sender, content, origin_server_ts, received_at)
        VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING`,
     );
     const read = this.db.prepare('SELECT * FROM events WHERE seq = ?');
-    return this.db.transaction(() => {
-      const fresh: StoredEvent[] = [];
-      for (const e of events) {
-        const res = insert.run(
-          e.event_id,
-          e.type,
-          e.room_id,
-          e.sender,
-          JSON.stringify(e.content),
-          e.origin_server_ts,
-          Date.now(),
-        );
-        if (res.changes === 1) fresh.push(toStored(read.get(res.lastInsertRowid) as EventRow));
-      }
-      this.set('next_batch', nextBatch);
-      return fresh;
-    })();
+    const fresh: StoredEvent[] = [];
+    for (const e of events) {
+      const res = insert.run(
+        e.event_id,
+        e.type,
+        e.room_id,
+        e.sender,
+        JSON.stringify(e.content),
+        e.origin_server_ts,
+        Date.now(),
+      );
+      if (res.changes === 1) fresh.push(toStored(read.get(res.lastInsertRowid) as EventRow));
+    }
+    return fresh;
   }
 
   /** Events after `consumer`'s cursor, oldest first, optionally in one room. */

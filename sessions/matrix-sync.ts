@@ -1,44 +1,118 @@
 /**
- * The Matrix sync loop as a session: started once per host, and brought back at once after a
- * crash instead of waiting out Temporal's timeouts. Used by the bridge's start and by
- * `matrix.login`, so it sits below both.
+ * The Matrix sync of an account as a session: one workflow per account that every bridge logged
+ * in as it joins, and which runs its sync calls on one of their hosts at a time. Used by the
+ * bridge's start, by `matrix.login` and by `matrix.receive`, so it sits below them.
  */
-import type { Client } from '@temporalio/client';
-import { ApplicationFailure, WorkflowIdConflictPolicy } from '@temporalio/common';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import type { Logger } from 'pino';
 import type { matrixSyncWorkflow } from '../workflows/matrix-sync';
+import {
+  matrixEventsQuery,
+  matrixSyncJoinSignal,
+  matrixSyncStatusQuery,
+  matrixSyncWorkflowId,
+  matrixTakeUpdate,
+  type MatrixQueuedEvent,
+  type MatrixSyncStatus,
+} from '../workflows/definitions';
+import { ArmorclawHost } from '../workflows/search-attributes';
+
+/** How every bridge of a deployment runs the sync (the same settings on each). */
+export interface MatrixSyncSettings {
+  /** The shared task queue the sync workflow runs on. */
+  taskQueue: string;
+  hostGraceMs: number;
+  syncTimeoutMs: number;
+}
 
 /**
- * Starts the Matrix sync workflow of this host if it is not running (idempotent), and makes sure
- * a loop left behind by a previous bridge process resumes at once (see `syncLoopIsStale`).
+ * Offers this host to the sync of `userId`, starting the account's sync workflow if it is not
+ * running (idempotent). A sync call this host's previous process left running is failed, so the
+ * workflow makes it again at once instead of waiting for its heartbeat to time out.
  */
 export async function ensureMatrixSync(
   client: Client,
-  opts: {
-    taskQueue: string;
+  opts: MatrixSyncSettings & {
+    userId: string;
     hostId: string;
     /** When this bridge process started: attempts begun before it belong to a dead process. */
     processStartedMs?: number;
     log?: Logger;
   },
 ): Promise<void> {
-  const { taskQueue, hostId, log } = opts;
+  const { hostId, userId, log } = opts;
   const processStartedMs = opts.processStartedMs ?? processStartedAtMs();
-  const workflowId = `matrix-sync-${hostId}`;
-  const stale = await syncLoopIsStale(client, workflowId, processStartedMs).catch(() => false);
-  await client.workflow.start<typeof matrixSyncWorkflow>('matrixSyncWorkflow', {
-    taskQueue,
-    workflowId,
-    args: [{ hostId }],
-    workflowIdConflictPolicy: stale
-      ? WorkflowIdConflictPolicy.TERMINATE_EXISTING
-      : WorkflowIdConflictPolicy.USE_EXISTING,
-  });
-  if (stale)
-    log?.info({ workflowId }, 'restarted the Matrix sync loop of a previous bridge process');
+  const workflowId = matrixSyncWorkflowId(userId);
+  await client.workflow.signalWithStart<typeof matrixSyncWorkflow, [{ hostId: string }]>(
+    'matrixSyncWorkflow',
+    {
+      taskQueue: opts.taskQueue,
+      workflowId,
+      args: [{ userId, hostGraceMs: opts.hostGraceMs, syncTimeoutMs: opts.syncTimeoutMs }],
+      signal: matrixSyncJoinSignal,
+      signalArgs: [{ hostId }],
+    },
+  );
+  // Bridges before this one ran a sync per host, `matrix-sync-<host>`, whose code is gone.
+  await client.workflow
+    .getHandle(`matrix-sync-${hostId}`)
+    .terminate('replaced by the account-wide Matrix sync')
+    .catch(() => undefined);
+  await failOrphanedSync(client, workflowId, hostId, processStartedMs, log);
   await recoverOrphanedSends(client, processStartedMs, log);
+}
+
+/**
+ * Takes up to `limit` events of the account's queue for `consumer`: the span of seqs taken
+ * (nothing, before any sync). The events themselves are read from this bridge's copy.
+ */
+export async function takeMatrixEvents(
+  client: Client,
+  userId: string,
+  consumer: string,
+  limit: number,
+): Promise<{ after: number; upTo: number }> {
+  try {
+    return await client.workflow
+      .getHandle(matrixSyncWorkflowId(userId))
+      .executeUpdate(matrixTakeUpdate, { args: [{ consumer, limit }] });
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return { after: 0, upTo: 0 };
+    throw err;
+  }
+}
+
+/** The account's queued events after `after`, oldest first (empty before any sync). */
+export async function matrixEventsAfter(
+  client: Client,
+  userId: string,
+  after: number,
+  limit: number,
+): Promise<MatrixQueuedEvent[]> {
+  try {
+    return await client.workflow
+      .getHandle(matrixSyncWorkflowId(userId))
+      .query(matrixEventsQuery, { after, limit });
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return [];
+    throw err;
+  }
+}
+
+/** Who runs the account's sync, and how it went. Undefined when it never started. */
+export async function matrixSyncStatus(
+  client: Client,
+  userId: string,
+): Promise<MatrixSyncStatus | undefined> {
+  try {
+    return await client.workflow.getHandle(matrixSyncWorkflowId(userId)).query(matrixSyncStatusQuery);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
 }
 
 /** When this process started. Matrix activities run in it only (the host's task queue). */
@@ -46,35 +120,44 @@ export function processStartedAtMs(): number {
   return Date.now() - process.uptime() * 1000;
 }
 
-const { PENDING_ACTIVITY_STATE_STARTED, PENDING_ACTIVITY_STATE_SCHEDULED } =
-  temporal.api.enums.v1.PendingActivityState;
+const { PENDING_ACTIVITY_STATE_STARTED } = temporal.api.enums.v1.PendingActivityState;
 
 /**
- * Whether the running sync workflow's loop is not running in this process and would not resume
- * soon by itself. After a crash Temporal still sees the dead process's attempt as started until
- * its 90 s heartbeat timeout; after a graceful stop the attempt failed (SyncInterrupted) and the
- * retry waits out a backoff that grows with every restart (the loop never completes, so its
- * attempt count never resets) up to 30 s. Either way nothing would be received for that long.
- * The loop's position lives in the MatrixStore, so starting the workflow afresh loses nothing.
+ * The sync call this host's previous process was making when it died stays "started" until its
+ * heartbeat times out (20 s). When the account's sync is on this host and its pending call began
+ * before this process did, the call is failed here; the workflow makes it again at once, from the
+ * same position, so the restart costs no wait.
  */
-async function syncLoopIsStale(
+async function failOrphanedSync(
   client: Client,
   workflowId: string,
+  hostId: string,
   processStartedMs: number,
-): Promise<boolean> {
-  const desc = await client.workflow.getHandle(workflowId).describe();
-  if (desc.status.name !== 'RUNNING') return false;
-  return (desc.raw.pendingActivities ?? []).some((a) => {
-    if (a.state === PENDING_ACTIVITY_STATE_STARTED) {
+  log?: Logger,
+): Promise<void> {
+  try {
+    const desc = await client.workflow.getHandle(workflowId).describe();
+    if (desc.status.name !== 'RUNNING' || desc.typedSearchAttributes.get(ArmorclawHost) !== hostId)
+      return;
+    for (const a of desc.raw.pendingActivities ?? []) {
       const startedMs = optionalTsToMs(a.lastStartedTime);
-      return startedMs !== undefined && startedMs < processStartedMs;
+      if (
+        a.state !== PENDING_ACTIVITY_STATE_STARTED ||
+        !a.activityId ||
+        startedMs === undefined ||
+        startedMs >= processStartedMs
+      )
+        continue;
+      await client.activity.fail(
+        { workflowId, runId: desc.runId, activityId: a.activityId },
+        ApplicationFailure.retryable('the bridge process running it is gone', 'WorkerGone'),
+      );
+      log?.info({ workflowId }, 'resumed the Matrix sync a previous bridge process was running');
     }
-    if (a.state === PENDING_ACTIVITY_STATE_SCHEDULED) {
-      const scheduledMs = optionalTsToMs(a.scheduledTime);
-      return (a.attempt ?? 1) > 1 || (scheduledMs !== undefined && scheduledMs < processStartedMs);
-    }
-    return false;
-  });
+  } catch (err) {
+    // Not fatal: the workflow moves on by itself once the call's heartbeat times out.
+    log?.warn({ err: (err as Error).message }, 'could not resume an orphaned Matrix sync call');
+  }
 }
 
 /**

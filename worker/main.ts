@@ -15,6 +15,7 @@ import { ensureIncidentWorkflow, IncidentControl } from '../sessions/incident';
 import { sendThroughWorkflow } from '../rpc/methods/matrix';
 import { listOpenContainerNames } from '../sessions/containers';
 import { ensureMatrixSync } from '../sessions/matrix-sync';
+import { MatrixReplica, matrixSyncSettings } from './matrix-replica';
 import { MatrixConnection } from '../matrix/client';
 import { MatrixE2ee } from '../matrix/crypto';
 import { MatrixInbox } from '../matrix/inbox';
@@ -286,6 +287,15 @@ export async function start(
     cleanups.push(() => dockerEvents.stop());
 
     await startMatrix(config, matrix, temporal, log);
+    const replica = new MatrixReplica({
+      client: temporal.client,
+      matrix,
+      store: matrixStore,
+      inbox,
+      log: log.child({ component: 'matrix-replica' }),
+    });
+    replica.start();
+    cleanups.push(() => replica.stop());
     if (config.matrix.adminRoom) {
       const replies = new ApprovalReplyWatcher({
         store: matrixStore,
@@ -316,6 +326,7 @@ export async function start(
       docker,
       matrix,
       matrixStore,
+      matrixReplica: replica,
       inbox,
       voice,
       log,
@@ -391,9 +402,10 @@ async function startMatrix(
       log.error({ err: (err as Error).message }, 'Matrix login from the configuration failed');
     }
   }
-  if (matrix.loggedIn)
+  if (matrix.loggedIn && matrix.userId)
     await ensureMatrixSync(temporal.client, {
-      taskQueue: config.temporal.taskQueue,
+      ...matrixSyncSettings(config),
+      userId: matrix.userId,
       hostId: config.hostId,
       log: log.child({ component: 'matrix' }),
     });

@@ -32,6 +32,7 @@ import { probeTemporal, type TemporalHandle } from './temporal';
 import { RelayLinkError, type DeviceHub } from './devices';
 import { invalidParams } from '../rpc/errors';
 import type { Voice } from './voice';
+import { matrixSyncSettings, type MatrixReplica } from './matrix-replica';
 import type { IncidentControl } from '../sessions/incident';
 
 export const BRIDGE_VERSION: string = require('../package.json').version;
@@ -45,6 +46,7 @@ export interface BridgeParts {
   docker: Docker;
   matrix: MatrixConnection;
   matrixStore: MatrixStore;
+  matrixReplica: MatrixReplica;
   inbox: MatrixInbox;
   voice: Voice;
   log: Logger;
@@ -60,7 +62,7 @@ export interface BridgeParts {
 
 /** The dispatcher of the bridge's socket, with every method the API offers. */
 export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
-  const { config, temporal, keystore, configStore, auditLog, docker, matrix, matrixStore } = parts;
+  const { config, temporal, keystore, configStore, auditLog, docker, matrix } = parts;
   const { inbox, voice, log } = parts;
   const dispatcher = new RpcDispatcher(log.child({ component: 'rpc' }));
   const containerIds = new SingleFlightCache(
@@ -96,11 +98,13 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
   });
   registerMatrixMethods(dispatcher, {
     matrix,
-    store: matrixStore,
+    store: parts.matrixStore,
+    copyQueue: (userId, upTo) => parts.matrixReplica.copyUpTo(userId, upTo),
     inbox,
     client: temporal.client,
     taskQueue: config.temporal.taskQueue,
     hostId: config.hostId,
+    sync: matrixSyncSettings(config),
     log: log.child({ component: 'matrix-rpc' }),
   });
   registerHostMethods(dispatcher, {

@@ -424,6 +424,73 @@ export interface MatrixSendInput {
   threadId?: string;
 }
 
+// --- Matrix sync ------------------------------------------------------------------------------
+
+/** The sync of one Matrix account: `matrix-sync-<user id>`, one for every bridge logged in as it. */
+export const matrixSyncWorkflowId = (userId: string): string => `matrix-sync-${userId}`;
+
+/** An event the bridge accepted (trusted, of a delivered type, decrypted when it could). */
+export interface MatrixAcceptedEvent {
+  event_id: string;
+  type: string;
+  room_id: string;
+  sender: string;
+  content: Record<string, unknown>;
+  origin_server_ts: number;
+}
+
+/** An accepted event in the account's shared queue, numbered in arrival order. */
+export interface MatrixQueuedEvent extends MatrixAcceptedEvent {
+  seq: number;
+}
+
+/** What the sync of an account carries over `continueAsNew`, and starts from. */
+export interface MatrixSyncInput {
+  userId: string;
+  /** How long the owner's host may leave a sync unanswered before another host takes over. */
+  hostGraceMs: number;
+  /** The long poll of each /sync. */
+  syncTimeoutMs: number;
+  /** Hosts logged in as the account, in the order they joined. */
+  hosts?: string[];
+  owner?: string;
+  /** The `next_batch` every event before which is in `queue` (null: not synced yet). */
+  since?: string | null;
+  queue?: MatrixQueuedEvent[];
+  nextSeq?: number;
+  /** Consumers of the queue (`matrix.receive`'s) and the last seq each has taken. */
+  cursors?: Record<string, number>;
+  /** Times the sync moved to another host, for status. */
+  moves?: number;
+}
+
+export interface MatrixSyncStatus {
+  user_id: string;
+  owner: string | null;
+  hosts: string[];
+  synced: boolean;
+  last_seq: number;
+  moves: number;
+  /** Why the sync last moved or paused, if it did. */
+  last_problem: string | null;
+}
+
+/** A bridge logged in as the account offers its host to run the sync. */
+export const matrixSyncJoinSignal = defineSignal<[{ hostId: string }]>('matrix-sync-join');
+/**
+ * Moves `consumer`'s cursor past up to `limit` more queued events and answers the span taken:
+ * the events with seq in (after, upTo], which bridges read from their copy of the queue.
+ */
+export const matrixTakeUpdate = defineUpdate<
+  { after: number; upTo: number },
+  [{ consumer: string; limit: number }]
+>('matrix-take');
+/** Events after `after` (a seq), oldest first: how each bridge copies the queue into its store. */
+export const matrixEventsQuery = defineQuery<MatrixQueuedEvent[], [{ after: number; limit: number }]>(
+  'matrix-events',
+);
+export const matrixSyncStatusQuery = defineQuery<MatrixSyncStatus>('matrix-sync-status');
+
 // --- approvals ------------------------------------------------------------------------------
 
 /** A request's workflow id: `approval-<request id>` (12 hex digits, made by the bridge). */

@@ -8,10 +8,14 @@ import { ApplicationFailure, WorkflowIdReusePolicy } from '@temporalio/common';
 import { MatrixError } from 'matrix-js-sdk';
 import { z } from 'zod';
 import type { Logger } from 'pino';
+import type { MatrixStore } from '../../services/matrix-store';
 import type { MatrixConnection } from '../../matrix/client';
 import { publicEvent, type MatrixInbox } from '../../matrix/inbox';
-import type { MatrixStore } from '../../services/matrix-store';
-import { ensureMatrixSync } from '../../sessions/matrix-sync';
+import {
+  ensureMatrixSync,
+  takeMatrixEvents,
+  type MatrixSyncSettings,
+} from '../../sessions/matrix-sync';
 import type { MatrixSendInput } from '../../workflows/definitions';
 import { isRoomId } from '../../services/matrix-trust';
 import type { RpcDispatcher } from '../dispatcher';
@@ -21,11 +25,16 @@ import type { matrixSendWorkflow } from '../../workflows/matrix-send';
 
 export interface MatrixMethodsDeps {
   matrix: MatrixConnection;
-  store: MatrixStore;
   inbox: MatrixInbox;
   client: Client;
   taskQueue: string;
   hostId: string;
+  /** This bridge's copy of the account's queue, which `matrix.receive` reads. */
+  store: MatrixStore;
+  /** Brings the copy up to a queue seq (the replica's `copyUpTo`). */
+  copyQueue: (userId: string, upTo: number) => Promise<void>;
+  /** How this deployment runs the account's sync (`matrix.login` joins it). */
+  sync: MatrixSyncSettings;
   log: Logger;
 }
 
@@ -96,14 +105,15 @@ export async function sendThroughWorkflow(
 
 /** matrix.login, matrix.send, matrix.receive, matrix.status, matrix.subscribe, matrix.unsubscribe. */
 export function registerMatrixMethods(dispatcher: RpcDispatcher, deps: MatrixMethodsDeps): void {
-  const { matrix, store, inbox } = deps;
+  const { matrix, inbox } = deps;
 
   dispatcher.addMethod('matrix.login', async (params) => {
     const { username, password } = parseParams(loginParams, params);
     try {
       const session = await matrix.login(username, password);
       await ensureMatrixSync(deps.client, {
-        taskQueue: deps.taskQueue,
+        ...deps.sync,
+        userId: session.userId,
         hostId: deps.hostId,
         log: deps.log,
       });
@@ -130,10 +140,30 @@ export function registerMatrixMethods(dispatcher: RpcDispatcher, deps: MatrixMet
     return sendThroughWorkflow(deps, p.room_id, p.message, p.msgtype ?? 'm.text');
   });
 
-  dispatcher.addMethod('matrix.receive', (params) => {
+  // The span taken is the account's, in Temporal, not this bridge's: any bridge logged in as
+  // the account answers, and an event taken through one is not taken again through another.
+  // The events are read from this bridge's copy of the queue, brought up to the span first.
+  dispatcher.addMethod('matrix.receive', async (params) => {
     parseParams(noParams, params);
-    const events = store.take(RECEIVE_CONSUMER, RECEIVE_BATCH).map(publicEvent);
-    return { events, count: events.length };
+    const userId = matrix.userId;
+    if (!userId) return { events: [], count: 0 };
+    try {
+      const { after, upTo } = await takeMatrixEvents(
+        deps.client,
+        userId,
+        RECEIVE_CONSUMER,
+        RECEIVE_BATCH,
+      );
+      if (upTo > after) await deps.copyQueue(userId, upTo);
+      const events = deps.store.queuedEvents(userId, after, upTo).map(publicEvent);
+      return { events, count: events.length };
+    } catch (err) {
+      deps.log.warn(
+        { err: (err as Error).message },
+        'matrix.receive: the sync workflow did not answer',
+      );
+      throw internalError('Internal error: Matrix events unavailable (Temporal did not answer)');
+    }
   });
 
   dispatcher.addMethod('matrix.status', (params) => {
