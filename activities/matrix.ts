@@ -66,6 +66,11 @@ export interface SyncBatchArgs {
   userId: string;
   /** Where the account's sync stands (null before its first sync). */
   since: string | null;
+  /**
+   * Answer at once instead of long-polling: the first call after a failure or a move, so
+   * `matrix.status` says connected as soon as the homeserver answers and a backlog comes at once.
+   */
+  quick?: boolean;
 }
 
 export interface SyncBatch {
@@ -100,12 +105,9 @@ export function createMatrixActivities(deps: MatrixActivityDeps) {
       // device's own: first this device's own to-device messages (the room keys sent to it
       // while another host synced), or it could not decrypt what follows.
       if (deps.e2ee && since && store.syncToken() !== since) await catchUpDevice(signal);
-      // The first call of an attempt does not long-poll: a host taking the sync answers at once,
-      // so `matrix.status` says connected as soon as the homeserver does.
-      const firstHere = store.get('synced_position') !== since;
       const res = await matrix.sync({
         since: since ?? undefined,
-        timeoutMs: since && !firstHere ? deps.syncTimeoutMs : 0,
+        timeoutMs: since && !args.quick ? deps.syncTimeoutMs : 0,
         filter: since ? FILTER : INITIAL_FILTER,
         signal,
       });
@@ -114,7 +116,6 @@ export function createMatrixActivities(deps: MatrixActivityDeps) {
       if (deps.e2ee) accepted = await deps.e2ee.decryptEvents(accepted, DELIVERED_TYPES);
       await joinTrustedInvites(res);
       const fresh = store.commitSync(accepted, res.next_batch);
-      store.set('synced_position', res.next_batch);
       store.set('device_position', res.next_batch);
       matrix.markSynced();
       inbox.publish(fresh);

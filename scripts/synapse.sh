@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Matrix homeserver Synapse (PyPI `matrix-synapse`) into its own virtualenv,
-# .tools/synapse-venv (kept apart from .tools/venv so its many dependencies never meet the
-# Temporal binaries'). The integration tests start it through test/support/synapse.ts.
-# Idempotent: with the pinned version installed (stamp file) it returns at once.
+# Installs the Matrix homeserver Synapse (PyPI `matrix-synapse`) into its own virtualenv, kept in
+# the build cache (scripts/lib/cache-dir.sh) and linked as .tools/synapse-venv (apart from
+# .tools/venv so its many dependencies never meet the Temporal binaries'). The integration tests
+# start it through test/support/synapse.ts. Idempotent: with the pinned version installed (stamp
+# file) it only makes the link.
 #
 # On Linux x86_64/aarch64 with Python 3.11 every dependency comes as a wheel, so no compiler and
 # no Debian -dev package is needed. Only when pip has to build something from source (another
@@ -12,7 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SYNAPSE_VERSION=1.163.2
-VENV="$ROOT/.tools/synapse-venv"
+# shellcheck source=lib/cache-dir.sh
+source scripts/lib/cache-dir.sh
+PYTHON=$(command -v python3.11 || command -v python3)
+PY_VERSION=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# The venv lives outside the clone, keyed by the versions, and every clone links to it: the
+# install takes about a minute, the link nothing. (A venv cannot move, so it is built in place.)
+VENV="$(armorclaw_cache_base)/synapse-$SYNAPSE_VERSION-py$PY_VERSION"
+LINK="$ROOT/.tools/synapse-venv"
 STAMP="$VENV/.armorclaw-synapse"
 BUILD_DEPS=(build-essential python3-dev libffi-dev libssl-dev libjpeg-dev libxslt1-dev zlib1g-dev
   pkg-config cargo rustc)
@@ -20,14 +28,27 @@ BUILD_DEPS=(build-essential python3-dev libffi-dev libssl-dev libjpeg-dev libxsl
 log() { printf '[synapse] %s\n' "$*" >&2; }
 
 want="matrix-synapse==$SYNAPSE_VERSION"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$VENV/bin/python" ]]; then
+link_venv() {
+  mkdir -p "$ROOT/.tools"
+  if [[ -d "$LINK" && ! -L "$LINK" ]]; then rm -rf "$LINK"; fi
+  ln -sfn "$VENV" "$LINK"
+}
+installed() { [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$VENV/bin/python" ]]; }
+if installed; then
+  link_venv
   exit 0
 fi
 
-PYTHON=$(command -v python3.11 || command -v python3)
+# One install at a time, whichever clone asks.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
+if installed; then
+  link_venv
+  exit 0
+fi
 if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating $VENV"
-  mkdir -p "$ROOT/.tools"
   "$PYTHON" -m venv "$VENV"
 fi
 
@@ -59,3 +80,4 @@ fi
 "$VENV/bin/python" -c 'import synapse.app.homeserver' >/dev/null
 echo "$want" >"$STAMP"
 log "installed $want in $((SECONDS - started)) s"
+link_venv

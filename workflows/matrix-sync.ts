@@ -102,6 +102,8 @@ export async function matrixSyncWorkflow(input: MatrixSyncInput): Promise<void> 
 
   tagOwner();
   let failuresInRow = 0;
+  // The first call of a run, and the first after a failure or a move, does not long-poll.
+  let quick = true;
   for (let calls = 0; calls < CALLS_PER_RUN && !workflowInfo().continueAsNewSuggested; calls++) {
     if (own.owner === undefined) await condition(() => own.owner !== undefined);
     const owner = own.owner!;
@@ -115,13 +117,15 @@ export async function matrixSyncWorkflow(input: MatrixSyncInput): Promise<void> 
       retry: { maximumAttempts: 1 },
     });
     try {
-      const res = await syncMatrixBatch({ userId: input.userId, since });
+      const res = await syncMatrixBatch({ userId: input.userId, since, quick });
       append(res.events);
       since = res.next_batch;
       failuresInRow = 0;
       lastProblem = null;
+      quick = false;
     } catch (err) {
       failuresInRow++;
+      quick = true;
       const failure = classify(err);
       lastProblem = `${failure} on ${owner}: ${describe(err)}`;
       const next = afterSyncFailure(own, failure, failuresInRow);

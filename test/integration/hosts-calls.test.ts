@@ -1,9 +1,10 @@
 /**
- * A call on a host that dies, on the production-shaped cluster (scripts/temporal-cluster.sh):
- * bridge A holds a live call (a werift caller, the reference agent, Synapse), bridge B shares the
- * cluster. A is killed with -9 and stays down: B sees the call end Failed (media lost) within the
- * host's grace, its admission slot is free again, and the call's agent run is lost with its host
- * and torn down when A returns.
+ * Calls across hosts, on the production-shaped cluster (scripts/temporal-cluster.sh): bridge A
+ * holds a live call (a werift caller, the reference agent, Synapse), bridge B shares the cluster
+ * and the Matrix account. B lists A's call and refuses a second one under the one-call cap the
+ * deployment shares. A is killed with -9 and stays down: B sees the call end Failed (media lost)
+ * within the host's grace, its admission slot is free again, and the call's agent run is lost
+ * with its host and torn down when A returns. Back up, a call on A is ended through B.
  */
 import { mkdtempSync } from 'node:fs';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import { removeDir, spawnBridge, type BridgeProcess } from '../support/bridge-pr
 import { startCluster, type Cluster } from '../support/cluster';
 import { rpc, waitFor } from '../support/containers';
 import { docker } from '../support/docker';
-import { startBridge } from '../support/matrix-scenario';
+import { bridgeEnv, startBridge, waitForStatus } from '../support/matrix-scenario';
 import { caller, joinedRoom, startVoiceWorld, type VoiceWorld } from '../support/voice-scenario';
 
 jest.setTimeout(240_000);
@@ -45,15 +46,26 @@ beforeAll(async () => {
     };
   });
   const dir = mkdtempSync(path.join('/tmp', 'armorclaw-calls-b-'));
+  // B is logged in as the same bot (its own device) with the same one-call cap.
   b = await spawnBridge({
     dir,
-    env: {
+    env: bridgeEnv(v.w, {
       TEMPORAL_ADDRESS: cluster.address,
       ARMORCLAW_HOST_ID: `calls-b-${randomBytes(3).toString('hex')}`,
-      ARMORCLAW_MASTER_KEY: v.w.masterKey,
-      ARMORCLAW_SECRETS_DIR: v.w.secretsDir,
-    },
+      ARMORCLAW_HOST_GRACE: `${GRACE_S}s`,
+      ARMORCLAW_MATRIX_DEVICE_ID: 'ARMORCLAW-B',
+      ARMORCLAW_MATRIX_TRUSTED_ROOMS: [v.w.rooms.agent, room].join(','),
+      ARMORCLAW_VOICE_MAX_CONCURRENT_CALLS: '1',
+    }),
   });
+  await waitForStatus(b.socketPath, 'connected', 60_000);
+  // Each bridge has its own keystore: the operator adds the provider key to B too.
+  const stored = await rpc(b.socketPath, 'store_key', {
+    id: v.keyId,
+    provider: 'openai',
+    token: `sk-${randomBytes(16).toString('hex')}`,
+  });
+  expect(stored.error).toBeUndefined();
 }, 240_000);
 
 afterAll(async () => {
@@ -96,6 +108,15 @@ test('A killed -9 mid-call: B sees the call end Failed within the grace, the slo
     },
     { timeoutMs: 15_000, intervalMs: 200 },
   );
+  // The cap (one call) is the deployment's, not a host's: B refuses a second call while A's
+  // call holds the only slot.
+  const second = await onB('webrtc.start', {
+    room_id: room,
+    user_id: v!.w.alice.userId,
+    key_id: v!.keyId,
+    ttl: '5m',
+  });
+  expect(second.error).toEqual({ code: -32003, message: '1 calls in progress, the maximum is 1' });
 
   await v!.bridge.stop('SIGKILL');
   const killedAt = Date.now();
@@ -135,5 +156,43 @@ test('A killed -9 mid-call: B sees the call end Failed within the grace, the slo
   v!.bridge = await startBridge(v!.slot);
   await v!.agentRunCleanedUp(r.container_name, 60_000);
   expect((await docker(['inspect', '--type', 'container', r.container_name])).code).not.toBe(0);
+  await c.peer.close();
+});
+
+test('a live call on A is ended through B: the call is Ended and A lets its peer go', async () => {
+  const c = await caller();
+  const started = await v!.call('webrtc.start', {
+    room_id: room,
+    user_id: v!.w.alice.userId,
+    key_id: v!.keyId,
+    ttl: '5m',
+    sdp_offer: c.offerSdp,
+  });
+  expect(started.error).toBeUndefined();
+  const r = started.result;
+  v!.names.add(r.container_name);
+  await c.peer.acceptAnswer(r.sdp_answer);
+  await c.peer.waitConnected(15_000);
+
+  const ended = await onB('webrtc.end', { session_id: r.session_id });
+  expect(ended.error).toBeUndefined();
+  expect(ended.result).toMatchObject({
+    session_id: r.session_id,
+    status: 'terminated',
+    state: 'Ended',
+    end_reason: 'user_hangup',
+  });
+  const handle = cluster.client.workflow.getHandle(callWorkflowId(r.session_id));
+  expect(await handle.result()).toMatchObject({ state: 'Ended', end_reason: 'user_hangup' });
+  // A, which holds the media, closed its peer: it no longer takes candidates for the session.
+  const late = await v!.call('webrtc.ice_candidate', {
+    session_id: r.session_id,
+    candidate: { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host', sdpMid: '0' },
+  });
+  expect(late.error?.message).toBe(`Session not found: ${r.session_id}`);
+  // Ending it again, through either bridge, finds no live call.
+  expect((await onB('webrtc.end', { session_id: r.session_id })).error?.message).toBe(
+    `Session not found: ${r.session_id}`,
+  );
   await c.peer.close();
 });
