@@ -3,7 +3,7 @@
  * in as it joins, and which runs its sync calls on one of their hosts at a time. Used by the
  * bridge's start, by `matrix.login` and by `matrix.receive`, so it sits below them.
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
@@ -15,6 +15,7 @@ import {
   matrixSyncStatusQuery,
   matrixSyncWorkflowId,
   matrixTakeUpdate,
+  NOTHING_TO_TAKE,
   type MatrixQueuedEvent,
   type MatrixSyncStatus,
 } from '../workflows/definitions';
@@ -80,7 +81,11 @@ export async function takeMatrixEvents(
       .getHandle(matrixSyncWorkflowId(userId))
       .executeUpdate(matrixTakeUpdate, { args: [{ consumer, limit }] });
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return { after: 0, upTo: 0 };
+    const nothing =
+      err instanceof WorkflowUpdateFailedError &&
+      err.cause instanceof ApplicationFailure &&
+      err.cause.type === NOTHING_TO_TAKE;
+    if (nothing || err instanceof WorkflowNotFoundError) return { after: 0, upTo: 0 };
     throw err;
   }
 }

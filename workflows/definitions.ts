@@ -481,6 +481,8 @@ export const matrixSyncJoinSignal = defineSignal<[{ hostId: string }]>('matrix-s
  * Moves `consumer`'s cursor past up to `limit` more queued events and answers the span taken:
  * the events with seq in (after, upTo], which bridges read from their copy of the queue.
  */
+/** The failure type of a `matrix-take` refused because the consumer has taken everything. */
+export const NOTHING_TO_TAKE = 'NothingToTake';
 export const matrixTakeUpdate = defineUpdate<
   { after: number; upTo: number },
   [{ consumer: string; limit: number }]

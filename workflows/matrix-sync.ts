@@ -24,6 +24,7 @@ import {
   matrixSyncJoinSignal,
   matrixSyncStatusQuery,
   matrixTakeUpdate,
+  NOTHING_TO_TAKE,
   type MatrixAcceptedEvent,
   type MatrixQueuedEvent,
   type MatrixSyncInput,
@@ -67,13 +68,25 @@ export async function matrixSyncWorkflow(input: MatrixSyncInput): Promise<void> 
     own = afterJoin(own, hostId);
     if (own.owner !== before) tagOwner();
   });
-  setHandler(matrixTakeUpdate, ({ consumer, limit }) => {
-    // Seqs have no gaps, so a span of seqs is a span of events.
-    const after = cursors[consumer] ?? 0;
-    const upTo = Math.min(nextSeq - 1, after + Math.max(0, limit));
-    cursors[consumer] = upTo;
-    return { after, upTo };
-  });
+  setHandler(
+    matrixTakeUpdate,
+    ({ consumer, limit }) => {
+      // Seqs have no gaps, so a span of seqs is a span of events.
+      const after = cursors[consumer] ?? 0;
+      const upTo = Math.min(nextSeq - 1, after + Math.max(0, limit));
+      cursors[consumer] = upTo;
+      return { after, upTo };
+    },
+    {
+      // A take with nothing to take is refused before it is accepted, so a client polling an
+      // idle room writes nothing to the history.
+      validator: ({ consumer, limit }) => {
+        if (limit <= 0 || (cursors[consumer] ?? 0) >= nextSeq - 1) {
+          throw ApplicationFailure.nonRetryable('nothing to take', NOTHING_TO_TAKE);
+        }
+      },
+    },
+  );
   setHandler(matrixEventsQuery, ({ after, limit }) =>
     queue.filter((e) => e.seq > after).slice(0, Math.max(0, limit)),
   );

@@ -16,6 +16,7 @@ import {
   matrixSyncJoinSignal,
   matrixSyncStatusQuery,
   matrixTakeUpdate,
+  NOTHING_TO_TAKE,
   SHARED_TASK_QUEUE,
 } from '../../workflows/definitions';
 import { eventually, settleAbandonedChecks } from '../support/activity-recorder';
@@ -161,7 +162,7 @@ test('the owner dies: within its grace the sync moves to the next host, from the
     }
   }));
 
-test('matrix-take hands each event to one taker: spans follow each other per consumer', () =>
+test('matrix-take hands each event to one taker: spans follow each other per consumer, and an empty take leaves no trace', () =>
   withSync(async ({ hs, handle, hostA, userId }) => {
     const a = await startHost(hostA, hs, userId);
     try {
@@ -176,8 +177,13 @@ test('matrix-take hands each event to one taker: spans follow each other per con
         handle.executeUpdate(matrixTakeUpdate, { args: [{ consumer, limit }] });
       expect(await take('rpc', 5)).toEqual({ after: 0, upTo: 5 });
       expect(await take('rpc', 5)).toEqual({ after: 5, upTo: 7 });
-      expect(await take('rpc', 5)).toEqual({ after: 7, upTo: 7 });
       expect(await take('other', 10)).toEqual({ after: 0, upTo: 7 });
+      // Nothing left: refused by the validator, so an idle poller writes no history.
+      await expect(take('rpc', 5)).rejects.toMatchObject({ cause: { type: NOTHING_TO_TAKE } });
+      await expect(take('other', 5)).rejects.toMatchObject({ cause: { type: NOTHING_TO_TAKE } });
+      const history = await handle.fetchHistory();
+      const accepted = (history.events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes);
+      expect(accepted).toHaveLength(3);
     } finally {
       await a.stop();
     }
