@@ -3,7 +3,12 @@
  * in as it joins, and which runs its sync calls on one of their hosts at a time. Used by the
  * bridge's start, by `matrix.login` and by `matrix.receive`, so it sits below them.
  */
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import {
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowExecutionDescription,
+} from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
@@ -144,21 +149,8 @@ async function failOrphanedSync(
     const desc = await client.workflow.getHandle(workflowId).describe();
     if (desc.status.name !== 'RUNNING' || desc.typedSearchAttributes.get(ArmorclawHost) !== hostId)
       return;
-    for (const a of desc.raw.pendingActivities ?? []) {
-      const startedMs = optionalTsToMs(a.lastStartedTime);
-      if (
-        a.state !== PENDING_ACTIVITY_STATE_STARTED ||
-        !a.activityId ||
-        startedMs === undefined ||
-        startedMs >= processStartedMs
-      )
-        continue;
-      await client.activity.fail(
-        { workflowId, runId: desc.runId, activityId: a.activityId },
-        ApplicationFailure.retryable('the bridge process running it is gone', 'WorkerGone'),
-      );
+    if (await failAttemptsOfDeadProcess(client, desc, processStartedMs))
       log?.info({ workflowId }, 'resumed the Matrix sync a previous bridge process was running');
-    }
   } catch (err) {
     // Not fatal: the workflow moves on by itself once the call's heartbeat times out.
     log?.warn({ err: (err as Error).message }, 'could not resume an orphaned Matrix sync call');
@@ -181,24 +173,39 @@ async function recoverOrphanedSends(
     for await (const wf of client.workflow.list({ query })) {
       const desc = await client.workflow.getHandle(wf.workflowId).describe();
       if (desc.status.name !== 'RUNNING') continue;
-      for (const a of desc.raw.pendingActivities ?? []) {
-        const startedMs = optionalTsToMs(a.lastStartedTime);
-        if (
-          a.state !== PENDING_ACTIVITY_STATE_STARTED ||
-          !a.activityId ||
-          startedMs === undefined ||
-          startedMs >= processStartedMs
-        )
-          continue;
-        await client.activity.fail(
-          { workflowId: wf.workflowId, runId: desc.runId, activityId: a.activityId },
-          ApplicationFailure.retryable('the bridge process running it is gone', 'WorkerGone'),
-        );
+      if (await failAttemptsOfDeadProcess(client, desc, processStartedMs))
         log?.info({ workflowId: wf.workflowId }, 'retrying a Matrix send orphaned by a crash');
-      }
     }
   } catch (err) {
     // Not fatal: Temporal retries those attempts by itself once they time out.
     log?.warn({ err: (err as Error).message }, 'could not recover orphaned Matrix sends');
   }
+}
+
+/**
+ * Fails (retryable, `WorkerGone`) each of a workflow's activity attempts that started before this
+ * process did: the process that ran it is dead. Answers how many it failed.
+ */
+async function failAttemptsOfDeadProcess(
+  client: Client,
+  desc: WorkflowExecutionDescription,
+  processStartedMs: number,
+): Promise<number> {
+  let failed = 0;
+  for (const a of desc.raw.pendingActivities ?? []) {
+    const startedMs = optionalTsToMs(a.lastStartedTime);
+    if (
+      a.state !== PENDING_ACTIVITY_STATE_STARTED ||
+      !a.activityId ||
+      startedMs === undefined ||
+      startedMs >= processStartedMs
+    )
+      continue;
+    await client.activity.fail(
+      { workflowId: desc.workflowId, runId: desc.runId, activityId: a.activityId },
+      ApplicationFailure.retryable('the bridge process running it is gone', 'WorkerGone'),
+    );
+    failed++;
+  }
+  return failed;
 }

@@ -84,7 +84,8 @@ afterAll(async () => {
 
 const onB = (method: string, params?: unknown) => rpc(b!.socketPath, method, params, 60_000);
 
-test('A killed -9 mid-call: B sees the call end Failed within the grace, the slot is free, the agent is torn down when A returns', async () => {
+/** A call through A with a werift caller, connected. */
+async function liveCallOnA() {
   const c = await caller();
   const started = await v!.call('webrtc.start', {
     room_id: room,
@@ -98,6 +99,11 @@ test('A killed -9 mid-call: B sees the call end Failed within the grace, the slo
   v!.names.add(r.container_name);
   await c.peer.acceptAnswer(r.sdp_answer);
   await c.peer.waitConnected(15_000);
+  return { c, r };
+}
+
+test('A killed -9 mid-call: B sees the call end Failed within the grace, the slot is free, the agent is torn down when A returns', async () => {
+  const { c, r } = await liveCallOnA();
   // B lists the call of A's host, live.
   await waitFor(
     'B to list the call as connected',
@@ -160,19 +166,7 @@ test('A killed -9 mid-call: B sees the call end Failed within the grace, the slo
 });
 
 test('a live call on A is ended through B: the call is Ended and A lets its peer go', async () => {
-  const c = await caller();
-  const started = await v!.call('webrtc.start', {
-    room_id: room,
-    user_id: v!.w.alice.userId,
-    key_id: v!.keyId,
-    ttl: '5m',
-    sdp_offer: c.offerSdp,
-  });
-  expect(started.error).toBeUndefined();
-  const r = started.result;
-  v!.names.add(r.container_name);
-  await c.peer.acceptAnswer(r.sdp_answer);
-  await c.peer.waitConnected(15_000);
+  const { c, r } = await liveCallOnA();
 
   const ended = await onB('webrtc.end', { session_id: r.session_id });
   expect(ended.error).toBeUndefined();
