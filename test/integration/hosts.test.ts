@@ -4,7 +4,8 @@
  * are two processes with their own host ids, sockets, state and keystores, as on two machines.
  * What one bridge started, the other lists and stops; a bridge killed with -9 loses its runs
  * after its grace and reaps them when it returns; a host given up with `hosts.reap` lets its
- * runs finish; the Temporal server killed with -9 is ridden out and every TTL still fires.
+ * runs finish; the Temporal server killed with -9 is ridden out and every TTL still fires; and
+ * one budget holds for both.
  */
 import { mkdtempSync } from 'node:fs';
 import path from 'node:path';
@@ -27,6 +28,9 @@ jest.setTimeout(240_000);
 const MASTER_KEY = 'd4'.repeat(32);
 const GRACE_S = 8;
 const KEY_ID = 'hosts-key';
+/** One budget for the deployment: $0.30 a report against $1 a day (the last test spends it). */
+const MODELS = { 'test-model': { input_per_1k_usd: 0.01, output_per_1k_usd: 0.02 } };
+const USAGE = { model: 'test-model', input_tokens: 10_000, output_tokens: 10_000 };
 
 interface Host {
   id: string;
@@ -52,6 +56,8 @@ async function startHost(id: string, env: NodeJS.ProcessEnv = {}): Promise<Host>
     ARMORCLAW_SECRETS_DIR: secretsDir,
     ARMORCLAW_HOST_GRACE: `${GRACE_S}s`,
     ARMORCLAW_HEALTH_CHECK_INTERVAL: '2s',
+    ARMORCLAW_BUDGET_DAILY_LIMIT_USD: '1',
+    ARMORCLAW_BUDGET_MODELS: JSON.stringify(MODELS),
     ...env,
   };
   const bridge = await spawnBridge({ dir, env: hostEnv });
@@ -292,4 +298,34 @@ test('kill -9 of the Temporal server mid-run: both bridges ride it out and both 
     expect(await containerExists(run.name)).toBe(false);
   }
   for (const h of [a, b]) expect(ok(await call(h, 'status'))).toBeDefined();
+});
+
+// Last: it spends the day's budget, after which no host may start anything.
+test('one budget for every host: usage of a run on A counts on B, ends the run over the limit, and B refuses new starts', async () => {
+  const started = ok(await call(a, 'start', { key_id: KEY_ID, ttl: '10m' }));
+  names.add(started.container_name);
+  // The agent's own socket reports its usage (as the provider proxy's meter does for calls).
+  for (let i = 1; i <= 4; i++) {
+    expect(ok(await rpc(started.endpoint, 'budget.report', USAGE))).toEqual({
+      status: 'recorded',
+      cost_usd: 0.3,
+    });
+    await settles(`report ${i} counted, read through B`, async () => {
+      expect(ok(await call(b, 'budget.status')).day.reports).toBe(i);
+    });
+  }
+  const ended = await waitFor(
+    'the run on A to end over budget',
+    async () => {
+      const st = await status(started.container_name);
+      return st.cleanup_done ? st : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
+  expect(ended).toMatchObject({ state: 'Ended', end_reason: 'budget_exceeded' });
+  expect(ok(await call(b, 'budget.status'))).toMatchObject({ exceeded: true });
+  const refused = await call(b, 'start', { key_id: KEY_ID });
+  expect(refused.result).toBeUndefined();
+  expect(refused.error?.code).toBe(-32006);
+  expect(refused.error?.message).toMatch(/^Budget exceeded: \$1\.20 of \$1\.00 spent in /);
 });

@@ -109,9 +109,10 @@ test('a call: offer in webrtc.start, the echo agent sends the 440 Hz tone back; 
     duration: expect.stringMatching(/^\d+m\d+s$/),
   });
   expect((await callResult(r.session_id)).state).toBe('Ended');
-  // The agent started for the call stopped with it.
-  const run = await v!.agentRun(r.container_name);
-  expect(run).toMatchObject({ state: 'Ended', cleanup_done: true });
+  // The agent started for the call stopped with it: ended when the call ended (so the call's
+  // slot is free at once), its container removed right after.
+  expect((await v!.agentRun(r.container_name)).state).toBe('Ended');
+  expect(await v!.agentRunCleanedUp(r.container_name)).toMatchObject({ state: 'Ended' });
   // Ending twice: the session is gone.
   expect((await call('webrtc.end', { session_id: r.session_id })).error?.code).toBe(-32004);
 
