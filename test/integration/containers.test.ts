@@ -333,9 +333,16 @@ describe('container runs: one bridge on real Docker', () => {
     expect(goneAfter).toBeLessThanOrEqual(10_500);
     ((timings.secrets_removed_after_start_answer_ms as number[]) ??= []).push(goneAfter);
     ((timings.secrets_removed_after_start_request_ms as number[]) ??= []).push(Date.now() - sentAt);
-    // It was there: the bridge wrote it for this container, then removed it.
-    const lines = bridgeLogLines(h).filter((l) => l.containerName === name);
-    expect(lines.map((l) => l.msg)).toEqual(
+    // It was there: the bridge wrote it for this container, then removed it. The log line
+    // follows the removal and crosses a pipe, so it may reach us a moment after the directory
+    // is gone.
+    const logged = await waitFor('the removal to be logged', () => {
+      const msgs = bridgeLogLines(h)
+        .filter((l) => l.containerName === name)
+        .map((l) => l.msg);
+      return msgs.includes('secrets file removed') && msgs;
+    });
+    expect(logged).toEqual(
       expect.arrayContaining(['secrets file written', 'secrets file removed']),
     );
     // The workflow learns of the removal when the activity's result reaches it, a moment after
