@@ -10,7 +10,7 @@ const { layerConfigs } = require('./eslint.layers');
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 module.exports = tseslint.config(
-  { ignores: ['node_modules/**', '.tools/**', '.state/**', 'docs/**', 'coverage/**'] },
+  { ignores: ['node_modules/**', '.tools/**', '.state/**', 'docs/**', 'coverage/**', 'dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   ...layerConfigs(importX),

@@ -31,17 +31,23 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { containerSpec } from '../activities/docker';
-import { secretsDirFor } from '../activities/secrets';
-import { loadConfig } from '../config/load';
 import { spawnBridge, type BridgeProcess } from '../test/support/bridge-process';
 import { AGENT_IMAGE, docker, ensureAgentImage, ensureDocker } from '../test/support/docker';
 import { freePort, freePortRange } from '../test/support/ports';
-import { call } from '../test/support/socket-clients';
 import { PROJECT_ROOT } from './lib/child';
 import { onCleanup } from './lib/cleanup';
 import { prepareCpuSampling, processCpuSeconds, systemBusyCpuSeconds } from './lib/cpu';
-import { dockerRunArgsFromSpec } from './lib/hardened-run';
+import {
+  bridgeBurst,
+  dockerBurst,
+  firstErrors,
+  range,
+  removeContainers,
+  rpc,
+  since,
+  type Burst,
+  type Outcome,
+} from './lib/burst';
 import { machineInfo } from './lib/machine';
 import {
   childPids,
@@ -83,36 +89,6 @@ const NOISY_OTHER = 25;
 const NOISY_STEAL = 5;
 const SCRIPT = path.join(PROJECT_ROOT, 'scripts', 'temporal-cluster.sh');
 
-const since = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
-let nextId = 1;
-
-interface Outcome {
-  ok: boolean;
-  ms: number;
-  result?: Record<string, unknown>;
-  error?: string;
-}
-
-/** One JSON-RPC call over the bridge's socket (a connection of its own), timed. */
-async function rpc(
-  socketPath: string,
-  method: string,
-  params: unknown,
-  timeoutMs: number,
-): Promise<Outcome> {
-  const t0 = process.hrtime.bigint();
-  try {
-    const res = await call(socketPath, method, params, nextId++, timeoutMs);
-    const ms = since(t0);
-    if (res.error) return { ok: false, ms, error: `${method}: ${JSON.stringify(res.error)}` };
-    return { ok: true, ms, result: res.result as Record<string, unknown> };
-  } catch (err) {
-    return { ok: false, ms: since(t0), error: `${method}: ${(err as Error).message}` };
-  }
-}
-
 /** Runs `task(0..count-1)` with at most `concurrency` in flight, while `more()` says so. */
 async function pool<T>(
   count: number,
@@ -130,118 +106,6 @@ async function pool<T>(
   };
   await Promise.all(range(Math.min(concurrency, count)).map(worker));
   return out;
-}
-
-const firstErrors = (outcomes: Outcome[]) =>
-  [...new Set(outcomes.filter((o) => !o.ok).map((o) => o.error ?? 'unknown'))].slice(0, 5);
-
-interface Burst {
-  n: number;
-  ok: number;
-  /** Wall time from the first request to the last answer (all Active, or the last failure). */
-  all_active_ms: number;
-  per_start: MsSummary;
-  stop_all_ms: number;
-  stopped: number;
-  per_stop: MsSummary;
-  errors: string[];
-  samples: { start: number[]; stop: number[] };
-}
-
-/** Every call of the burst at once; then a stop of every run that started, at once. */
-async function bridgeBurst(socketPath: string): Promise<Burst> {
-  let t0 = process.hrtime.bigint();
-  const starts = await Promise.all(
-    range(BURST).map(() => rpc(socketPath, 'start', { key_id: KEY_ID, ttl: TTL }, 300_000)),
-  );
-  const allActive = since(t0);
-  const ids = starts.filter((s) => s.ok).map((s) => String(s.result!.container_id));
-  t0 = process.hrtime.bigint();
-  const stops = await Promise.all(
-    ids.map((id) => rpc(socketPath, 'stop', { container_id: id }, 300_000)),
-  );
-  const stopAll = since(t0);
-  return {
-    n: BURST,
-    ok: ids.length,
-    all_active_ms: allActive,
-    per_start: summariseMs(starts.filter((s) => s.ok).map((s) => s.ms)),
-    stop_all_ms: stopAll,
-    stopped: stops.filter((s) => s.ok).length,
-    per_stop: summariseMs(stops.filter((s) => s.ok).map((s) => s.ms)),
-    errors: firstErrors([...starts, ...stops]),
-    samples: { start: starts.map((s) => s.ms), stop: stops.map((s) => s.ms) },
-  };
-}
-
-/**
- * The same burst as `docker run -d` of the bridge's container: its spec (`containerSpec`, the
- * bridge's default policy), a secrets file and a socket directory for each, as the bridge makes;
- * then `docker stop -t 5` + `docker rm -f` of each (the bridge's teardown), all at once.
- */
-async function dockerBurst(dir: string, secretsRoot: string, label: string): Promise<Burst> {
-  const policy = loadConfig({
-    env: { ...process.env, ARMORCLAW_CONFIG: '', ARMORCLAW_SECRETS_DIR: secretsRoot },
-  }).containers;
-  const names = range(BURST).map((i) => `armorclaw-bench-raw-${process.pid}-${i}`);
-  const argsOf = names.map((name) => {
-    const sdir = secretsDirFor(policy.secretsDir, name);
-    const sockDir = path.join(dir, 'sock', name);
-    mkdirSync(sdir, { recursive: true });
-    mkdirSync(sockDir, { recursive: true });
-    writeFileSync(
-      path.join(sdir, 'credentials.json'),
-      `{"key_id":"${KEY_ID}","provider":"openai","token":"x"}`,
-      { mode: 0o444 },
-    );
-    const spec = containerSpec(
-      {
-        containerName: name,
-        workflowId: `container-${name}`,
-        image: AGENT_IMAGE,
-        agentType: 'openclaw',
-        keyId: KEY_ID,
-        hostId: label,
-        network: policy.network,
-        secretsMode: 'file',
-        limitMicroUsd: 0,
-      },
-      sockDir,
-      policy,
-    );
-    return dockerRunArgsFromSpec(spec, { 'armorclaw.bench': label });
-  });
-  const runOne = async (args: string[]): Promise<Outcome> => {
-    const t = process.hrtime.bigint();
-    const r = await docker(args, { timeoutMs: 300_000 });
-    return { ok: r.code === 0, ms: since(t), error: `docker run: ${r.stderr.trim()}` };
-  };
-  let t0 = process.hrtime.bigint();
-  const starts = await Promise.all(argsOf.map(runOne));
-  const allActive = since(t0);
-  const started = names.filter((_, i) => starts[i]!.ok);
-  t0 = process.hrtime.bigint();
-  const stops = await Promise.all(
-    started.map(async (name): Promise<Outcome> => {
-      const t = process.hrtime.bigint();
-      const stop = await docker(['stop', '-t', '5', name], { timeoutMs: 300_000 });
-      const rm = await docker(['rm', '-f', name], { timeoutMs: 300_000 });
-      const ok = stop.code === 0 && rm.code === 0;
-      return { ok, ms: since(t), error: `docker stop/rm: ${stop.stderr}${rm.stderr}`.trim() };
-    }),
-  );
-  const stopAll = since(t0);
-  return {
-    n: BURST,
-    ok: started.length,
-    all_active_ms: allActive,
-    per_start: summariseMs(starts.filter((s) => s.ok).map((s) => s.ms)),
-    stop_all_ms: stopAll,
-    stopped: stops.filter((s) => s.ok).length,
-    per_stop: summariseMs(stops.filter((s) => s.ok).map((s) => s.ms)),
-    errors: firstErrors([...starts, ...stops]),
-    samples: { start: starts.map((s) => s.ms), stop: stops.map((s) => s.ms) },
-  };
 }
 
 /** A group of processes watched together (their pids looked up at each edge of a window). */
@@ -443,14 +307,6 @@ async function idleRuns(
     per_stop: summariseMs(stops.filter((s) => s.ok).map((s) => s.ms)),
     errors: firstErrors([...starts, ...status, ...list, ...stops]),
   };
-}
-
-/** Removes every container a label names (the runs a bridge left, the baseline's). */
-async function removeContainers(filter: string): Promise<number> {
-  const left = await docker(['ps', '-aq', '--filter', filter]);
-  const ids = left.stdout.split('\n').filter(Boolean);
-  if (ids.length > 0) await docker(['rm', '-f', ...ids], { timeoutMs: 300_000 });
-  return ids.length;
 }
 
 const readPid = (file: string): number | null => {
@@ -660,7 +516,10 @@ async function runBackend(
   await rpc(socketPath, 'stop', { container_id: warm.result!.container_id }, 120_000);
 
   console.log(`  ${BURST} concurrent starts...`);
-  const burst = await bridgeBurst(socketPath);
+  const { starts: _starts, ...burst } = await bridgeBurst(socketPath, BURST, {
+    key_id: KEY_ID,
+    ttl: TTL,
+  });
   console.log(
     `  ${burst.ok}/${BURST} Active in ${(burst.all_active_ms / 1e3).toFixed(1)} s, stopped in ${(burst.stop_all_ms / 1e3).toFixed(1)} s`,
   );
@@ -1000,7 +859,7 @@ export const cluster: Suite = {
     mkdirSync(rawSecrets, { mode: 0o700 });
     mkdirSync(rawDir);
     const rawWatch = watchConditions(rawDir);
-    const raw = await dockerBurst(rawDir, rawSecrets, label);
+    const raw = await dockerBurst(BURST, rawDir, rawSecrets, label);
     const rawConditions = rawWatch();
     console.log(
       `  ${raw.ok}/${BURST} running in ${(raw.all_active_ms / 1e3).toFixed(1)} s, removed in ${(raw.stop_all_ms / 1e3).toFixed(1)} s`,

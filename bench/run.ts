@@ -16,7 +16,9 @@ import path from 'node:path';
 import { PROJECT_ROOT } from './lib/child';
 import { runCleanups } from './lib/cleanup';
 import { DEFAULT_SUITE_BUDGET_MS, type BenchSettings, type Suite } from './lib/suite';
+import { burst } from './burst';
 import { cluster } from './cluster';
+import { lean } from './lean';
 import { containerStart } from './container-start';
 import { matrixPush } from './matrix-push';
 import { openclaw } from './openclaw';
@@ -28,12 +30,14 @@ import { voice } from './voice';
 const suites: Suite[] = [
   rpcRoundtrip,
   containerStart,
+  burst,
   matrixPush,
   voice,
   providerProxy,
   openclaw,
   pairing,
   cluster,
+  lean,
 ];
 
 class SettingError extends Error {}

@@ -1,14 +1,9 @@
-import {
-  createClient,
-  Method,
-  MatrixError,
-  type IRequestOpts,
-  type MatrixClient,
-} from 'matrix-js-sdk';
+import type { IRequestOpts, MatrixClient } from 'matrix-js-sdk';
 import type { Logger as SdkLogger } from 'matrix-js-sdk/lib/logger';
 import type { Logger } from 'pino';
 import type { Keystore } from '../services/keystore';
 import type { RoomEncryptionHook } from './crypto';
+import { isMatrixError, matrixSdk } from './sdk';
 
 /** Where the bridge's Matrix session lives: ids in plain text, the token sealed in the keystore. */
 const SECRET_TOKEN = 'matrix.access_token';
@@ -52,7 +47,7 @@ export interface RawEvent {
 
 /** Errors the homeserver gave a definite answer to (retrying will not help). */
 export const isPermanentMatrixError = (err: unknown): boolean =>
-  err instanceof MatrixError &&
+  isMatrixError(err) &&
   err.httpStatus !== undefined &&
   err.httpStatus >= 400 &&
   err.httpStatus < 500 &&
@@ -97,7 +92,10 @@ export class MatrixConnection {
     homeserver = this.opts.homeserver,
   ): Promise<MatrixSession> {
     if (!homeserver) throw new Error('no Matrix homeserver is configured (matrix.homeserver)');
-    const anonymous = createClient({ baseUrl: homeserver, logger: sdkLogger(this.opts.log) });
+    const anonymous = matrixSdk().createClient({
+      baseUrl: homeserver,
+      logger: sdkLogger(this.opts.log),
+    });
     const res = await anonymous.login('m.login.password', {
       identifier: { type: 'm.id.user', user: username },
       password,
@@ -139,7 +137,7 @@ export class MatrixConnection {
       localTimeoutMs: params.timeoutMs + 15_000,
     } as IRequestOpts;
     return this.requireClient().http.authedRequest<SyncResponse>(
-      Method.Get,
+      matrixSdk().Method.Get,
       '/sync',
       query,
       undefined,
@@ -154,7 +152,7 @@ export class MatrixConnection {
     const type = encrypted ? 'm.room.encrypted' : 'm.room.message';
     const path = `/rooms/${encodeURIComponent(roomId)}/send/${type}/${encodeURIComponent(txnId)}`;
     const res = await client.http.authedRequest<{ event_id: string }>(
-      Method.Put,
+      matrixSdk().Method.Put,
       path,
       undefined,
       encrypted ?? content,
@@ -164,7 +162,7 @@ export class MatrixConnection {
 
   async join(roomId: string): Promise<void> {
     await this.requireClient().http.authedRequest(
-      Method.Post,
+      matrixSdk().Method.Post,
       `/join/${encodeURIComponent(roomId)}`,
       undefined,
       {},
@@ -194,7 +192,7 @@ export class MatrixConnection {
 
   private use(session: MatrixSession, accessToken: string): void {
     this.session = session;
-    this.client = createClient({
+    this.client = matrixSdk().createClient({
       baseUrl: session.homeserver,
       accessToken,
       userId: session.userId,

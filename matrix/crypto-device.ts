@@ -6,10 +6,11 @@
  */
 import { createHash } from 'node:crypto';
 import * as Rust from '@matrix-org/matrix-sdk-crypto-wasm';
-import { Method, type IRequestOpts } from 'matrix-js-sdk';
+import type { IRequestOpts } from 'matrix-js-sdk';
 import type { Logger } from 'pino';
 import type { IncomingEvent } from '../services/matrix-store';
 import type { CryptoSyncResponse, HttpApi } from './crypto-rooms';
+import { matrixSdk } from './sdk';
 import { CryptoStoreFile, deriveStoreKeys, installIndexedDb } from './crypto-store';
 
 const MEGOLM = 'm.megolm.v1.aes-sha2';
@@ -268,7 +269,7 @@ export class DeviceCrypto {
   private async send(
     req: Rust.OutgoingRequest | Rust.ToDeviceRequest | Rust.KeysClaimRequest,
   ): Promise<void> {
-    let method = Method.Post;
+    let method = matrixSdk().Method.Post;
     let path: string;
     let query: Record<string, string> = {};
     if (req instanceof Rust.KeysUploadRequest) path = '/_matrix/client/v3/keys/upload';
@@ -277,13 +278,13 @@ export class DeviceCrypto {
     else if (req instanceof Rust.SignatureUploadRequest)
       path = '/_matrix/client/v3/keys/signatures/upload';
     else if (req instanceof Rust.ToDeviceRequest) {
-      method = Method.Put;
+      method = matrixSdk().Method.Put;
       path = `/_matrix/client/v3/sendToDevice/${encodeURIComponent(req.event_type)}/${encodeURIComponent(req.txn_id)}`;
     } else if (req instanceof Rust.RoomMessageRequest) {
-      method = Method.Put;
+      method = matrixSdk().Method.Put;
       path = `/_matrix/client/v3/rooms/${encodeURIComponent(req.room_id)}/send/${encodeURIComponent(req.event_type)}/${encodeURIComponent(req.txn_id)}`;
     } else if (req instanceof Rust.KeysBackupRequest) {
-      method = Method.Put;
+      method = matrixSdk().Method.Put;
       path = '/_matrix/client/v3/room_keys/keys';
       query = { version: req.version };
     } else {

@@ -3,7 +3,8 @@
  * and each room's encryption settings, history visibility and members, which decide whether a
  * send is encrypted and for whom.
  */
-import { Method, type IHttpOpts, type MatrixHttpApi } from 'matrix-js-sdk';
+import type { IHttpOpts, MatrixHttpApi } from 'matrix-js-sdk';
+import { matrixSdk } from './sdk';
 
 /** A /sync response, as far as crypto reads it. */
 export interface CryptoSyncResponse {
@@ -82,7 +83,7 @@ export class RoomStates {
     if (!room) {
       const generation = this.changes.get(roomId) ?? 0;
       const state = await this.http().authedRequest<StateEvent[]>(
-        Method.Get,
+        matrixSdk().Method.Get,
         `/rooms/${encodeURIComponent(roomId)}/state`,
       );
       room = { encryption: null, historyVisibility: 'shared', members: new Map() };

@@ -54,7 +54,9 @@ type EventFields = Pick<StoredEvent, 'type' | 'room_id' | 'sender' | 'content' |
  * The spec's form of an event (`matrix.receive`), without a queue position: from a bridge's
  * store (`origin`) or from the account's shared queue (`origin_server_ts`).
  */
-export const publicEvent = (e: EventFields & ({ origin: string } | { origin_server_ts: number })) => ({
+export const publicEvent = (
+  e: EventFields & ({ origin: string } | { origin_server_ts: number }),
+) => ({
   type: e.type,
   room_id: e.room_id,
   sender: e.sender,

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { RTCIceCandidateInit } from 'werift';
 import type { UserCallState } from '../machines/voice-call.machine';
 import { linkAgent, type AgentLink } from './agent-link';
-import { AudioPeer, type AudioPeerOptions, type PeerConnectionState } from './peer';
+import type { AudioPeer, AudioPeerOptions, PeerConnectionState } from './peer';
 import type { ServerMessage, SignalingBackend, SignalingSink } from './signaling-types';
 
 /** The agent end of a call: its audio socket, handed over by the container socket hub. */
@@ -62,6 +62,13 @@ interface Call {
   state: UserCallState;
   negotiating?: Promise<unknown>;
 }
+
+let loadedPeer: typeof import('./peer') | undefined;
+/**
+ * werift and the Opus codec load with the first call, not with the bridge: an idle bridge does
+ * not hold them (tens of MB).
+ */
+const peerModule = () => (loadedPeer ??= require('./peer') as typeof import('./peer'));
 
 export class CallMediaHub implements SignalingBackend {
   private readonly calls = new Map<string, Call>();
@@ -118,7 +125,7 @@ export class CallMediaHub implements SignalingBackend {
       if (call.peer) return call.peer.acceptOffer(sdp); // a re-offer: the caller restarts ICE
       let created: { peer: AudioPeer; answerSdp: string };
       try {
-        created = await AudioPeer.answer(sdp, this.deps.peerOptions);
+        created = await peerModule().AudioPeer.answer(sdp, this.deps.peerOptions);
       } catch (err) {
         throw new CallMediaError('bad_sdp', `offer refused: ${(err as Error).message}`);
       }

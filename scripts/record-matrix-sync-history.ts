@@ -46,7 +46,10 @@ async function main(): Promise<void> {
           taken.push(...r.result.events.map((e: { content: { body: string } }) => e.content.body));
           return taken.length >= n;
         });
-      await waitFor('the sync to run', async () => (await sync.query(matrixSyncStatusQuery)).synced);
+      await waitFor(
+        'the sync to run',
+        async () => (await sync.query(matrixSyncStatusQuery)).synced,
+      );
       await syn.client.sendText(alice.accessToken, room, 'first');
       await receive(1);
       await syn.restart({ downMs: 3_000 });

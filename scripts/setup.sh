@@ -87,6 +87,9 @@ if [[ ! -f "$py_stamp" || "$(cat "$py_stamp")" != "$want_py" || ! -x "$VENV/bin/
   echo "$want_py" >"$py_stamp"
 fi
 
+# --- The compiled bridge `npm start` runs (dist/): rebuilt only when its sources changed -------
+node --import tsx scripts/build.ts
+
 # --- The `armorclaw` command on PATH -----------------------------------------------------------
 # A symlink to cli/armorclaw.js, which resolves tsx and the sources from its real path, so the
 # command runs from any directory. A file of that name that is not a symlink is left alone.

@@ -8,9 +8,9 @@
  * `appendMany` hands a batch over and returns at once; `close` waits until every batch handed
  * over is written. A batch the thread could not write is reported through `onError`.
  */
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { AppendAuditInput } from './audit-log';
+import { threadSource } from './runtime';
 
 export type AuditThreadMessage =
   { kind: 'batch'; entries: readonly AppendAuditInput[] } | { kind: 'close' };
@@ -21,9 +21,7 @@ export class AuditLogThread {
   private readonly exited: Promise<void>;
 
   constructor(dbPath: string, onError: (message: string, entries: number) => void) {
-    // The thread loads TypeScript itself, so it works however the bridge was started.
-    const source = `require(${JSON.stringify(require.resolve('tsx/cjs'))});
-require(${JSON.stringify(path.join(__dirname, 'audit-log-thread-main.ts'))});`;
+    const source = threadSource(__dirname, 'audit-log-thread-main');
     this.worker = new Worker(source, { eval: true, workerData: { dbPath } });
     this.worker.on('message', (m: AuditThreadReply) => onError(m.message, m.entries));
     this.worker.on('error', (err) => onError(err.message, 0));

@@ -61,7 +61,7 @@ export async function findContainerRun(
   // value a plain hex literal inside the query.
   const query =
     containerRunsQuery(opts) + ` AND ${ArmorclawContainerId.name} STARTS_WITH '${idOrName}'`;
-  for (const deadline = Date.now() + VISIBILITY_LAG_MS; ; ) {
+  for (const deadline = Date.now() + VISIBILITY_LAG_MS; ;) {
     for await (const wf of client.workflow.list({ query, pageSize: 1 })) return wf.workflowId;
     if (Date.now() >= deadline) return undefined;
     await new Promise((resolve) => setTimeout(resolve, VISIBILITY_POLL_MS));

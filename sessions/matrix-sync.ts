@@ -118,7 +118,9 @@ export async function matrixSyncStatus(
   userId: string,
 ): Promise<MatrixSyncStatus | undefined> {
   try {
-    return await client.workflow.getHandle(matrixSyncWorkflowId(userId)).query(matrixSyncStatusQuery);
+    return await client.workflow
+      .getHandle(matrixSyncWorkflowId(userId))
+      .query(matrixSyncStatusQuery);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return undefined;
     throw err;

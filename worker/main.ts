@@ -6,7 +6,6 @@ import { RpcSocketServer, assertSocketPathFree } from '../rpc/socket-server';
 import { ConfigStore } from '../services/config-store';
 import { Keystore, keystorePath, loadOrCreateMasterKey } from '../services/keystore';
 import { LiveLeakGuard } from '../services/leak-guard';
-import Docker from 'dockerode';
 import { createHostActivities, createSharedActivities } from '../activities/index';
 import { ContainerSocketHub } from '../rpc/container-socket';
 import { ensureBudgetWorkflow } from '../rpc/methods/budget';
@@ -22,6 +21,7 @@ import { MatrixInbox } from '../matrix/inbox';
 import { MatrixStore, matrixStorePath } from '../services/matrix-store';
 import { AuditLog, auditLogPath } from '../services/audit-log';
 import { DockerEventWatcher } from './docker-events';
+import { connectDocker } from './docker-engine';
 import { reapOrphans } from './orphans';
 import { startWorkers } from './workers';
 import { createLogger, logScrubber } from './logger';
@@ -72,7 +72,7 @@ export async function start(
   });
 
   const auditLog = AuditLog.open({ path: auditLogPath(config.stateDir) });
-  const docker = new Docker({ socketPath: config.docker.socket });
+  const docker = connectDocker(config.docker.socket);
   const matrixStore = MatrixStore.open(matrixStorePath(config.stateDir));
   const inbox = new MatrixInbox();
   const matrix = new MatrixConnection(keystore, {

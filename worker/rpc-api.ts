@@ -3,6 +3,7 @@
  * needs. Part of the composition root (worker/main.ts), kept apart so that file reads as the
  * order things start in.
  */
+import path from 'node:path';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/load';
@@ -27,6 +28,7 @@ import type { GatewayTokenStore } from '../services/gateway-tokens';
 import type { Keystore } from '../services/keystore';
 import type { MatrixStore } from '../services/matrix-store';
 import { SingleFlightCache } from '../services/single-flight-cache';
+import { PROJECT_ROOT } from '../services/runtime';
 import { listActiveContainerIds } from '../sessions/containers';
 import { probeTemporal, type TemporalHandle } from './temporal';
 import { RelayLinkError, type DeviceHub } from './devices';
@@ -35,7 +37,7 @@ import type { Voice } from './voice';
 import { matrixSyncSettings, type MatrixReplica } from './matrix-replica';
 import type { IncidentControl } from '../sessions/incident';
 
-export const BRIDGE_VERSION: string = require('../package.json').version;
+export const BRIDGE_VERSION: string = require(path.join(PROJECT_ROOT, 'package.json')).version;
 
 export interface BridgeParts {
   config: BridgeConfig;

@@ -4,6 +4,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { PROJECT_ROOT } from '../services/runtime';
 
 export interface DevServerOptions {
   /** Directory for the SQLite store, the pid file and the server's log. */
@@ -22,8 +23,6 @@ export interface DevServer {
   pid: number;
   stop(): Promise<void>;
 }
-
-const PROJECT_ROOT = path.join(__dirname, '..');
 
 /** The `temporal` CLI: configured path, else the project's PyPI install, else PATH. */
 export function resolveTemporalCli(configured?: string): string {

@@ -4,8 +4,10 @@ import {
   Runtime,
   Worker,
   bundleWorkflowCode,
-  type WorkflowBundleWithSourceMap,
+  type WorkflowBundle,
+  type WorkflowBundlePath,
 } from '@temporalio/worker';
+import path from 'node:path';
 import type { LogLevel } from '@temporalio/common';
 import type { Logger } from 'pino';
 import type { HostContainerActivities, SharedActivities } from '../activities/container-types';
@@ -14,6 +16,10 @@ import type { AdmissionActivities } from '../activities/admission';
 import type { AgentRunActivities, VoiceHostActivities } from '../activities/voice';
 import type { TurnHostActivities, TurnSharedActivities } from '../activities/turn';
 import { hostTaskQueue } from '../workflows/definitions';
+import { COMPILED } from '../services/runtime';
+
+/** The prebuilt workflow bundle's file name in `dist/`. */
+export const WORKFLOW_BUNDLE_FILE = 'workflow-bundle.js';
 
 export interface WorkersOptions {
   address: string;
@@ -61,15 +67,26 @@ function routeSdkLogs(log: Logger): void {
   }
 }
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+let bundle: Promise<WorkflowBundle | WorkflowBundlePath> | undefined;
 
-/** Workflow code is bundled once per process (it takes a few seconds). */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({
+/**
+ * The workflow code for the worker's sandbox. Compiled, the bridge loads the bundle the build
+ * made (`dist/workflow-bundle.js`); from source it bundles once per process, which takes
+ * seconds and a good deal of memory.
+ */
+export function workflowBundle(): Promise<WorkflowBundle | WorkflowBundlePath> {
+  bundle ??= COMPILED
+    ? Promise.resolve({ codePath: path.join(__dirname, '..', WORKFLOW_BUNDLE_FILE) })
+    : createWorkflowBundle();
+  return bundle;
+}
+
+/** Bundles the workflow code beside this module (the build writes it to a file). */
+export function createWorkflowBundle(): Promise<WorkflowBundle> {
+  return bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
     logger: quietBundlerLogger,
   });
-  return bundle;
 }
 
 const quietBundlerLogger = {

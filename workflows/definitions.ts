@@ -488,9 +488,10 @@ export const matrixTakeUpdate = defineUpdate<
   [{ consumer: string; limit: number }]
 >('matrix-take');
 /** Events after `after` (a seq), oldest first: how each bridge copies the queue into its store. */
-export const matrixEventsQuery = defineQuery<MatrixQueuedEvent[], [{ after: number; limit: number }]>(
-  'matrix-events',
-);
+export const matrixEventsQuery = defineQuery<
+  MatrixQueuedEvent[],
+  [{ after: number; limit: number }]
+>('matrix-events');
 export const matrixSyncStatusQuery = defineQuery<MatrixSyncStatus>('matrix-sync-status');
 
 // --- approvals ------------------------------------------------------------------------------

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import type { Logger } from 'pino';
@@ -7,6 +6,7 @@ import { internalError } from '../errors';
 import { parseParams } from '../params';
 import type { AuditEntry, AuditHead, AuditLog, VerifyResult } from '../../services/audit-log';
 import { SingleFlightCache } from '../../services/single-flight-cache';
+import { threadSource } from '../../services/runtime';
 
 export interface AuditMethodsDeps {
   /** The audit database the bridge appends to (`auditLogPath(stateDir)`). */
@@ -110,9 +110,7 @@ function verifyInWorker(
   dbPath: string,
   anchor?: AuditHead,
 ): Promise<{ result: VerifyResult; head: AuditHead | null }> {
-  // The worker loads TypeScript itself, so it works however the bridge was started.
-  const source = `require(${JSON.stringify(require.resolve('tsx/cjs'))});
-require(${JSON.stringify(path.join(__dirname, 'audit-verify-worker.ts'))});`;
+  const source = threadSource(__dirname, 'audit-verify-worker');
   return new Promise((resolve, reject) => {
     const worker = new Worker(source, { eval: true, workerData: { dbPath, anchor } });
     let settled = false;

@@ -12,10 +12,7 @@ import { parseDuration } from '../../formats/duration';
 import { SECRETS_MODES, type SecretsMode } from '../../formats/secrets-file';
 import { toMicroUsd } from '../../services/budget';
 import { KeystoreError, type Keystore } from '../../services/keystore';
-import {
-  findContainerRun,
-  startRunWorkflow,
-} from '../../sessions/containers';
+import { findContainerRun, startRunWorkflow } from '../../sessions/containers';
 import { isClosedWorkflowError } from '../../sessions/workflow-errors';
 import type { BudgetGate } from './budget';
 import {
@@ -150,12 +147,38 @@ export interface ContainerRunSummary {
 /** What `containers.status` answers: the run's workflow `status` query, fields as they are. */
 export type ContainerStatusResult = ContainerRunStatus;
 
+/**
+ * Container names as the spec shows them, `armorclaw-<agent type>-<unix seconds>`, then `-2`,
+ * `-3`… for more starts in the same second. Counted here, so a burst of starts in one second
+ * takes one name each instead of every start trying every name before it in Temporal (which
+ * made a burst of 50 cost over a thousand workflow starts). A name taken anyway (by another
+ * bridge, or after a restart within the second) is refused by Temporal, and `start` takes the
+ * next.
+ */
+export class RunNames {
+  private second = -1;
+  private readonly taken = new Map<string, number>();
+
+  next(agentType: string, nowMs: number): string {
+    const second = Math.floor(nowMs / 1000);
+    if (second !== this.second) {
+      this.second = second;
+      this.taken.clear();
+    }
+    const n = (this.taken.get(agentType) ?? 0) + 1;
+    this.taken.set(agentType, n);
+    const base = `armorclaw-${agentType}-${second}`;
+    return n === 1 ? base : `${base}-${n}`;
+  }
+}
+
 /** The spec's container methods: `start` returns when the run is Active, `stop` when it has Ended. */
 export function registerContainerMethods(
   dispatcher: RpcDispatcher,
   deps: ContainerMethodsDeps,
 ): void {
   const now = deps.now ?? Date.now;
+  const names = new RunNames();
 
   dispatcher.addMethod('start', async (params) => {
     const p = parseParams(startParams, params);
@@ -200,9 +223,8 @@ export function registerContainerMethods(
     checkCredential(deps.keystore, p.key_id);
     await deps.budget?.check();
 
-    const base = `armorclaw-${agentType}-${Math.floor(now() / 1000)}`;
     for (let attempt = 1; attempt <= 100; attempt++) {
-      const containerName = attempt === 1 ? base : `${base}-${attempt}`;
+      const containerName = names.next(agentType, now());
       const input: ContainerRunInput = {
         containerName,
         keyId: p.key_id,

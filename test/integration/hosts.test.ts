@@ -271,10 +271,14 @@ test('A back within its grace: its run goes on', async () => {
   });
   // A restarted bridge under load may take longer than the grace to tear down, and `stop` then
   // answers `cleanup: pending`: the container goes when A gets to it.
-  await waitFor('A to remove the stopped run’s container', async () => !(await containerExists(run.name)), {
-    timeoutMs: 30_000,
-    intervalMs: 250,
-  });
+  await waitFor(
+    'A to remove the stopped run’s container',
+    async () => !(await containerExists(run.name)),
+    {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    },
+  );
 });
 
 test('kill -9 of the Temporal server mid-run: both bridges ride it out and both TTLs fire', async () => {

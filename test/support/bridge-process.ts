@@ -46,11 +46,17 @@ export interface SpawnOptions {
   noWait?: boolean;
   temporalPort?: number;
   uiPort?: number;
+  /** The command that runs the bridge instead of its source through tsx, e.g. {@link NPM_START}. */
+  command?: string[];
 }
 
+/** `npm start` as users run it: the compiled bridge in dist/ with its memory settings. */
+export const NPM_START = ['npm', 'start', '--silent', '--prefix', PROJECT_ROOT];
+
 /**
- * Runs the real bridge (`worker/main.ts`, the same entry `npm start` uses) as a child process
- * with its state, socket and ports private to the test.
+ * Runs the real bridge as a child process with its state, socket and ports private to the test:
+ * from source (`worker/main.ts` through tsx, as `npm run dev` does) unless `command` says
+ * otherwise.
  */
 export async function spawnBridge(opts: SpawnOptions = {}): Promise<BridgeProcess> {
   const dir = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), 'armorclaw-it-'));
@@ -94,15 +100,12 @@ async function launchBridge(
     ARMORCLAW_AGENT_TYPES: ECHO_AGENT_TYPES,
     ...opts.env,
   };
-  const child = spawn(
+  const [command, ...args] = opts.command ?? [
     process.execPath,
-    [...TSX_ARGS, path.join(PROJECT_ROOT, 'worker', 'main.ts')],
-    {
-      cwd: dir,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+    ...TSX_ARGS,
+    path.join(PROJECT_ROOT, 'worker', 'main.ts'),
+  ];
+  const child = spawn(command!, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

@@ -39,7 +39,11 @@ describe('afterSyncFailure', () => {
   });
 
   test('an interrupted call runs again at once on the same host', () => {
-    expect(afterSyncFailure(three, 'interrupted', 4)).toEqual({ ...three, moved: false, retryInMs: 0 });
+    expect(afterSyncFailure(three, 'interrupted', 4)).toEqual({
+      ...three,
+      moved: false,
+      retryInMs: 0,
+    });
   });
 
   test('homeserver failures stay on the host and back off, doubling from 0.5 s to 30 s', () => {

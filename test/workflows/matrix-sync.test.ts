@@ -182,7 +182,9 @@ test('matrix-take hands each event to one taker: spans follow each other per con
       await expect(take('rpc', 5)).rejects.toMatchObject({ cause: { type: NOTHING_TO_TAKE } });
       await expect(take('other', 5)).rejects.toMatchObject({ cause: { type: NOTHING_TO_TAKE } });
       const history = await handle.fetchHistory();
-      const accepted = (history.events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes);
+      const accepted = (history.events ?? []).filter(
+        (e) => e.workflowExecutionUpdateAcceptedEventAttributes,
+      );
       expect(accepted).toHaveLength(3);
     } finally {
       await a.stop();

@@ -1,0 +1,378 @@
+/**
+ * Suite `lean`: the bridge process at rest. Start-up time (spawn → the socket answers) and RSS
+ * once idle, with Matrix logged in (E2EE on) and voice on, three ways in one run, alternating:
+ *
+ * - `npm run dev`: from source through tsx, bundling the workflow code at start (what
+ *   `npm start` ran before the build step);
+ * - compiled (dist/), without the memory settings;
+ * - `npm start`: compiled, with MALLOC_ARENA_MAX=2 and --max-semi-space-size=4.
+ *
+ * Then where the compiled bridge's memory goes: its mappings (smaps), the main thread's heap by
+ * kind (a heap snapshot), and what each heavy package costs to load on its own.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { NPM_START, spawnBridge } from '../test/support/bridge-process';
+import { call } from '../test/support/socket-clients';
+import { startSynapse } from '../test/support/synapse';
+import { PROJECT_ROOT } from './lib/child';
+import { ensureBuilt } from './lib/build';
+import { onCleanup } from './lib/cleanup';
+import { machineInfo } from './lib/machine';
+import type { BenchSettings, Suite } from './lib/suite';
+import { summariseMs, type MsSummary } from './lib/stats';
+import { barChartPanel, BASELINE_COLOR, BRIDGE_COLOR, legend } from './lib/svg';
+
+const RUNS = Number(process.env.BENCH_LEAN_RUNS ?? 3);
+/** How long a started bridge sits idle before its memory is read. */
+const SETTLE_MS = 20_000;
+const AIM_RSS_MB = 150;
+const PROBE = path.join(PROJECT_ROOT, 'test', 'support', 'module-probe.js');
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const hex = (n: number) => randomBytes(n).toString('hex');
+const mb = (bytes: number) => bytes / 1024 / 1024;
+
+interface Variant {
+  key: string;
+  label: string;
+  command?: string[];
+}
+
+const VARIANTS: Variant[] = [
+  {
+    key: 'source',
+    label: '`npm run dev` (from source through tsx, bundling at start): before',
+    command: ['npm', 'run', 'dev', '--silent', '--prefix', PROJECT_ROOT],
+  },
+  {
+    key: 'compiled',
+    label: '`node dist/worker/main.js` (compiled, no memory settings, no npm)',
+    command: [process.execPath, path.join(PROJECT_ROOT, 'dist', 'worker', 'main.js')],
+  },
+  {
+    key: 'npm_start',
+    label: '`npm start` (compiled + memory settings): after',
+    command: NPM_START,
+  },
+];
+
+interface Sample {
+  ready_ms: number;
+  rss_mb: number;
+  anon_mb: number;
+  file_mb: number;
+}
+
+interface ProbeReport {
+  memory: NodeJS.MemoryUsage;
+  heapSnapshot?: string;
+}
+
+/** Rss of each mapping of `pid`, summed by what is mapped (anonymous memory as `[anon]`). */
+function mappings(pid: number): Map<string, number> {
+  const by = new Map<string, number>();
+  let current = '[anon]';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) current = head[1] || '[anon]';
+    else if (line.startsWith('Rss:')) {
+      by.set(current, (by.get(current) ?? 0) + Number(line.split(/\s+/)[1]) * 1024);
+    }
+  }
+  return by;
+}
+
+function rssOf(pid: number): { rss: number; anon: number; file: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
+}
+
+/** Self size of the main thread's heap by kind of node, from a heap snapshot. */
+function heapByKind(file: string): Record<string, number> {
+  const snap = JSON.parse(readFileSync(file, 'utf8')) as {
+    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
+    nodes: number[];
+    strings: string[];
+  };
+  const fields = snap.snapshot.meta.node_fields;
+  const types = snap.snapshot.meta.node_types[0];
+  const [typeAt, nameAt, sizeAt] = ['type', 'name', 'self_size'].map((f) => fields.indexOf(f));
+  const kinds: Record<string, number> = {};
+  for (let i = 0; i < snap.nodes.length; i += fields.length) {
+    const type = types[snap.nodes[i + typeAt!]!]!;
+    const name = snap.strings[snap.nodes[i + nameAt!]!]!;
+    let kind: string;
+    if (type === 'string' || type === 'concatenated string' || type === 'sliced string')
+      kind = 'strings (most of it module source text)';
+    else if (type === 'code') kind = 'compiled code and bytecode';
+    else if (type === 'native' && name.includes('ArrayBufferData'))
+      kind = 'ArrayBuffer and WebAssembly memory';
+    else if (type === 'object shape' || type === 'hidden') kind = 'V8 internals (shapes, hidden)';
+    else kind = 'objects, arrays and closures';
+    kinds[kind] = (kinds[kind] ?? 0) + snap.nodes[i + sizeAt!]!;
+  }
+  return kinds;
+}
+
+/** RSS a package adds when it alone is loaded into a fresh node (after a GC). */
+function moduleCost(pkg: string): number {
+  const script = `global.gc(); const a = process.memoryUsage().rss; require(${JSON.stringify(pkg)}); global.gc(); setTimeout(() => { global.gc(); console.log(process.memoryUsage().rss - a); }, 500);`;
+  const out = execFileSync(process.execPath, ['--expose-gc', '-e', script], {
+    cwd: PROJECT_ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return Number(out.trim());
+}
+
+const HEAVY_PACKAGES = [
+  '@temporalio/worker',
+  '@temporalio/client',
+  'dockerode',
+  'matrix-js-sdk',
+  'werift',
+  'pino',
+  'zod',
+  'xstate',
+  'better-sqlite3',
+];
+
+export const lean: Suite = {
+  name: 'lean',
+  budgetMs: () => 5 * 60_000 + RUNS * VARIANTS.length * (SETTLE_MS + 90_000),
+  async run(settings: BenchSettings): Promise<string[]> {
+    if (!Number.isInteger(RUNS) || RUNS < 1)
+      throw new Error('BENCH_LEAN_RUNS must be a positive integer');
+    const machine = machineInfo(PROJECT_ROOT);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'armorclaw-bench-lean-'));
+    const stops: Array<() => Promise<void>> = [];
+    stops.push(onCleanup(() => rmSync(dir, { recursive: true, force: true })));
+    try {
+      console.log('building dist/ (quick when current)...');
+      ensureBuilt();
+
+      console.log('starting Synapse...');
+      const syn = await startSynapse();
+      stops.push(onCleanup(() => syn.stop()));
+      const password = `pw-${hex(12)}`;
+      await syn.registerUser('bot', password);
+      const masterKey = hex(32);
+
+      const samples = new Map<string, Sample[]>(VARIANTS.map((v) => [v.key, []]));
+      let breakdown:
+        | {
+            mappings: Array<[string, number]>;
+            memory: NodeJS.MemoryUsage;
+            heap: Record<string, number>;
+          }
+        | undefined;
+      for (let run = 0; run < RUNS; run++) {
+        for (const variant of VARIANTS) {
+          const vdir = path.join(dir, variant.key);
+          mkdirSync(vdir, { recursive: true });
+          const probeFile = path.join(vdir, `probe-${run}.json`);
+          const last = run === RUNS - 1 && variant.key === 'npm_start';
+          const t0 = performance.now();
+          const bridge = await spawnBridge({
+            dir: vdir,
+            command: variant.command,
+            env: {
+              NODE_OPTIONS: `--require ${PROBE}`,
+              ARMORCLAW_MODULE_PROBE_FILE: probeFile,
+              ...(last ? { ARMORCLAW_MODULE_PROBE_HEAP: '1' } : {}),
+              ARMORCLAW_MASTER_KEY: masterKey,
+              ARMORCLAW_MATRIX_HOMESERVER: syn.baseUrl,
+              ARMORCLAW_MATRIX_USERNAME: 'bot',
+              ARMORCLAW_MATRIX_PASSWORD: password,
+              ARMORCLAW_MATRIX_DEVICE_ID: `LEAN${variant.key.toUpperCase()}`,
+              ARMORCLAW_LOG_LEVEL: 'warn',
+            },
+          });
+          const readyMs = performance.now() - t0;
+          const stop = onCleanup(async () => {
+            const killer = setTimeout(() => bridge.child.kill('SIGKILL'), 20_000);
+            await bridge.stop();
+            clearTimeout(killer);
+          });
+          try {
+            const tc = Date.now();
+            while (
+              (await call(bridge.socketPath, 'matrix.status')).result?.status !== 'connected'
+            ) {
+              if (Date.now() - tc > 60_000)
+                throw new Error(`${variant.key}: not connected to Matrix\n${bridge.output()}`);
+              await sleep(200);
+            }
+            await sleep(SETTLE_MS);
+            const pid = Number(readFileSync(`${probeFile}.pid`, 'utf8'));
+            const m = rssOf(pid);
+            samples.get(variant.key)!.push({
+              ready_ms: readyMs,
+              rss_mb: mb(m.rss),
+              anon_mb: mb(m.anon),
+              file_mb: mb(m.file),
+            });
+            console.log(
+              `${variant.key} run ${run + 1}: ready ${readyMs.toFixed(0)} ms, RSS ${mb(m.rss).toFixed(0)} MB`,
+            );
+            if (last) {
+              const maps = [...mappings(pid)].sort((a, b) => b[1] - a[1]).slice(0, 6);
+              process.kill(pid, 'SIGUSR2');
+              const t = Date.now();
+              while (!existsSync(probeFile) && Date.now() - t < 60_000) await sleep(200);
+              const report = JSON.parse(readFileSync(probeFile, 'utf8')) as ProbeReport;
+              breakdown = {
+                mappings: maps,
+                memory: report.memory,
+                heap: heapByKind(report.heapSnapshot!),
+              };
+              rmSync(report.heapSnapshot!, { force: true });
+            }
+          } finally {
+            await stop();
+          }
+        }
+      }
+      console.log('module costs...');
+      const modules = HEAVY_PACKAGES.map((pkg) => ({ pkg, mb: mb(moduleCost(pkg)) }));
+
+      const summary = (key: string, field: keyof Sample): MsSummary =>
+        summariseMs(samples.get(key)!.map((s) => s[field]));
+      const result = {
+        machine,
+        runs: RUNS,
+        settle_ms: SETTLE_MS,
+        aim_rss_mb: AIM_RSS_MB,
+        variants: VARIANTS.map((v) => ({
+          key: v.key,
+          label: v.label,
+          ready_ms: summary(v.key, 'ready_ms'),
+          rss_mb: summary(v.key, 'rss_mb'),
+          anon_mb: summary(v.key, 'anon_mb'),
+          file_mb: summary(v.key, 'file_mb'),
+          samples: samples.get(v.key),
+        })),
+        breakdown,
+        modules,
+      };
+      const after = result.variants.find((v) => v.key === 'npm_start')!;
+      const before = result.variants.find((v) => v.key === 'source')!;
+      const met = after.rss_mb.p50 < AIM_RSS_MB;
+
+      mkdirSync(settings.outDir, { recursive: true });
+      const jsonPath = path.join(settings.outDir, 'lean.json');
+      const mdPath = path.join(settings.outDir, 'lean.md');
+      const svgPath = path.join(settings.outDir, 'lean.svg');
+      writeFileSync(jsonPath, JSON.stringify(result, null, 2) + '\n');
+      const f0 = (v: number) => v.toFixed(0);
+      const f1 = (v: number) => v.toFixed(1);
+      const vrow = (v: (typeof result.variants)[number]) =>
+        `| ${v.label} | ${v.rss_mb.n} | ${f0(v.ready_ms.p50)} | ${f0(v.ready_ms.max)} | ${f0(v.rss_mb.p50)} | ${f0(v.rss_mb.max)} | ${f0(v.anon_mb.p50)} | ${f0(v.file_mb.p50)} |`;
+      const b = breakdown!;
+      const heapTotal = Object.values(b.heap).reduce((a, x) => a + x, 0);
+      writeFileSync(
+        mdPath,
+        `# The bridge process at rest: start-up time and idle memory
+
+Generated by \`npm run bench\` (bench/lean.ts) on ${machine.date}: ${machine.nproc} CPUs, Node ${machine.node}, commit ${machine.gitCommit?.slice(0, 12) ?? 'n/a'}, 1-minute load ${machine.loadAverage[0]?.toFixed(2)} at start. Raw numbers: [lean.json](lean.json).
+
+Each way of running the bridge was started ${RUNS} times, alternating, each with its embedded Temporal dev server, logged in to a private Synapse as the bot (end-to-end encryption on) and with voice on (signaling server listening). **Ready** is from spawning the command to the socket answering; **RSS** is the bridge's own process (not the dev server, not npm), read ${SETTLE_MS / 1000} s after Matrix reported \`connected\`.
+
+## Aim
+
+Idle RSS under ${AIM_RSS_MB} MB with Matrix and voice configured: **${met ? 'met' : 'not met'}** (${f0(after.rss_mb.p50)} MB at p50, was ${f0(before.rss_mb.p50)} MB; ready in ${f0(after.ready_ms.p50)} ms, was ${f0(before.ready_ms.p50)} ms).
+
+## Results
+
+| how it runs | n | ready p50 ms | ready max ms | RSS p50 MB | RSS max MB | anonymous MB | file-backed MB |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+${result.variants.map(vrow).join('\n')}
+
+![start-up and memory](lean.svg)
+
+## Where the memory goes (\`npm start\`, last run)
+
+The largest mappings of the process (resident MB):
+
+| mapping | MB |
+| --- | ---: |
+${b.mappings.map(([m, bytes]) => `| \`${m}\` | ${f1(mb(bytes))} |`).join('\n')}
+
+File-backed pages (the node binary, the Temporal core's native library) are shared with every other process that maps them and are dropped first under memory pressure. The anonymous part is the heaps: the main thread's V8 heap, the workflow thread's (the Temporal worker runs workflow code in a worker thread with its own isolate and the workflow bundle loaded), the audit log's writer thread, the Rust core's allocations, and WebAssembly memory.
+
+The main thread's V8 heap: ${f1(mb(b.memory.heapUsed))} MB used of ${f1(mb(b.memory.heapTotal))} MB; ${f1(mb(b.memory.external))} MB external. From a heap snapshot, by kind (self sizes, ${f1(mb(heapTotal))} MB in all):
+
+| kind | MB |
+| --- | ---: |
+${Object.entries(b.heap)
+  .sort((x, y) => y[1] - x[1])
+  .map(([k, v]) => `| ${k} | ${f1(mb(v))} |`)
+  .join('\n')}
+
+What each heavy package adds when loaded alone into a fresh node (MB, after a GC):
+
+| package | MB |
+| --- | ---: |
+${modules.map((m) => `| \`${m.pkg}\` | ${f1(m.mb)} |`).join('\n')}
+
+## What was done, and what each part saved
+
+- **Compiled JavaScript** (\`scripts/build.ts\`, run by setup): no tsx/esbuild loader, and the workflow code is bundled once at build time instead of by webpack and SWC at every start, which also left their garbage behind.
+- **The workflow bundle's source map without the sources' text**: the workflow thread parses the map for stack traces (which still name our files and lines); without \`sourcesContent\` that costs about 12 MB less.
+- **No SSH transport for Docker**: dockerode's modem loads ssh2 for \`ssh://\` hosts, and ssh2 instantiates a WebAssembly module with a 16 MB heap as it loads. The bridge only talks to a Unix socket (worker/docker-engine.ts).
+- **Loaded on first use**: matrix-js-sdk when the bridge first talks to a homeserver (never without \`matrix.homeserver\`), werift and the Opus codec with the first call.
+- **Memory settings** (in \`npm start\` and the image): \`MALLOC_ARENA_MAX=2\` (the Rust core and Node's threads otherwise each get a malloc arena) and \`--max-semi-space-size=4\` (each isolate's young generation may otherwise grow to 16 MB per semi-space; there are three isolates).
+`,
+      );
+      const panel = (title: string, field: 'ready_ms' | 'rss_mb', fmt: (v: number) => string) =>
+        barChartPanel(
+          {
+            title,
+            groupLabel: '',
+            groups: ['source (before)', 'compiled', 'npm start (after)'],
+            series: [
+              {
+                name: 'p50',
+                color: BRIDGE_COLOR,
+                values: result.variants.map((v) => v[field].p50),
+              },
+              {
+                name: 'max',
+                color: BASELINE_COLOR,
+                values: result.variants.map((v) => v[field].max),
+              },
+            ],
+            references:
+              field === 'rss_mb' ? [{ value: AIM_RSS_MB, label: `aim ${AIM_RSS_MB} MB` }] : [],
+            format: fmt,
+          },
+          field === 'ready_ms' ? 0 : 360,
+          20,
+          360,
+          320,
+        );
+      writeFileSync(
+        svgPath,
+        `<svg xmlns="http://www.w3.org/2000/svg" width="720" height="360" viewBox="0 0 720 360"><rect width="720" height="360" fill="#fff"/>\n${legend(
+          [
+            { name: 'p50', color: BRIDGE_COLOR },
+            { name: 'max', color: BASELINE_COLOR },
+          ],
+          60,
+          16,
+        )}\n${panel('start → ready (ms)', 'ready_ms', f0)}\n${panel('idle RSS (MB)', 'rss_mb', f0)}\n</svg>\n`,
+      );
+      console.log(
+        `lean: npm start ready ${f0(after.ready_ms.p50)} ms, RSS ${f0(after.rss_mb.p50)} MB; from source ${f0(before.ready_ms.p50)} ms, ${f0(before.rss_mb.p50)} MB`,
+      );
+      return [jsonPath, mdPath, svgPath];
+    } finally {
+      for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    }
+  },
+};
