@@ -28,6 +28,15 @@ export interface WriteSecretsArgs {
   secretsMode: SecretsMode;
 }
 
+/**
+ * The secrets file, the container and the run's `container_started` audit entry in one activity:
+ * a start then costs the workflow one round trip to its host instead of three (writeSecretsFile,
+ * startContainer, recordAudit). The entry's container id is the one started.
+ */
+export interface LaunchContainerArgs extends StartContainerArgs {
+  audit: AuditArgs;
+}
+
 export interface StartContainerResult {
   containerId: string;
   /** Host path of the per-container JSON-RPC socket (the spec's `endpoint`). */
@@ -54,6 +63,7 @@ export interface AuditArgs {
 
 /** Run on the host's task queue: they touch Docker, the secrets tmpfs and the container socket. */
 export interface HostContainerActivities {
+  launchContainer(args: LaunchContainerArgs): Promise<StartContainerResult>;
   writeSecretsFile(args: WriteSecretsArgs): Promise<void>;
   startContainer(args: StartContainerArgs): Promise<StartContainerResult>;
   removeSecretsFile(args: { containerName: string }): Promise<void>;

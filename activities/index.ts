@@ -49,7 +49,22 @@ export function createHostActivities(
     auditLog: deps.auditLog,
     log: deps.log.child({ component: 'matrix' }),
   });
-  return { ...secrets, ...docker, ...matrix };
+  return {
+    ...secrets,
+    ...docker,
+    ...matrix,
+    async launchContainer({ audit, ...args }) {
+      await secrets.writeSecretsFile({
+        containerName: args.containerName,
+        keyId: args.keyId,
+        secretsMode: args.secretsMode,
+      });
+      const started = await docker.startContainer(args);
+      // `dedupe_key` makes a retried launch write it once.
+      deps.auditLog.append({ ...audit, container_id: started.containerId });
+      return started;
+    },
+  };
 }
 
 /** Activities for the shared task queue: audit, and budget enforcement (needs Temporal). */

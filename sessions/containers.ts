@@ -3,10 +3,19 @@
  * methods, by the activities that start an agent for a call, and by the bridge's status, so it
  * sits below all three.
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { WorkflowIdReusePolicy } from '@temporalio/common';
+import {
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { containerRunWorkflow } from '../workflows/container-run';
-import { containerWorkflowId, type ContainerRunInput } from '../workflows/definitions';
+import {
+  containerWorkflowId,
+  waitActiveUpdate,
+  type ContainerRunInput,
+  type ContainerStarted,
+} from '../workflows/definitions';
 import {
   ArmorclawContainerId,
   containerRunAttributes,
@@ -24,6 +33,34 @@ export function startRunWorkflow(client: Client, taskQueue: string, input: Conta
     // Names are unique forever: a finished run's name is never reused.
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     typedSearchAttributes: containerRunAttributes(input, 'Pending'),
+  });
+}
+
+/**
+ * Starts a container run and waits until it is Active, in one request (update-with-start): the
+ * run's first workflow task takes the `wait-active` update along with the start, so a start
+ * costs no task and no round trip of its own for the update. Throws
+ * WorkflowExecutionAlreadyStartedError if the name is taken (by a live or a finished run), and
+ * the update's failure (WorkflowUpdateFailedError) if the run does not become Active.
+ */
+export async function startRunUntilActive(
+  client: Client,
+  taskQueue: string,
+  input: ContainerRunInput,
+): Promise<ContainerStarted> {
+  const start = new WithStartWorkflowOperation<typeof containerRunWorkflow>(
+    'containerRunWorkflow',
+    {
+      taskQueue,
+      workflowId: containerWorkflowId(input.containerName),
+      args: [input],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+      typedSearchAttributes: containerRunAttributes(input, 'Pending'),
+    },
+  );
+  return client.workflow.executeUpdateWithStart(waitActiveUpdate, {
+    startWorkflowOperation: start,
   });
 }
 

@@ -99,6 +99,16 @@ const quietBundlerLogger = {
 };
 
 /**
+ * Pollers scale with the backlog (Temporal's poller autoscaling) instead of a fixed ten per
+ * queue, of which only two take new workflows' first tasks: a burst of starts no longer waits
+ * in the server for a free poller.
+ */
+const POLLERS = {
+  workflowTaskPollerBehavior: { type: 'autoscaling' },
+  activityTaskPollerBehavior: { type: 'autoscaling' },
+} as const;
+
+/**
  * Two workers (docs/architecture.md, rule 5): the shared queue runs workflows and stateless activities;
  * the host queue runs what must happen on this machine (Docker, secrets tmpfs, sockets).
  */
@@ -115,12 +125,14 @@ export async function startWorkers(opts: WorkersOptions): Promise<RunningWorkers
     // the task moves to the shared queue after this long (SDK default 10 s). Kept short so a
     // session of a dead host reacts within its grace, not 10 s later.
     stickyQueueScheduleToStartTimeout: '2s',
+    ...POLLERS,
   });
   const host = await Worker.create({
     connection,
     namespace: opts.namespace,
     taskQueue: hostTaskQueue(opts.hostId),
     activities: opts.hostActivities,
+    ...POLLERS,
   });
   const runs = [shared.run(), host.run()];
   for (const run of runs) {

@@ -5,6 +5,7 @@ import {
   ActivityFailure,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -39,6 +40,13 @@ import { MachineDriver } from './machine-driver';
 import { hostDidNotAnswer, hostLostDetail } from './host-loss';
 
 const MAX_NOTIFICATIONS = 50;
+
+/**
+ * Runs started since this patch launch their container in one activity (`launchContainer`:
+ * secrets file, container, started audit entry) and do not upsert the search attributes their
+ * start already set. Older runs, still in flight or replayed, keep their three activities.
+ */
+export const ONE_LAUNCH_PATCH = 'container-run-one-launch';
 
 type Snapshot = SnapshotFrom<typeof containerRunMachine>;
 
@@ -90,6 +98,7 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   });
 
   const workflowId = workflowInfo().workflowId;
+  const oneLaunch = patched(ONE_LAUNCH_PATCH);
   const secretsMode = input.secretsMode ?? 'file';
   const notifications: AgentNotification[] = [];
   let endpoint: string | undefined;
@@ -148,6 +157,14 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     });
   };
 
+  const startedAudit = {
+    event_type: 'container_started',
+    dedupe_key: `${workflowId}/started`,
+    session_id: input.containerName,
+    room_id: input.roomId,
+    details: { agent_type: input.agentType, key_id: input.keyId, image: input.image },
+  };
+
   const driver = new MachineDriver({
     machine: containerRunMachine,
     input: {
@@ -156,6 +173,8 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
       limitMicroUsd: input.limitMicroUsd ?? 0,
     },
     publishKey: (s) => `${s.value}/${s.context.containerId ?? ''}`,
+    // The start set the attributes of a Pending run without a container.
+    publishedAtStart: oneLaunch ? 'Pending/' : undefined,
     publish: publishState,
     async perform(action) {
       if (action.type === 'removeSecrets') {
@@ -175,15 +194,8 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     // Audited after the step's actions: the TTL and secrets timers must not wait for an audit
     // store that is down (its activity retries without end).
     async afterStep(before, after) {
-      if (before.value !== 'Pending' || after.value !== 'Active') return;
-      await shared.recordAudit({
-        event_type: 'container_started',
-        dedupe_key: `${workflowId}/started`,
-        session_id: input.containerName,
-        container_id: after.context.containerId,
-        room_id: input.roomId,
-        details: { agent_type: input.agentType, key_id: input.keyId, image: input.image },
-      });
+      if (oneLaunch || before.value !== 'Pending' || after.value !== 'Active') return;
+      await shared.recordAudit({ ...startedAudit, container_id: after.context.containerId });
     },
   });
   const state = (): LifecycleState => driver.snapshot.value;
@@ -274,26 +286,32 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   await driver.start();
 
   // Pending: the secrets file, then the container. Cancelled if the run ends first (stop).
+  const containerArgs = {
+    containerName: input.containerName,
+    workflowId,
+    image: input.image,
+    agentType: input.agentType,
+    keyId: input.keyId,
+    hostId: input.hostId,
+    network: input.network,
+    roomId: input.roomId,
+    memoryBytes: input.memoryBytes,
+    secretsMode,
+    limitMicroUsd: input.limitMicroUsd ?? 0,
+  };
   startSettled = startScope
     .run(async () => {
-      await host.writeSecretsFile({
-        containerName: input.containerName,
-        keyId: input.keyId,
-        secretsMode,
-      });
-      const started = await host.startContainer({
-        containerName: input.containerName,
-        workflowId,
-        image: input.image,
-        agentType: input.agentType,
-        keyId: input.keyId,
-        hostId: input.hostId,
-        network: input.network,
-        roomId: input.roomId,
-        memoryBytes: input.memoryBytes,
-        secretsMode,
-        limitMicroUsd: input.limitMicroUsd ?? 0,
-      });
+      let started;
+      if (oneLaunch) {
+        started = await host.launchContainer({ ...containerArgs, audit: startedAudit });
+      } else {
+        await host.writeSecretsFile({
+          containerName: input.containerName,
+          keyId: input.keyId,
+          secretsMode,
+        });
+        started = await host.startContainer(containerArgs);
+      }
       endpoint = started.endpoint;
       startInFlight = false;
       driver.push({ type: 'STARTED', containerId: started.containerId });

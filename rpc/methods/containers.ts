@@ -12,14 +12,14 @@ import { parseDuration } from '../../formats/duration';
 import { SECRETS_MODES, type SecretsMode } from '../../formats/secrets-file';
 import { toMicroUsd } from '../../services/budget';
 import { KeystoreError, type Keystore } from '../../services/keystore';
-import { findContainerRun, startRunWorkflow } from '../../sessions/containers';
+import { findContainerRun, startRunUntilActive } from '../../sessions/containers';
 import { isClosedWorkflowError } from '../../sessions/workflow-errors';
 import type { BudgetGate } from './budget';
 import {
   budgetExceededSignal,
   containerStatusQuery,
+  containerWorkflowId,
   stopUpdate,
-  waitActiveUpdate,
   type ContainerRunInput,
   type ContainerRunStatus,
 } from '../../workflows/definitions';
@@ -241,19 +241,14 @@ export function registerContainerMethods(
         secretsMode: secretsMode as SecretsMode,
         limitMicroUsd,
       };
-      let handle;
-      try {
-        handle = await startRunWorkflow(deps.client, deps.taskQueue, input);
-      } catch (err) {
-        if (err instanceof WorkflowExecutionAlreadyStartedError) continue;
-        throw err;
-      }
       let started;
       try {
-        started = await handle.executeUpdate(waitActiveUpdate);
+        started = await startRunUntilActive(deps.client, deps.taskQueue, input);
       } catch (err) {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) continue;
         throw startFailure(err);
       }
+      const handle = deps.client.workflow.getHandle(containerWorkflowId(containerName));
       // The budget may have run out while this run was Pending, when the stop sweep could not
       // end it yet: look again, and end the run rather than answer with an agent over budget.
       // (An unreadable budget now is not a reason to end a run the first check let through.)

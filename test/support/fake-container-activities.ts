@@ -64,6 +64,21 @@ export class FakeContainerHost {
   }
 
   readonly hostActivities: HostContainerActivities = {
+    // As the real one: the two steps below (recorded as calls of their own, as an older run makes
+    // them), then the started audit entry.
+    launchContainer: ({ audit, ...args }) =>
+      this.record('launchContainer', args, async (): Promise<StartContainerResult> => {
+        await this.hostActivities.writeSecretsFile({
+          containerName: args.containerName,
+          keyId: args.keyId,
+          secretsMode: args.secretsMode,
+        });
+        const started = await this.hostActivities.startContainer(args);
+        if (!this.audit.some((a) => a.dedupe_key === audit.dedupe_key)) {
+          this.audit.push({ ...audit, container_id: started.containerId });
+        }
+        return started;
+      }),
     writeSecretsFile: (args) =>
       this.record('writeSecretsFile', args, async () => {
         await this.behaviour.writeSecretsFile?.(Context.current().info.attempt);

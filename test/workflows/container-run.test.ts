@@ -8,6 +8,7 @@
  * awaited or `env.sleep` is called: tests that need workflow time to pass use one of those.
  */
 import {
+  WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateStage,
@@ -47,6 +48,7 @@ import {
   createTimeSkippingEnv,
 } from '../support/temporal';
 import { eventually, settleAbandonedChecks } from '../support/activity-recorder';
+import { startRunUntilActive } from '../../sessions/containers';
 
 const realSleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -371,7 +373,8 @@ describe('stop', () => {
         );
         expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
         expect((err as WorkflowUpdateFailedError).cause).toMatchObject({ type: 'RunEnded' });
-        expect(auditTypes(fake)).toEqual(['container_ended']);
+        // The launch finished what it began: the container started (and was torn down).
+        expect(auditTypes(fake)).toEqual(['container_started', 'container_ended']);
       } finally {
         release();
       }
@@ -463,6 +466,24 @@ describe('health monitoring by periodic inspect', () => {
     ));
 });
 
+describe('update-with-start (what `start` uses)', () => {
+  test('answers Active in one call; a name already taken is WorkflowExecutionAlreadyStartedError', () =>
+    withRun({}, async ({ env, input, fake }) => {
+      // The run of `input` is started already (by withRun): its name is taken.
+      await expect(
+        startRunUntilActive(env.client, SHARED_TASK_QUEUE, input),
+      ).rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
+      const other = { ...input, containerName: `${input.containerName}-b` };
+      const started = await startRunUntilActive(env.client, SHARED_TASK_QUEUE, other);
+      expect(started).toMatchObject({ container_name: other.containerName, status: 'running' });
+      expect(
+        fake
+          .callsOf('launchContainer')
+          .map((c) => (c.args as { containerName: string }).containerName),
+      ).toContain(other.containerName);
+    }));
+});
+
 describe('start failures', () => {
   test('unknown key: non-retryable KeyNotFound → waitActive rejects with that type, run Failed', () =>
     withRun({ input: { keyId: 'key-does-not-exist' } }, async ({ handle, fake, name }) => {
@@ -498,7 +519,9 @@ describe('start failures', () => {
         const started = await handle.executeUpdate(waitActiveUpdate);
         expect(started.status).toBe('running');
         expect(fake.callsOf('startContainer').map((c) => c.attempt)).toEqual([1, 2, 3]);
-        expect(fake.callsOf('writeSecretsFile')).toHaveLength(1);
+        // Each attempt of the launch writes the file again (the same file: idempotent).
+        expect(fake.callsOf('launchContainer').map((c) => c.attempt)).toEqual([1, 2, 3]);
+        expect(fake.callsOf('writeSecretsFile')).toHaveLength(3);
         expect((await status(handle)).state).toBe('Active');
       },
     ));
