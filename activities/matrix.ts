@@ -2,6 +2,7 @@ import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import {
   isPermanentMatrixError,
+  messageContent,
   NotLoggedInError,
   type MatrixConnection,
   type RawEvent,
@@ -238,15 +239,7 @@ export function createMatrixActivities(deps: MatrixActivityDeps) {
 
   async function sendMatrixMessage(args: SendMatrixMessageArgs): Promise<{ event_id: string }> {
     try {
-      const content: Record<string, unknown> = { msgtype: args.msgtype, body: args.body };
-      if (args.threadId !== undefined) {
-        content['m.relates_to'] = {
-          rel_type: 'm.thread',
-          event_id: args.threadId,
-          is_falling_back: true,
-          'm.in_reply_to': { event_id: args.threadId },
-        };
-      }
+      const content = messageContent(args.msgtype, args.body, args.threadId);
       const eventId = await matrix.send(args.roomId, content, args.txnId);
       return { event_id: eventId };
     } catch (err) {

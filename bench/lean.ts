@@ -325,7 +325,8 @@ ${modules.map((m) => `| \`${m.pkg}\` | ${f1(m.mb)} |`).join('\n')}
 - **Compiled JavaScript** (\`scripts/build.ts\`, run by setup): no tsx/esbuild loader, and the workflow code is bundled once at build time instead of by webpack and SWC at every start, which also left their garbage behind.
 - **The workflow bundle's source map without the sources' text**: the workflow thread parses the map for stack traces (which still name our files and lines); without \`sourcesContent\` that costs about 12 MB less.
 - **No SSH transport for Docker**: dockerode's modem loads ssh2 for \`ssh://\` hosts, and ssh2 instantiates a WebAssembly module with a 16 MB heap as it loads. The bridge only talks to a Unix socket (worker/docker-engine.ts).
-- **Loaded on first use**: matrix-js-sdk when the bridge first talks to a homeserver (never without \`matrix.homeserver\`), werift and the Opus codec with the first call.
+- **No Matrix client SDK**: the bridge's requests to a homeserver (login, /sync, send, join, room state, the E2EE key requests) go through its own small HTTP client (matrix/http.ts) instead of matrix-js-sdk, which cost about 30 MB loaded (the table above).
+- **Loaded on first use**: werift and the Opus codec with the first call.
 - **Memory settings** (in \`npm start\` and the image): \`MALLOC_ARENA_MAX=2\` (the Rust core and Node's threads otherwise each get a malloc arena) and \`--max-semi-space-size=4\` (each isolate's young generation may otherwise grow to 16 MB per semi-space; there are three isolates).
 `,
       );

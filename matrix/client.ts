@@ -1,9 +1,7 @@
-import type { IRequestOpts, MatrixClient } from 'matrix-js-sdk';
-import type { Logger as SdkLogger } from 'matrix-js-sdk/lib/logger';
 import type { Logger } from 'pino';
 import type { Keystore } from '../services/keystore';
 import type { RoomEncryptionHook } from './crypto';
-import { isMatrixError, matrixSdk } from './sdk';
+import { MatrixHttp, MatrixHttpError } from './http';
 
 /** Where the bridge's Matrix session lives: ids in plain text, the token sealed in the keystore. */
 const SECRET_TOKEN = 'matrix.access_token';
@@ -45,21 +43,39 @@ export interface RawEvent {
   state_key?: string;
 }
 
+/** An `m.room.message` content; in a thread when `threadId` names its root. */
+export function messageContent(
+  msgtype: string,
+  body: string,
+  threadId?: string,
+): Record<string, unknown> {
+  const content: Record<string, unknown> = { msgtype, body };
+  if (threadId !== undefined) {
+    content['m.relates_to'] = {
+      rel_type: 'm.thread',
+      event_id: threadId,
+      is_falling_back: true,
+      'm.in_reply_to': { event_id: threadId },
+    };
+  }
+  return content;
+}
+
 /** Errors the homeserver gave a definite answer to (retrying will not help). */
 export const isPermanentMatrixError = (err: unknown): boolean =>
-  isMatrixError(err) &&
+  err instanceof MatrixHttpError &&
   err.httpStatus !== undefined &&
   err.httpStatus >= 400 &&
   err.httpStatus < 500 &&
   err.httpStatus !== 429;
 
 /**
- * The bridge's Matrix identity and its HTTP client (matrix-js-sdk). Logging in stores the access
+ * The bridge's Matrix identity and its HTTP client (matrix/http.ts). Logging in stores the access
  * token sealed in the keystore and reuses one device id, so transaction ids stay valid across
  * restarts (Synapse deduplicates sends per device) and nothing secret enters Temporal history.
  */
 export class MatrixConnection {
-  private client?: MatrixClient;
+  private client?: MatrixHttp;
   private session?: MatrixSession;
   readonly status: MatrixRuntimeStatus;
   /** Encrypts sends into encrypted rooms (matrix/crypto.ts); set once at start. */
@@ -92,11 +108,12 @@ export class MatrixConnection {
     homeserver = this.opts.homeserver,
   ): Promise<MatrixSession> {
     if (!homeserver) throw new Error('no Matrix homeserver is configured (matrix.homeserver)');
-    const anonymous = matrixSdk().createClient({
-      baseUrl: homeserver,
-      logger: sdkLogger(this.opts.log),
-    });
-    const res = await anonymous.login('m.login.password', {
+    const res = await new MatrixHttp(homeserver).authedRequest<{
+      user_id: string;
+      device_id: string;
+      access_token: string;
+    }>('POST', '/login', undefined, {
+      type: 'm.login.password',
       identifier: { type: 'm.id.user', user: username },
       password,
       device_id: this.opts.deviceId,
@@ -114,7 +131,7 @@ export class MatrixConnection {
   }
 
   /** The logged-in client; throws when there is none. */
-  requireClient(): MatrixClient {
+  requireClient(): MatrixHttp {
     if (!this.client) throw new NotLoggedInError();
     return this.client;
   }
@@ -131,18 +148,10 @@ export class MatrixConnection {
       filter: params.filter,
     };
     if (params.since) query.since = params.since;
-    // `priority` is typed as required by the DOM RequestInit the SDK borrows; it is optional.
-    const opts = {
+    return this.requireClient().authedRequest<SyncResponse>('GET', '/sync', query, undefined, {
       abortSignal: params.signal,
       localTimeoutMs: params.timeoutMs + 15_000,
-    } as IRequestOpts;
-    return this.requireClient().http.authedRequest<SyncResponse>(
-      matrixSdk().Method.Get,
-      '/sync',
-      query,
-      undefined,
-      opts,
-    );
+    });
   }
 
   /** Sends one message; `txnId` makes a retried send land once. */
@@ -151,8 +160,8 @@ export class MatrixConnection {
     const encrypted = await this.e2ee?.encrypt(roomId, 'm.room.message', content);
     const type = encrypted ? 'm.room.encrypted' : 'm.room.message';
     const path = `/rooms/${encodeURIComponent(roomId)}/send/${type}/${encodeURIComponent(txnId)}`;
-    const res = await client.http.authedRequest<{ event_id: string }>(
-      matrixSdk().Method.Put,
+    const res = await client.authedRequest<{ event_id: string }>(
+      'PUT',
       path,
       undefined,
       encrypted ?? content,
@@ -161,8 +170,8 @@ export class MatrixConnection {
   }
 
   async join(roomId: string): Promise<void> {
-    await this.requireClient().http.authedRequest(
-      matrixSdk().Method.Post,
+    await this.requireClient().authedRequest(
+      'POST',
       `/join/${encodeURIComponent(roomId)}`,
       undefined,
       {},
@@ -192,35 +201,14 @@ export class MatrixConnection {
 
   private use(session: MatrixSession, accessToken: string): void {
     this.session = session;
-    this.client = matrixSdk().createClient({
-      baseUrl: session.homeserver,
-      accessToken,
+    this.client = new MatrixHttp(session.homeserver, accessToken, {
       userId: session.userId,
       deviceId: session.deviceId,
-      logger: sdkLogger(this.opts.log),
     });
     this.status.enabled = true;
     this.status.logged_in = true;
     this.status.user_id = session.userId;
   }
-}
-
-/**
- * The SDK's chatter (every HTTP request at info) goes to our logger at debug; its warnings stay
- * warnings. Access tokens never appear: the SDK masks them in URLs, and pino redacts by path.
- */
-function sdkLogger(log: Logger): SdkLogger {
-  const text = (args: unknown[]) =>
-    args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ');
-  const make = (l: Logger): SdkLogger => ({
-    trace: (...a: unknown[]) => l.trace(text(a)),
-    debug: (...a: unknown[]) => l.debug(text(a)),
-    info: (...a: unknown[]) => l.debug(text(a)),
-    warn: (...a: unknown[]) => l.warn(text(a)),
-    error: (...a: unknown[]) => l.error(text(a)),
-    getChild: (namespace: string) => make(l.child({ sdk: namespace })),
-  });
-  return make(log);
 }
 
 export class NotLoggedInError extends Error {

@@ -6,11 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import * as Rust from '@matrix-org/matrix-sdk-crypto-wasm';
-import type { IRequestOpts } from 'matrix-js-sdk';
 import type { Logger } from 'pino';
 import type { IncomingEvent } from '../services/matrix-store';
 import type { CryptoSyncResponse, HttpApi } from './crypto-rooms';
-import { matrixSdk } from './sdk';
+import type { HttpMethod, RequestOpts } from './http';
 import { CryptoStoreFile, deriveStoreKeys, installIndexedDb } from './crypto-store';
 
 const MEGOLM = 'm.megolm.v1.aes-sha2';
@@ -269,7 +268,7 @@ export class DeviceCrypto {
   private async send(
     req: Rust.OutgoingRequest | Rust.ToDeviceRequest | Rust.KeysClaimRequest,
   ): Promise<void> {
-    let method = matrixSdk().Method.Post;
+    let method: HttpMethod = 'POST';
     let path: string;
     let query: Record<string, string> = {};
     if (req instanceof Rust.KeysUploadRequest) path = '/_matrix/client/v3/keys/upload';
@@ -278,13 +277,13 @@ export class DeviceCrypto {
     else if (req instanceof Rust.SignatureUploadRequest)
       path = '/_matrix/client/v3/keys/signatures/upload';
     else if (req instanceof Rust.ToDeviceRequest) {
-      method = matrixSdk().Method.Put;
+      method = 'PUT';
       path = `/_matrix/client/v3/sendToDevice/${encodeURIComponent(req.event_type)}/${encodeURIComponent(req.txn_id)}`;
     } else if (req instanceof Rust.RoomMessageRequest) {
-      method = matrixSdk().Method.Put;
+      method = 'PUT';
       path = `/_matrix/client/v3/rooms/${encodeURIComponent(req.room_id)}/send/${encodeURIComponent(req.event_type)}/${encodeURIComponent(req.txn_id)}`;
     } else if (req instanceof Rust.KeysBackupRequest) {
-      method = matrixSdk().Method.Put;
+      method = 'PUT';
       path = '/_matrix/client/v3/room_keys/keys';
       query = { version: req.version };
     } else {
@@ -292,19 +291,13 @@ export class DeviceCrypto {
       return;
     }
     // The body is JSON already and the path carries its prefix (as the SDK's own processor does).
-    const opts: Omit<IRequestOpts, 'priority'> = {
+    const opts: RequestOpts = {
       json: false,
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       prefix: '',
       localTimeoutMs: 60_000,
     };
-    const response = await this.http().authedRequest<string>(
-      method,
-      path,
-      query,
-      req.body,
-      opts as IRequestOpts,
-    );
+    const response = await this.http().authedRequest<string>(method, path, query, req.body, opts);
     if (req.id) {
       await this.machine.markRequestAsSent(req.id, req.type, response);
       this.dirty = true;

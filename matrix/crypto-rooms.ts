@@ -3,8 +3,7 @@
  * and each room's encryption settings, history visibility and members, which decide whether a
  * send is encrypted and for whom.
  */
-import type { IHttpOpts, MatrixHttpApi } from 'matrix-js-sdk';
-import { matrixSdk } from './sdk';
+import type { MatrixHttp } from './http';
 
 /** A /sync response, as far as crypto reads it. */
 export interface CryptoSyncResponse {
@@ -33,7 +32,7 @@ export interface StateEvent {
 }
 
 /** The logged-in client's HTTP API, as the SDK types it with `onlyData`. */
-export type HttpApi = MatrixHttpApi<IHttpOpts & { onlyData: true }>;
+export type HttpApi = Pick<MatrixHttp, 'authedRequest'>;
 
 /**
  * The state the bridge needs to encrypt for a room: its encryption settings, history visibility
@@ -83,7 +82,7 @@ export class RoomStates {
     if (!room) {
       const generation = this.changes.get(roomId) ?? 0;
       const state = await this.http().authedRequest<StateEvent[]>(
-        matrixSdk().Method.Get,
+        'GET',
         `/rooms/${encodeURIComponent(roomId)}/state`,
       );
       room = { encryption: null, historyVisibility: 'shared', members: new Map() };

@@ -28,12 +28,12 @@
  * crypto-rooms.ts, and the persisted store is crypto-store.ts.
  */
 import { randomBytes } from 'node:crypto';
-import type { MatrixClient } from 'matrix-js-sdk';
+import type { MatrixHttp } from './http';
 import type { Logger } from 'pino';
 import type { IncomingEvent } from '../services/matrix-store';
 import type { Keystore } from '../services/keystore';
 import { DeviceCrypto } from './crypto-device';
-import { RoomStates, type CryptoSyncResponse, type HttpApi } from './crypto-rooms';
+import { RoomStates, type CryptoSyncResponse } from './crypto-rooms';
 import { cryptoStorePath } from './crypto-store';
 
 export type { CryptoSyncResponse } from './crypto-rooms';
@@ -79,13 +79,13 @@ export class MatrixE2ee implements RoomEncryptionHook {
   constructor(
     private readonly deps: {
       /** The logged-in client (throws when there is none). */
-      client: () => MatrixClient;
+      client: () => MatrixHttp;
       keystore: Keystore;
       stateDir: string;
       log: Logger;
     },
   ) {
-    this.rooms = new RoomStates(() => this.deps.client().http as HttpApi);
+    this.rooms = new RoomStates(() => this.deps.client());
   }
 
   /** Before the batch is screened and committed: crypto state in, requests out, store saved. */
@@ -186,7 +186,7 @@ export class MatrixE2ee implements RoomEncryptionHook {
           deviceId,
           storeFile: cryptoStorePath(this.deps.stateDir),
           secret: this.storeSecret(),
-          http: () => this.deps.client().http as HttpApi,
+          http: () => this.deps.client(),
           log: this.deps.log,
           report: (problem, detail) => {
             this.status.last_error = problem;

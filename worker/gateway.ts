@@ -70,7 +70,12 @@ function registerGatewayMethods(methods: GatewayMethods, parts: GatewayParts): v
     pacer: new ChannelPacer(config.gateway.chatSendsPerMinute),
     send: (roomId, body, key, threadId) =>
       sendThroughWorkflow(
-        { client: temporal.client, taskQueue: config.temporal.taskQueue, hostId: config.hostId },
+        {
+          client: temporal.client,
+          taskQueue: config.temporal.taskQueue,
+          hostId: config.hostId,
+          matrix,
+        },
         roomId,
         body,
         'm.text',

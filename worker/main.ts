@@ -49,8 +49,7 @@ export interface RunningBridge {
 /**
  * The composition root: builds every dependency, starts Temporal (or connects to it) and the
  * RPC socket. `npm start` calls it through `main()`; test entries (test/support/*-entry.ts) call
- * it in a child process and reach inside through what it returns. Jest cannot load it in its
- * own process: matrix-js-sdk is ESM only.
+ * it in a child process and reach inside through what it returns.
  */
 export async function start(
   config: BridgeConfig,
@@ -103,7 +102,12 @@ export async function start(
 
     const sendToRoom = (roomId: string, body: string, msgtype: string, key?: string) =>
       sendThroughWorkflow(
-        { client: temporal.client, taskQueue: config.temporal.taskQueue, hostId: config.hostId },
+        {
+          client: temporal.client,
+          taskQueue: config.temporal.taskQueue,
+          hostId: config.hostId,
+          matrix,
+        },
         roomId,
         body,
         msgtype,

@@ -8,9 +8,9 @@ import { ApplicationFailure, WorkflowIdReusePolicy } from '@temporalio/common';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { MatrixStore } from '../../services/matrix-store';
-import type { MatrixConnection } from '../../matrix/client';
+import { isPermanentMatrixError, messageContent, type MatrixConnection } from '../../matrix/client';
 import { publicEvent, type MatrixInbox } from '../../matrix/inbox';
-import { isMatrixError } from '../../matrix/sdk';
+import { MatrixHttpError } from '../../matrix/http';
 import {
   ensureMatrixSync,
   takeMatrixEvents,
@@ -55,9 +55,29 @@ const subscribeParams = z.strictObject({
 });
 const unsubscribeParams = z.strictObject({ subscription: z.string() });
 
-/** Sends through `matrixSendWorkflow`: exactly once, with the event id as delivery receipt. */
+const isAlreadyStarted = (err: unknown) => err instanceof WorkflowExecutionAlreadyStartedError;
+
+/**
+ * How long a send's workflow waits before it starts, when the direct send below may still
+ * deliver the message: a bridge killed mid-send leaves the workflow to deliver it this long
+ * later; a send that landed terminates it before it ever runs.
+ */
+export const SEND_FALLBACK_DELAY_MS = 10_000;
+
+/**
+ * Sends a message exactly once, with its event id as the delivery receipt. Durable through
+ * `matrixSendWorkflow`, whose id is the transaction id (the homeserver keeps one event per
+ * device and transaction id, however often it is sent). When this bridge is logged in it does
+ * not wait for the workflow: it starts it with a delay and, at the same time, sends the message
+ * itself with the same transaction id. The direct send answers at the homeserver's pace, and the
+ * delayed workflow is terminated without having run. If the direct send fails for a reason a
+ * retry may cure, or the bridge dies before it answered, the workflow delivers the message (the
+ * same transaction id: never twice); a refusal is the answer.
+ */
 export async function sendThroughWorkflow(
-  deps: Pick<MatrixMethodsDeps, 'client' | 'taskQueue' | 'hostId'>,
+  deps: Pick<MatrixMethodsDeps, 'client' | 'taskQueue' | 'hostId'> & {
+    matrix?: MatrixConnection;
+  },
   roomId: string,
   body: string,
   msgtype: string,
@@ -79,19 +99,61 @@ export async function sendThroughWorkflow(
   const workflowId = idempotencyKey
     ? `matrix-send-key-${idempotencyKey}`
     : `matrix-send-${randomUUID()}`;
+  const options = {
+    taskQueue: deps.taskQueue,
+    workflowId,
+    args: [input] as [MatrixSendInput],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+  };
+  const matrix = deps.matrix;
   try {
-    try {
-      return await deps.client.workflow.execute<typeof matrixSendWorkflow>('matrixSendWorkflow', {
-        taskQueue: deps.taskQueue,
-        workflowId,
-        args: [input],
-        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    if (matrix?.loggedIn) {
+      const intent = deps.client.workflow.start<typeof matrixSendWorkflow>('matrixSendWorkflow', {
+        ...options,
+        startDelay: SEND_FALLBACK_DELAY_MS,
       });
-    } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      return await deps.client.workflow.getHandle(workflowId).result();
+      intent.catch(() => undefined); // looked at below, when it matters
+      const direct = await matrix
+        .send(roomId, messageContent(msgtype, body, threadId), workflowId)
+        .then(
+          (eventId) => ({ eventId, err: undefined }),
+          (err: unknown) => ({ eventId: undefined, err }),
+        );
+      const refused = direct.err !== undefined && isPermanentMatrixError(direct.err);
+      if (direct.eventId !== undefined || refused) {
+        // Nothing left for the workflow: terminated once its start is in, not awaited (a key
+        // sent before has a run of its own, left alone). Should that fail, the workflow runs
+        // after its delay and sends the same transaction id again, which lands nothing new.
+        const why = refused ? 'refused by the homeserver' : `delivered: ${direct.eventId}`;
+        void intent.then((run) => run.terminate(why)).catch(() => undefined);
+        if (direct.eventId !== undefined) return { event_id: direct.eventId, room_id: roomId };
+        throw ApplicationFailure.nonRetryable(
+          `the homeserver refused the message: ${(direct.err as Error).message}`,
+          'MatrixSendRejected',
+        );
+      }
+      // Not delivered: the workflow's, with the same transaction id.
+      try {
+        return await (await intent).result();
+      } catch (err) {
+        if (!isAlreadyStarted(err)) throw err;
+      }
+    } else {
+      try {
+        return await deps.client.workflow.execute<typeof matrixSendWorkflow>(
+          'matrixSendWorkflow',
+          options,
+        );
+      } catch (err) {
+        if (!isAlreadyStarted(err)) throw err;
+      }
     }
+    // The key was used before: that send's receipt.
+    return await deps.client.workflow.getHandle(workflowId).result();
   } catch (err) {
+    if (err instanceof ApplicationFailure && err.type === 'MatrixSendRejected') {
+      throw internalError(`Internal error: send failed: ${err.message}`);
+    }
     const cause = err instanceof WorkflowFailedError ? (err.cause?.cause ?? err.cause) : undefined;
     if (cause instanceof ApplicationFailure && cause.type === 'NotLoggedIn') {
       throw internalError('Internal error: not logged in to Matrix');
@@ -119,7 +181,7 @@ export function registerMatrixMethods(dispatcher: RpcDispatcher, deps: MatrixMet
       });
       return { status: 'logged_in', user_id: session.userId };
     } catch (err) {
-      if (isMatrixError(err) && (err.httpStatus === 403 || err.httpStatus === 401)) {
+      if (err instanceof MatrixHttpError && (err.httpStatus === 403 || err.httpStatus === 401)) {
         throw invalidParams('Invalid params: the homeserver refused these credentials');
       }
       deps.log.warn({ err: (err as Error).message }, 'Matrix login failed');

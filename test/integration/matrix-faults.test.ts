@@ -183,6 +183,35 @@ test('kill -9 during matrix.send: the message appears in the room exactly once',
     expect({ delayMs: r.delayMs, count: r.count }).toEqual({ delayMs: r.delayMs, count: 1 });
 });
 
+test("kill -9 while the homeserver holds the send: the send's workflow delivers it, once", async () => {
+  // The bridge answers a send with its own PUT and terminates the send's delayed workflow; here
+  // the PUT cannot be answered (Synapse stopped), so the bridge dies with it pending, and the
+  // workflow, started with the send, must deliver the message when the bridge is back.
+  const text = `send-stalled-${nonce()}`;
+  const pid = w.syn.pid()!;
+  process.kill(pid, 'SIGSTOP');
+  let stopped = true;
+  try {
+    const answer = rpc(
+      bridge.socketPath,
+      'matrix.send',
+      { room_id: w.rooms.other, message: text },
+      30_000,
+    ).catch(() => undefined);
+    await sleep(1_000);
+    await killBridge();
+    await answer;
+    process.kill(pid, 'SIGCONT');
+    stopped = false;
+    await restartBridge();
+    timings.send_stalled_appeared_ms = await waitInRoom(w.rooms.other, text, 60_000);
+    await sleep(3_000);
+    expect(await countBody(w, w.rooms.other, text)).toBe(1);
+  } finally {
+    if (stopped) process.kill(pid, 'SIGCONT');
+  }
+});
+
 test('restarts, graceful or not, resume the sync at once, however many there were', async () => {
   await receiveAll();
   const resumeMs: number[] = [];

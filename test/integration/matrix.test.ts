@@ -14,6 +14,7 @@ import {
   auditEntries,
   filesContaining,
   TEMPORAL_CLI,
+  temporalClient,
   temporalHistoryText,
 } from '../support/containers';
 import { ensureAgentImage } from '../support/docker';
@@ -340,6 +341,28 @@ test('matrix.send returns {event_id, room_id}; the message is in the room once; 
     sender: w.bot.userId,
     content: { msgtype: 'm.text', body: text },
   });
+  // Answered by the bridge's own send: the send's workflow was terminated before it ran (had it
+  // run, its history would hold an activity), its reason the receipt.
+  const temporal = await temporalClient(slot.temporalPort);
+  try {
+    const run = await waitFor(
+      'the terminated send workflow',
+      async () => {
+        for await (const wf of temporal.client.workflow.list({
+          query: `WorkflowType = 'matrixSendWorkflow' AND ExecutionStatus = 'Terminated'`,
+        })) {
+          const history = await temporal.client.workflow.getHandle(wf.workflowId).fetchHistory();
+          const reason = history.events?.at(-1)?.workflowExecutionTerminatedEventAttributes?.reason;
+          if (reason === `delivered: ${r.result.event_id}`) return history;
+        }
+        return undefined;
+      },
+      { timeoutMs: 15_000, intervalMs: 250 },
+    );
+    expect(run.events?.some((e) => e.activityTaskScheduledEventAttributes)).toBe(false);
+  } finally {
+    await temporal.close();
+  }
 
   const notice = `rpc-notice-${nonce()}`;
   const n = await call(bridge.socketPath, 'matrix.send', {
