@@ -43,7 +43,12 @@ if [[ -d "$NODE_PREFIX/include/node" ]]; then export npm_config_nodedir="$NODE_P
 # The result is kept outside the clone, keyed by the lock file and the running node, so another
 # clone copies it (seconds) instead of installing again (minutes: native modules compile).
 stamp="node_modules/.armorclaw-deps-hash"
-want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+# What decides the install: package.json's dependency fields (not its scripts) and the lock file.
+want=$({
+  node -e 'const p = require("./package.json");
+process.stdout.write(JSON.stringify([p.dependencies, p.devDependencies, p.optionalDependencies, p.overrides, p.allowScripts]));'
+  cat package-lock.json
+} | sha256sum | cut -d' ' -f1)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   # shellcheck source=lib/cache-dir.sh
   source scripts/lib/cache-dir.sh

@@ -173,8 +173,8 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
       limitMicroUsd: input.limitMicroUsd ?? 0,
     },
     publishKey: (s) => `${s.value}/${s.context.containerId ?? ''}`,
-    // The start set the attributes of a Pending run without a container.
-    publishedAtStart: oneLaunch ? 'Pending/' : undefined,
+    // Every start sets a Pending run's attributes (startRunUntilActive, startRunWorkflow).
+    publishedAtStart: oneLaunch,
     publish: publishState,
     async perform(action) {
       if (action.type === 'removeSecrets') {

@@ -24,8 +24,8 @@ export interface MachineDriverOptions<M extends AnyStateMachine> {
    */
   publishKey(snapshot: Snapshot<M>): string;
   publish(snapshot: Snapshot<M>): void;
-  /** The key whose attributes the workflow's start already set: not published again. */
-  publishedAtStart?: string;
+  /** The workflow's start set the initial state's attributes: they are not published again. */
+  publishedAtStart?: boolean;
   /**
    * Performs one of the machine's own actions (XState's delayed events and `cleanup` are the
    * driver's). Awaited: work that must not hold up the next event runs in the background.
@@ -56,7 +56,7 @@ export class MachineDriver<M extends AnyStateMachine> {
     const [snapshot, actions] = initialTransition(opts.machine, opts.input);
     this.current = snapshot as Snapshot<M>;
     this.initialActions = actions as MachineAction[];
-    this.published = opts.publishedAtStart;
+    if (opts.publishedAtStart) this.published = opts.publishKey(this.current);
     this.timers = new MachineTimers<Event<M>>((event) => this.push(event));
   }
 

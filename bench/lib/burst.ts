@@ -63,6 +63,28 @@ export interface Burst {
   samples: { start: number[]; stop: number[] };
 }
 
+/** A burst's numbers from its calls: `n` starts, all answered after `allActive` ms, then stops. */
+function burstOf(
+  n: number,
+  starts: Outcome[],
+  allActive: number,
+  stops: Outcome[],
+  stopAll: number,
+): Burst {
+  const ok = (xs: Outcome[]) => xs.filter((x) => x.ok);
+  return {
+    n,
+    ok: ok(starts).length,
+    all_active_ms: allActive,
+    per_start: summariseMs(ok(starts).map((s) => s.ms)),
+    stop_all_ms: stopAll,
+    stopped: ok(stops).length,
+    per_stop: summariseMs(ok(stops).map((s) => s.ms)),
+    errors: firstErrors([...starts, ...stops]),
+    samples: { start: starts.map((s) => s.ms), stop: stops.map((s) => s.ms) },
+  };
+}
+
 /** The burst's numbers, and its starts' outcomes (the bridge's name each run). */
 export interface BridgeBurst extends Burst {
   starts: Outcome[];
@@ -84,19 +106,7 @@ export async function bridgeBurst(
   const stops = await Promise.all(
     ids.map((id) => rpc(socketPath, 'stop', { container_id: id }, 300_000)),
   );
-  const stopAll = since(t0);
-  return {
-    n,
-    ok: ids.length,
-    all_active_ms: allActive,
-    per_start: summariseMs(starts.filter((s) => s.ok).map((s) => s.ms)),
-    stop_all_ms: stopAll,
-    stopped: stops.filter((s) => s.ok).length,
-    per_stop: summariseMs(stops.filter((s) => s.ok).map((s) => s.ms)),
-    errors: firstErrors([...starts, ...stops]),
-    samples: { start: starts.map((s) => s.ms), stop: stops.map((s) => s.ms) },
-    starts,
-  };
+  return { ...burstOf(n, starts, allActive, stops, since(t0)), starts };
 }
 
 /**
@@ -168,18 +178,7 @@ export async function dockerBurst(
       };
     }),
   );
-  const stopAll = since(t0);
-  return {
-    n,
-    ok: started.length,
-    all_active_ms: allActive,
-    per_start: summariseMs(starts.filter((s) => s.ok).map((s) => s.ms)),
-    stop_all_ms: stopAll,
-    stopped: stops.filter((s) => s.ok).length,
-    per_stop: summariseMs(stops.filter((s) => s.ok).map((s) => s.ms)),
-    errors: firstErrors([...starts, ...stops]),
-    samples: { start: starts.map((s) => s.ms), stop: stops.map((s) => s.ms) },
-  };
+  return burstOf(n, starts, allActive, stops, since(t0));
 }
 
 /** Removes every container a label names (the runs a bridge left, the baseline's). */
