@@ -59,53 +59,107 @@ export const MANAGED_LABEL = 'armorclaw.managed';
 const statusCode = (err: unknown): number | undefined =>
   (err as { statusCode?: number } | null)?.statusCode;
 
-/** The hardened container spec (docs/container-runs.md). Nothing in it is secret. */
-export function containerSpec(
-  args: StartContainerArgs,
-  socketDir: string,
+/** What makes one container: the same hardening for a run's and for a pooled one. */
+interface HardenedContainer {
+  name: string;
+  image: string;
+  memoryBytes?: number;
+  network: string;
+  /** Host directories bind-mounted at /run/secrets (read-only) and /run/armorclaw. */
+  secretsDir: string;
+  socketDir: string;
+  env: string[];
+  labels: Record<string, string>;
+}
+
+function hardenedSpec(
+  c: HardenedContainer,
   policy: ContainerPolicy,
 ): Docker.ContainerCreateOptions {
   const uid = policy.agentUid;
   return {
-    name: args.containerName,
-    Image: args.image,
+    name: c.name,
+    Image: c.image,
     User: `${uid}:${uid}`,
-    Env: [
-      `ARMORCLAW_CONTAINER_NAME=${args.containerName}`,
-      `ARMORCLAW_HEARTBEAT_MS=${policy.heartbeatIntervalMs}`,
-    ],
-    Labels: {
-      [MANAGED_LABEL]: 'true',
-      'armorclaw.workflow-id': args.workflowId,
-      'armorclaw.agent-type': args.agentType,
-      'armorclaw.key-id': args.keyId,
-      'armorclaw.host': args.hostId,
-    },
-    NetworkDisabled: args.network === 'none',
+    Env: [...c.env, `ARMORCLAW_HEARTBEAT_MS=${policy.heartbeatIntervalMs}`],
+    Labels: { [MANAGED_LABEL]: 'true', ...c.labels },
+    NetworkDisabled: c.network === 'none',
     HostConfig: {
       ReadonlyRootfs: true,
       CapDrop: ['ALL'],
       // Docker's default seccomp profile applies unless unconfined; we never unconfine it.
       SecurityOpt: ['no-new-privileges:true'],
       PidsLimit: policy.pidsLimit,
-      Memory: args.memoryBytes ?? policy.memoryBytes,
-      MemorySwap: args.memoryBytes ?? policy.memoryBytes,
+      Memory: c.memoryBytes ?? policy.memoryBytes,
+      MemorySwap: c.memoryBytes ?? policy.memoryBytes,
       Tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' },
       Init: true,
-      NetworkMode: args.network,
+      NetworkMode: c.network,
       PortBindings: {},
       PublishAllPorts: false,
       Privileged: false,
       RestartPolicy: { Name: 'no' },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
       // Directories, not files: the socket is recreated on restart (docs/architecture.md, rule 8).
-      Binds: [
-        `${secretsDirFor(policy.secretsDir, args.containerName)}:/run/secrets:ro`,
-        `${socketDir}:/run/armorclaw:rw`,
-      ],
+      Binds: [`${c.secretsDir}:/run/secrets:ro`, `${c.socketDir}:/run/armorclaw:rw`],
     },
   };
 }
+
+/** The hardened container spec of a run (docs/container-runs.md). Nothing in it is secret. */
+export function containerSpec(
+  args: StartContainerArgs,
+  socketDir: string,
+  policy: ContainerPolicy,
+): Docker.ContainerCreateOptions {
+  return hardenedSpec(
+    {
+      name: args.containerName,
+      image: args.image,
+      memoryBytes: args.memoryBytes,
+      network: args.network,
+      secretsDir: secretsDirFor(policy.secretsDir, args.containerName),
+      socketDir,
+      env: [`ARMORCLAW_CONTAINER_NAME=${args.containerName}`],
+      labels: {
+        'armorclaw.workflow-id': args.workflowId,
+        'armorclaw.agent-type': args.agentType,
+        'armorclaw.key-id': args.keyId,
+        'armorclaw.host': args.hostId,
+      },
+    },
+    policy,
+  );
+}
+
+/**
+ * A warm pool's container (activities/warm-pool.ts): the run's hardening, image and limits, but
+ * no run yet: no name of a run, workflow or key in it, and ARMORCLAW_POOLED=1 tells the agent to
+ * wait for its secrets file. `start` later renames it to the run's name.
+ */
+export function pooledContainerSpec(
+  c: { name: string; image: string; memoryBytes?: number; network: string; agentType: string },
+  dirs: { secretsDir: string; socketDir: string },
+  hostId: string,
+  policy: ContainerPolicy,
+): Docker.ContainerCreateOptions {
+  return hardenedSpec(
+    {
+      ...c,
+      ...dirs,
+      env: ['ARMORCLAW_POOLED=1'],
+      labels: {
+        'armorclaw.agent-type': c.agentType,
+        'armorclaw.host': hostId,
+        [POOL_LABEL]: 'true',
+      },
+    },
+    policy,
+  );
+}
+
+/** Marks a container started ahead by the warm pool (taken or not). */
+export const POOL_LABEL = 'armorclaw.pool';
 
 /** Docker work for container runs, on the host's task queue. Every function is idempotent. */
 export function createDockerActivities(deps: DockerActivitiesDeps) {
@@ -120,7 +174,10 @@ export function createDockerActivities(deps: DockerActivitiesDeps) {
     }
   }
 
-  async function startContainer(args: StartContainerArgs): Promise<StartContainerResult> {
+  /** The run's socket and, in `proxy` mode, its provider proxy socket; idempotent. */
+  async function openEndpoints(
+    args: StartContainerArgs,
+  ): Promise<{ dir: string; endpoint: string }> {
     const paths = await sockets.open(args.containerName, { roomId: args.roomId });
     if (args.secretsMode === 'proxy') {
       await deps.providers.open(args.containerName, paths.dir, {
@@ -128,6 +185,11 @@ export function createDockerActivities(deps: DockerActivitiesDeps) {
         limitMicroUsd: args.limitMicroUsd,
       });
     }
+    return paths;
+  }
+
+  async function startContainer(args: StartContainerArgs): Promise<StartContainerResult> {
+    const paths = await openEndpoints(args);
     const existing = await inspectByName(args.containerName);
     if (existing?.State.Running) {
       // A retry after the start succeeded but before its result was recorded.
@@ -203,5 +265,5 @@ export function createDockerActivities(deps: DockerActivitiesDeps) {
     log.info({ containerName: args.containerName }, 'container torn down');
   }
 
-  return { startContainer, inspectContainer, teardownContainer };
+  return { openEndpoints, startContainer, inspectContainer, teardownContainer };
 }

@@ -14,6 +14,8 @@ import {
 } from './docker';
 import { createMatrixActivities, type MatrixActivities, type MatrixActivityDeps } from './matrix';
 import { createSecretsActivities } from './secrets';
+import type { WarmPool } from './warm-pool';
+import { Context } from '@temporalio/activity';
 
 export interface ActivityDeps {
   matrix: Omit<MatrixActivityDeps, 'auditLog' | 'log'>;
@@ -23,6 +25,8 @@ export interface ActivityDeps {
   sockets: ContainerSockets;
   providers: ProviderEndpoints;
   policy: ContainerPolicy;
+  /** containers.warm_pool: absent when no agent type has one. */
+  pool?: WarmPool;
   log: Logger;
 }
 
@@ -36,7 +40,7 @@ export function createHostActivities(
     agentUid: deps.policy.agentUid,
     log: deps.log.child({ component: 'secrets' }),
   });
-  const docker = createDockerActivities({
+  const { openEndpoints, ...docker } = createDockerActivities({
     docker: deps.docker,
     sockets: deps.sockets,
     providers: deps.providers,
@@ -54,12 +58,29 @@ export function createHostActivities(
     ...docker,
     ...matrix,
     async launchContainer({ audit, ...args }) {
-      await secrets.writeSecretsFile({
+      const secretsArgs = {
         containerName: args.containerName,
         keyId: args.keyId,
         secretsMode: args.secretsMode,
-      });
-      const started = await docker.startContainer(args);
+      };
+      // Only a first attempt takes from the pool: a retry finds whatever the first one left
+      // (the container under the run's name, or only its directories) and goes on from there.
+      const pooled =
+        deps.pool && Context.current().info.attempt === 1 ? deps.pool.take(args) : undefined;
+      let started;
+      if (pooled) {
+        // The container is renamed while its sockets open and then its secrets file is written
+        // (the agent, waiting for the file, finds its sockets there when the file appears).
+        const endpoint = await deps.pool!.handOver(pooled, args.containerName, async () => {
+          const paths = await openEndpoints(args);
+          await secrets.writeSecretsFile(secretsArgs);
+          return paths.endpoint;
+        });
+        started = { containerId: pooled.id, endpoint };
+      } else {
+        await secrets.writeSecretsFile(secretsArgs);
+        started = await docker.startContainer(args);
+      }
       // `dedupe_key` makes a retried launch write it once.
       deps.auditLog.append({ ...audit, container_id: started.containerId });
       return started;

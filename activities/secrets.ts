@@ -1,5 +1,5 @@
 import { constants, statfsSync } from 'node:fs';
-import { chown, mkdir, open, rm, stat } from 'node:fs/promises';
+import { chown, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Logger } from 'pino';
@@ -65,26 +65,32 @@ export function createSecretsActivities(deps: SecretsFilesDeps) {
       throw err;
     }
     const dir = secretsDirFor(secretsDir, args.containerName);
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { mode: 0o700 });
+    // An existing directory is kept: a container may already have it bind-mounted (a pooled
+    // container handed over to this run, or a retry after the container started).
+    await mkdir(dir, { mode: 0o700 }).catch((err) => {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    });
     const file = path.join(dir, SECRETS_FILE_NAME);
+    // Written beside it and renamed into place: an agent waiting for the file (a pooled one)
+    // never sees it half written.
+    const partial = path.join(dir, `.${SECRETS_FILE_NAME}.partial`);
+    await rm(partial, { force: true });
     const body = Buffer.from(JSON.stringify(secretsFileFor(record, args.secretsMode)));
     const handle = await open(
-      file,
+      partial,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
       0o400,
     );
     try {
       await handle.writeFile(body);
       await handle.sync();
+      if (process.getuid?.() === 0) await handle.chown(agentUid, agentUid);
     } finally {
       body.fill(0);
       await handle.close();
     }
-    if (process.getuid?.() === 0) {
-      await chown(file, agentUid, agentUid);
-      await chown(dir, agentUid, agentUid);
-    }
+    await rename(partial, file);
+    if (process.getuid?.() === 0) await chown(dir, agentUid, agentUid);
     log.info(
       { containerName: args.containerName, keyId: args.keyId, secretsMode: args.secretsMode },
       'secrets file written',

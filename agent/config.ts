@@ -23,6 +23,8 @@ export interface AgentConfig {
   backend: AgentBackend;
   openclaw: OpenClawSettings;
   secretsFile: string;
+  /** Started ahead by the bridge's warm pool: waits for its secrets file before anything else. */
+  pooled: boolean;
   socketPath: string;
   heartbeatMs: number;
   mode: AgentMode;
@@ -101,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
     backend: parseBackend(env.ARMORCLAW_AGENT_BACKEND),
     openclaw: parseOpenClaw(env),
     secretsFile: env.ARMORCLAW_SECRETS_FILE || '/run/secrets/credentials.json',
+    pooled: env.ARMORCLAW_POOLED === '1',
     socketPath: env.ARMORCLAW_BRIDGE_SOCKET || '/run/armorclaw/bridge.sock',
     heartbeatMs,
     mode: parseMode(env.ARMORCLAW_AGENT_MODE),

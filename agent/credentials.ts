@@ -5,7 +5,7 @@
  * holds a placeholder, in `file` mode (or with no `mode`, as files written before modes were)
  * it holds the real key.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { PROXY_LOOPBACK_PORT, SECRETS_MODES, type SecretsMode } from '../formats/secrets-file';
@@ -129,4 +129,28 @@ function readBaseUrl(value: unknown): string {
     );
   }
   return value as string;
+}
+
+/**
+ * Resolves once `file` exists: the agent of a pooled container waits here until a run takes the
+ * container and the bridge writes the file (renamed into place, so it is whole when it appears).
+ * Watches the directory, and looks every `pollMs` too in case a watch event is missed.
+ */
+export function waitForFile(file: string, pollMs = 250): Promise<void> {
+  return new Promise((resolve) => {
+    let watcher: FSWatcher | undefined;
+    const check = () => {
+      if (!existsSync(file)) return;
+      watcher?.close();
+      clearInterval(timer);
+      resolve();
+    };
+    const timer = setInterval(check, pollMs);
+    try {
+      watcher = watch(path.dirname(file), check);
+    } catch {
+      // Polling alone still finds it.
+    }
+    check();
+  });
 }

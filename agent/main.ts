@@ -58,6 +58,8 @@
  *   ARMORCLAW_SECRETS_FILE  default /run/secrets/credentials.json
  *   ARMORCLAW_BRIDGE_SOCKET default /run/armorclaw/bridge.sock
  *   ARMORCLAW_HEARTBEAT_MS  default 5000
+ *   ARMORCLAW_POOLED        1: started ahead by the bridge's warm pool; waits for the secrets
+ *                           file (a run taking the container writes it) before anything else
  *   ARMORCLAW_AGENT_MODE    default | crash-after-ms:<n> (exit 1 after n ms) | no-ack (never acks)
  *   ARMORCLAW_AUDIO_SOCKET  default /run/armorclaw/audio.sock
  *   ARMORCLAW_AGENT_AUDIO   echo (default: caller frames straight back) | tone:<hz> (steady tone)
@@ -78,7 +80,7 @@ import { readFileSync } from 'node:fs';
 import { Agent, failBeforeRun, failOnSecrets } from './agent';
 import { AgentAudio } from './audio';
 import { ConfigError, loadConfig, type AgentConfig } from './config';
-import { readCredentials, SecretsError, type Credentials } from './credentials';
+import { readCredentials, SecretsError, waitForFile, type Credentials } from './credentials';
 import { startForwarder, type LoopbackForwarder } from './forwarder';
 import { Llm } from './llm';
 import { errorCode, log } from './log';
@@ -213,6 +215,10 @@ async function main(): Promise<void> {
     }, mode.ms);
   }
 
+  if (config.pooled) {
+    log('pooled: waiting for a run');
+    await waitForFile(config.secretsFile);
+  }
   let credentials: Credentials;
   try {
     credentials = readCredentials(config.secretsFile);

@@ -26,11 +26,13 @@ import { pairing } from './pairing';
 import { providerProxy } from './provider-proxy';
 import { rpcRoundtrip } from './rpc-roundtrip';
 import { voice } from './voice';
+import { warmPool } from './warm-pool';
 
 const suites: Suite[] = [
   rpcRoundtrip,
   containerStart,
   burst,
+  warmPool,
   matrixPush,
   voice,
   providerProxy,

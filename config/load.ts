@@ -143,6 +143,7 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
   const budget = checkBudget(read, modelsFrom, problems);
   const proxyBaseUrls = checkProxyBaseUrls(read, problems);
   const agentTypes = checkAgentTypes(read, problems);
+  const warmPool = checkWarmPool(read, agentTypes, problems);
   const gateway = checkGateway(read, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return assemble(read, {
@@ -151,6 +152,7 @@ export function loadConfig(options: LoadOptions = {}): BridgeConfig {
     budget,
     proxyBaseUrls,
     agentTypes,
+    warmPool,
     gateway,
   });
 }
@@ -419,6 +421,37 @@ function checkAgentTypes(read: Read, problems: string[]): Record<string, AgentTy
   return types;
 }
 
+/** The most containers `containers.warm_pool` keeps started ahead for one agent type. */
+export const MAX_WARM_POOL = 20;
+
+/** `containers.warm_pool`: agent type → how many containers are kept started ahead. */
+function checkWarmPool(
+  read: Read,
+  agentTypes: Record<string, AgentTypeSettings>,
+  problems: string[],
+): Record<string, number> {
+  const sizes: Record<string, number> = {};
+  for (const [name, value] of Object.entries(read('containers.warm_pool'))) {
+    const where = `containers.warm_pool.${name}`;
+    if (!Object.prototype.hasOwnProperty.call(agentTypes, name)) {
+      const known = Object.keys(agentTypes).join(', ');
+      problems.push(`${where}: not an agent type of containers.agent_types (${known})`);
+      continue;
+    }
+    if (
+      typeof value !== 'number' ||
+      !Number.isInteger(value) ||
+      value < 0 ||
+      value > MAX_WARM_POOL
+    ) {
+      problems.push(`${where}: expected a whole number from 0 to ${MAX_WARM_POOL}`);
+      continue;
+    }
+    if (value > 0) sizes[name] = value;
+  }
+  return sizes;
+}
+
 /** The configuration's shape: every setting under the name the bridge's code uses. */
 function assemble(
   read: Read,
@@ -428,6 +461,7 @@ function assemble(
     budget: ReturnType<typeof checkBudget>;
     proxyBaseUrls: Record<string, string>;
     agentTypes: Record<string, AgentTypeSettings>;
+    warmPool: Record<string, number>;
     gateway: GatewaySettings;
   },
 ) {
@@ -494,6 +528,8 @@ function assemble(
       heartbeatIntervalMs: read('containers.heartbeat_interval'),
       secretsMode: read('containers.secrets_mode') as SecretsMode,
       agentTypes: found.agentTypes,
+      warmPool: found.warmPool,
+      warmPoolMaxAgeMs: read('containers.warm_pool_max_age'),
     },
     proxy: {
       /** Provider → base URL, for the providers configured; the others use their own API. */

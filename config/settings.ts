@@ -256,6 +256,20 @@ export const settings = [
     doc: 'What each `agent_type` of `start` runs: a table of type = { image = "…", memory_bytes = N } (memory_bytes optional, else containers.memory_bytes), added to the built-in types, or replacing one of them: `openclaw` (the spec\'s default type) runs OpenClaw behind the provider proxy with 2 GiB (scripts/build-openclaw-image.sh builds its image), `echo` the reference agent. A type not listed runs containers.default_image. Environment: the same as a JSON object.',
   },
   {
+    key: 'containers.warm_pool',
+    env: 'ARMORCLAW_WARM_POOL',
+    type: 'table',
+    default: {},
+    doc: "Containers started ahead per agent type (each type runs one image): a table of type = N (0 to 20), e.g. { echo = 2 }. A `start` of that type with the type's image takes one (its secrets file, socket and name are handed over) instead of creating one, and the pool is refilled in the background. Off by default. Environment: the same as a JSON object.",
+  },
+  {
+    key: 'containers.warm_pool_max_age',
+    env: 'ARMORCLAW_WARM_POOL_MAX_AGE',
+    type: 'duration',
+    default: '30m',
+    doc: 'A pooled container not taken within this long is replaced by a fresh one (and at once when its image changed under its tag).',
+  },
+  {
     key: 'containers.default_ttl',
     env: 'ARMORCLAW_CONTAINER_TTL',
     type: 'duration',

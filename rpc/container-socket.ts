@@ -204,6 +204,11 @@ export class ContainerSocketHub {
     return paths;
   }
 
+  /** The host directory of `containerName`'s sockets (bind-mounted at /run/armorclaw). */
+  dirFor(containerName: string): string {
+    return containerSocketPaths(this.deps.bridgeSocketPath, containerName).dir;
+  }
+
   /** Closes the socket and removes its directory and link. */
   async close(containerName: string): Promise<void> {
     const paths = containerSocketPaths(this.deps.bridgeSocketPath, containerName);

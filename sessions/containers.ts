@@ -3,11 +3,7 @@
  * methods, by the activities that start an agent for a call, and by the bridge's status, so it
  * sits below all three.
  */
-import {
-  WithStartWorkflowOperation,
-  WorkflowNotFoundError,
-  type Client,
-} from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { containerRunWorkflow } from '../workflows/container-run';
 import {

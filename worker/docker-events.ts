@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { MANAGED_LABEL } from '../activities/docker';
+import { isPoolName } from '../activities/warm-pool';
 import { containerExitedSignal, containerWorkflowId } from '../workflows/definitions';
 
 interface DockerEvent {
@@ -24,6 +25,8 @@ export class DockerEventWatcher {
     private readonly docker: Docker,
     private readonly client: Client,
     private readonly log: Logger,
+    /** Told of every managed container's death first (the warm pool replaces its own). */
+    private readonly onDie?: (containerName: string) => void,
   ) {}
 
   async start(): Promise<void> {
@@ -87,6 +90,8 @@ export class DockerEventWatcher {
     }
     const name = event.Actor?.Attributes?.name;
     if (event.Action !== 'die' || !name) return;
+    this.onDie?.(name);
+    if (isPoolName(name)) return;
     const exitCode = Number.parseInt(event.Actor?.Attributes?.exitCode ?? '-1', 10);
     let oomKilled = false;
     try {

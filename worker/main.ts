@@ -35,6 +35,7 @@ import { createAgentRunActivities, createVoiceHostActivities } from '../activiti
 import { createAdmissionActivities } from '../activities/admission';
 import { createTurnHostActivities, createTurnSharedActivities } from '../activities/turn';
 import { createProviderAccess } from './providers';
+import { createWarmPool } from './warm-pool';
 
 export interface RunningBridge {
   config: BridgeConfig;
@@ -189,6 +190,15 @@ export async function start(
       reopened.push({ name, dir: (await sockets.open(name)).dir });
     }
 
+    const policy = {
+      network: config.containers.network,
+      memoryBytes: config.containers.memoryBytes,
+      pidsLimit: config.containers.pidsLimit,
+      agentUid: config.containers.agentUid,
+      secretsDir: config.containers.secretsDir,
+      heartbeatIntervalMs: config.containers.heartbeatIntervalMs,
+    };
+    const pool = createWarmPool(config, docker, policy, sockets, log);
     const hostContainerActivities = createHostActivities({
       docker,
       keystore,
@@ -208,14 +218,8 @@ export async function start(
         syncTimeoutMs: config.matrix.syncTimeoutMs,
         e2ee,
       },
-      policy: {
-        network: config.containers.network,
-        memoryBytes: config.containers.memoryBytes,
-        pidsLimit: config.containers.pidsLimit,
-        agentUid: config.containers.agentUid,
-        secretsDir: config.containers.secretsDir,
-        heartbeatIntervalMs: config.containers.heartbeatIntervalMs,
-      },
+      policy,
+      pool,
       log,
     });
     const workers = await startWorkers({
@@ -265,10 +269,17 @@ export async function start(
       client: temporal.client,
       hostId: config.hostId,
       teardown: hostContainerActivities.teardownContainer,
+      poolOn: pool !== undefined,
       log: log.child({ component: 'orphans' }),
     }).catch((err: Error) =>
       log.error({ err: err.message }, 'could not look for orphaned containers'),
     );
+
+    // After the reaper: what it leaves of the pool's label is the pool's to adopt or remove.
+    if (pool) {
+      await pool.start();
+      cleanups.push(() => pool.stop());
+    }
 
     // The budget outlives bridges; each start applies this bridge's limits to it.
     await ensureBudgetWorkflow(temporal.client, config.temporal.taskQueue, {
@@ -286,6 +297,7 @@ export async function start(
       docker,
       temporal.client,
       log.child({ component: 'docker-events' }),
+      (name) => pool?.noteDied(name),
     );
     await dockerEvents.start();
     cleanups.push(() => dockerEvents.stop());
@@ -333,6 +345,7 @@ export async function start(
       matrixReplica: replica,
       inbox,
       voice,
+      pool,
       log,
       gatewayTokens,
       devices,

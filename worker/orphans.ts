@@ -1,20 +1,26 @@
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { MANAGED_LABEL } from '../activities/docker';
+import { MANAGED_LABEL, POOL_LABEL } from '../activities/docker';
+import { isPoolName } from '../activities/warm-pool';
+import { containerWorkflowId } from '../workflows/definitions';
 import { isClosedWorkflowError } from '../sessions/workflow-errors';
 
 /**
  * Removes this host's managed containers whose run is over. A run's own cleanup tears its
  * container down, retrying until the host answers; the one case it cannot is a run whose host
  * the operator gave up (`hosts.reap`) while the host was only away. When that host's bridge
- * starts again, this finds what those runs left behind. Returns the containers removed.
+ * starts again, this finds what those runs left behind. Returns the containers removed. The warm
+ * pool's unclaimed containers are the pool's own (WarmPool.start adopts or removes them), or,
+ * with the pool off, removed here.
  */
 export async function reapOrphans(opts: {
   docker: Docker;
   client: Client;
   hostId: string;
   teardown(args: { containerName: string }): Promise<void>;
+  /** Whether containers.warm_pool is on (its unclaimed containers are then the pool's). */
+  poolOn: boolean;
   log: Logger;
 }): Promise<string[]> {
   const { docker, client, hostId, log } = opts;
@@ -24,9 +30,21 @@ export async function reapOrphans(opts: {
   });
   const removed: string[] = [];
   for (const c of found) {
-    const workflowId = c.Labels['armorclaw.workflow-id'];
     const name = c.Names[0]?.replace(/^\//, '');
-    if (!workflowId || !name) continue;
+    if (!name) continue;
+    if (isPoolName(name)) {
+      // The pool's own, unless it is off now: then what it left is nobody's.
+      if (!opts.poolOn) {
+        await opts.teardown({ containerName: name });
+        removed.push(name);
+      }
+      continue;
+    }
+    // A container taken from the warm pool was created before its run: its name says whose it is.
+    const workflowId =
+      c.Labels['armorclaw.workflow-id'] ??
+      (c.Labels[POOL_LABEL] === 'true' ? containerWorkflowId(name) : undefined);
+    if (!workflowId) continue;
     if (await runIsOpen(client, workflowId)) continue;
     await opts.teardown({ containerName: name });
     removed.push(name);

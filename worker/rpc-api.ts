@@ -34,6 +34,7 @@ import { probeTemporal, type TemporalHandle } from './temporal';
 import { RelayLinkError, type DeviceHub } from './devices';
 import { invalidParams } from '../rpc/errors';
 import type { Voice } from './voice';
+import type { WarmPool } from '../activities/warm-pool';
 import { matrixSyncSettings, type MatrixReplica } from './matrix-replica';
 import type { IncidentControl } from '../sessions/incident';
 
@@ -58,6 +59,8 @@ export interface BridgeParts {
   devices: DeviceHub;
   /** Incident containment's state (sessions/incident.ts), shared by the gateway and the socket. */
   incident: IncidentControl;
+  /** containers.warm_pool; absent when it is off. */
+  pool?: WarmPool;
   /** The `gateway` health check; absent when the gateway is off. */
   gatewayCheck?: () => Promise<void>;
 }
@@ -78,6 +81,7 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
     version: BRIDGE_VERSION,
     socketPath: config.socket.path,
     containerIds,
+    ...(parts.pool ? { warmPool: () => parts.pool!.status() } : {}),
     checks: {
       temporal: () => probeTemporal(temporal.connection),
       keystore: async () => keystore.check(),
@@ -86,6 +90,7 @@ export function createBridgeDispatcher(parts: BridgeParts): RpcDispatcher {
         await docker.ping();
       },
       signaling: () => voice.check(),
+      ...(parts.pool ? { warm_pool: async () => parts.pool!.assertFilling() } : {}),
       ...(parts.gatewayCheck ? { gateway: parts.gatewayCheck } : {}),
       ...(matrix.status.enabled
         ? {

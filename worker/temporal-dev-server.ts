@@ -59,6 +59,13 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     opts.namespace,
     '--log-level',
     'warn',
+    // A write-ahead log instead of the rollback journal: one fsync per commit instead of
+    // several, with the same durability (synchronous=full: a commit is on disk when it returns).
+    // About 30 ms less per container start (bench warm-pool).
+    '--sqlite-pragma',
+    'journal_mode=wal',
+    '--sqlite-pragma',
+    'synchronous=full',
   ];
   // setpriv --pdeathsig: the kernel sends the server SIGTERM if the bridge dies, even by -9.
   const [command, commandArgs] = existsSync('/usr/bin/setpriv')

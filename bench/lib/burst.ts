@@ -110,6 +110,47 @@ export async function bridgeBurst(
 }
 
 /**
+ * `docker run -d` arguments of the bridge's own container for `name` (its `containerSpec` with
+ * the default policy), with a secrets file and a socket directory as the bridge makes them
+ * under `secretsRoot` and `dir`; labelled `armorclaw.bench=<label>`.
+ */
+export function rawRunArgs(
+  name: string,
+  dir: string,
+  secretsRoot: string,
+  label: string,
+): string[] {
+  const policy = loadConfig({
+    env: { ...process.env, ARMORCLAW_CONFIG: '', ARMORCLAW_SECRETS_DIR: secretsRoot },
+  }).containers;
+  const sdir = secretsDirFor(policy.secretsDir, name);
+  const sockDir = path.join(dir, 'sock', name);
+  mkdirSync(sdir, { recursive: true });
+  mkdirSync(sockDir, { recursive: true });
+  writeFileSync(
+    path.join(sdir, 'credentials.json'),
+    '{"key_id":"bench","provider":"openai","token":"x"}',
+    { mode: 0o444 },
+  );
+  const spec = containerSpec(
+    {
+      containerName: name,
+      workflowId: `container-${name}`,
+      image: AGENT_IMAGE,
+      agentType: 'openclaw',
+      keyId: 'bench',
+      hostId: label,
+      network: policy.network,
+      secretsMode: 'file',
+      limitMicroUsd: 0,
+    },
+    sockDir,
+    policy,
+  );
+  return dockerRunArgsFromSpec(spec, { 'armorclaw.bench': label });
+}
+
+/**
  * The same burst as `docker run -d` of the bridge's container: its spec (`containerSpec`, the
  * bridge's default policy), a secrets file and a socket directory for each, as the bridge makes;
  * then `docker stop -t 5` + `docker rm -f` of each (the bridge's teardown), all at once. The
@@ -121,37 +162,8 @@ export async function dockerBurst(
   secretsRoot: string,
   label: string,
 ): Promise<Burst> {
-  const policy = loadConfig({
-    env: { ...process.env, ARMORCLAW_CONFIG: '', ARMORCLAW_SECRETS_DIR: secretsRoot },
-  }).containers;
   const names = range(n).map((i) => `armorclaw-bench-raw-${process.pid}-${label}-${i}`);
-  const argsOf = names.map((name) => {
-    const sdir = secretsDirFor(policy.secretsDir, name);
-    const sockDir = path.join(dir, 'sock', name);
-    mkdirSync(sdir, { recursive: true });
-    mkdirSync(sockDir, { recursive: true });
-    writeFileSync(
-      path.join(sdir, 'credentials.json'),
-      '{"key_id":"bench","provider":"openai","token":"x"}',
-      { mode: 0o444 },
-    );
-    const spec = containerSpec(
-      {
-        containerName: name,
-        workflowId: `container-${name}`,
-        image: AGENT_IMAGE,
-        agentType: 'openclaw',
-        keyId: 'bench',
-        hostId: label,
-        network: policy.network,
-        secretsMode: 'file',
-        limitMicroUsd: 0,
-      },
-      sockDir,
-      policy,
-    );
-    return dockerRunArgsFromSpec(spec, { 'armorclaw.bench': label });
-  });
+  const argsOf = names.map((name) => rawRunArgs(name, dir, secretsRoot, label));
   const runOne = async (args: string[]): Promise<Outcome> => {
     const sentAt = Date.now();
     const t = process.hrtime.bigint();

@@ -212,3 +212,23 @@ function logAxis(min: number, max: number): Axis {
   for (let p = lo; p <= hi; p++) ticks.push(10 ** p);
   return { ticks, fraction: (v) => (Math.log10(v) - lo) / (hi - lo) };
 }
+
+/**
+ * A whole SVG document of one bar chart with its legend above it (each series, then each
+ * reference line): what most suites write beside their results page.
+ */
+export function barChartSvg(chart: BarChart, width: number, height: number): string {
+  const items: LegendItem[] = [
+    ...chart.series.map((s) => ({ name: s.name, color: s.color })),
+    ...(chart.references ?? []).map((r) => ({
+      name: r.label,
+      color: REFERENCE_COLOR,
+      dashed: true,
+    })),
+  ];
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height + 40}" viewBox="0 0 ${width} ${height + 40}"><rect width="${width}" height="${height + 40}" fill="#fff"/>\n${legend(
+    items,
+    60,
+    16,
+  )}\n${barChartPanel(chart, 0, 20, width, height)}\n</svg>\n`;
+}

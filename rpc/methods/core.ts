@@ -11,6 +11,8 @@ export interface CoreDeps {
    * process-local map) at most every few hundred ms; `start`/`stop` invalidate it.
    */
   containerIds: SingleFlightCache<string[]>;
+  /** The warm pool per agent type (`warm_pool` in `status` and `health`); absent: none. */
+  warmPool?: () => Record<string, unknown>;
   /** Named dependency probes for `health`; each throws when its part is unusable. */
   checks: Record<string, () => Promise<void>>;
   checkTimeoutMs?: number;
@@ -24,7 +26,10 @@ export interface CheckResult {
   error?: string;
 }
 
-/** `status` (exactly the spec's shape) and `health` (the spec's `status` plus `checks`). */
+/**
+ * `status` (the spec's shape, plus `warm_pool` when one is configured) and `health` (the spec's
+ * `status` plus `checks`, and `warm_pool`).
+ */
 export function registerCoreMethods(dispatcher: RpcDispatcher, deps: CoreDeps): void {
   dispatcher.addMethod('status', async (params) => {
     parseParams(noParams, params);
@@ -40,6 +45,7 @@ export function registerCoreMethods(dispatcher: RpcDispatcher, deps: CoreDeps): 
       socket: deps.socketPath,
       containers: ids.length,
       container_ids: ids,
+      ...(deps.warmPool ? { warm_pool: deps.warmPool() } : {}),
     };
   });
 
@@ -60,7 +66,8 @@ export function registerCoreMethods(dispatcher: RpcDispatcher, deps: CoreDeps): 
   }, deps.healthMaxAgeMs ?? 1_000);
   dispatcher.addMethod('health', async (params) => {
     parseParams(noParams, params);
-    return health.get();
+    const answer = await health.get();
+    return deps.warmPool ? { ...answer, warm_pool: deps.warmPool() } : answer;
   });
 }
 

@@ -265,4 +265,25 @@ describe('agent types', () => {
   ])('%s is refused, naming the key', (json, problem) => {
     expect(problemsOf(() => load({ ARMORCLAW_AGENT_TYPES: json })).join('\n')).toMatch(problem);
   });
+
+  test('containers.warm_pool: off by default, sizes per agent type, zero dropped', () => {
+    expect(load({}).containers.warmPool).toEqual({});
+    expect(load({}).containers.warmPoolMaxAgeMs).toBe(30 * 60_000);
+    const c = load({
+      ARMORCLAW_WARM_POOL: '{"echo":3,"openclaw":0}',
+      ARMORCLAW_WARM_POOL_MAX_AGE: '10m',
+    }).containers;
+    expect(c.warmPool).toEqual({ echo: 3 });
+    expect(c.warmPoolMaxAgeMs).toBe(600_000);
+  });
+
+  test.each([
+    ['{"nosuch":1}', /containers\.warm_pool\.nosuch: not an agent type .*echo/],
+    ['{"echo":-1}', /containers\.warm_pool\.echo: expected a whole number from 0 to 20/],
+    ['{"echo":21}', /containers\.warm_pool\.echo: expected a whole number from 0 to 20/],
+    ['{"echo":1.5}', /containers\.warm_pool\.echo: expected a whole number/],
+    ['{"echo":"2"}', /containers\.warm_pool\.echo: expected a whole number/],
+  ])('warm_pool %s is refused, naming the key', (json, problem) => {
+    expect(problemsOf(() => load({ ARMORCLAW_WARM_POOL: json })).join('\n')).toMatch(problem);
+  });
 });
