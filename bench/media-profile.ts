@@ -5,6 +5,7 @@
  * split (docs/benchmarks/voice.md, notes):
  *
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/media-profile.ts 10
+ *   node --import tsx bench/media-profile.ts 10 wasm    # the WASM Opus build, for comparison
  */
 import { rmSync } from 'node:fs';
 import net from 'node:net';
@@ -12,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { linkAgent } from '../media/agent-link';
 import { runEchoAgent, ToneGenerator } from '../media/echo';
+import { opusBackend, preferOpusBackend } from '../media/opus';
 import { AudioPeer } from '../media/peer';
 
 async function pair(i: number) {
@@ -35,6 +37,8 @@ async function pair(i: number) {
 
 async function main() {
   const n = Number(process.argv[2] ?? 10);
+  if (process.argv[3] === 'wasm' || process.argv[3] === 'native')
+    preferOpusBackend(process.argv[3]);
   const peers = [];
   for (let i = 0; i < n; i++) peers.push(await pair(i));
   const tones = peers.map(() => new ToneGenerator(440, 0.5));
@@ -50,7 +54,7 @@ async function main() {
   const cpu = process.cpuUsage(cpu0);
   const pct = ((cpu.user + cpu.system) / 1000 / (performance.now() - t0)) * 100;
   console.log(
-    `calls ${n}: ${pct.toFixed(1)} % of a core for both sides, frames back ${got}/${n * 500}`,
+    `calls ${n} (Opus ${opusBackend()}): ${pct.toFixed(1)} % of a core for both sides, frames back ${got}/${n * 500}`,
   );
   process.exit(0);
 }

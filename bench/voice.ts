@@ -1,6 +1,7 @@
 /**
  * Suite `voice`: what the bridge adds to a voice call, against two werift peers talking to each
- * other directly in the bench process, measured in the same run.
+ * other directly, measured in the same run. The callers live in processes of their own
+ * (bench/voice-callers.ts), so the load generator is not what runs out of time.
  *
  * - Round trip: the caller sends silence with a tone burst at a known frame; the time from
  *   sending the burst's first frame to the arrival of the first frame heard back above an RMS
@@ -14,26 +15,36 @@
  *
  * One call per agent container (`key_id` in `webrtc.start`), as a deployment runs them.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { rms } from '../media/audio-analysis';
-import { ToneGenerator } from '../media/echo';
-import { AudioPeer, emptyAudioPeerStats, type AudioPeerStats } from '../media/peer';
-import { silentFrame } from '../media/pcm';
-import { removeDir, type BridgeProcess } from '../test/support/bridge-process';
+import { emptyAudioPeerStats, type AudioPeerStats } from '../media/peer';
+import {
+  NPM_START,
+  removeDir,
+  spawnBridge,
+  type BridgeProcess,
+} from '../test/support/bridge-process';
 import { rpc } from '../test/support/containers';
 import { docker, ensureAgentImage, ensureDocker } from '../test/support/docker';
 import {
   bridgeSlot,
   setupMatrixWorld,
-  startBridge,
+  waitForStatus,
   teardownMatrixWorld,
   type BridgeSlot,
   type MatrixWorld,
 } from '../test/support/matrix-scenario';
-import { PROJECT_ROOT } from './lib/child';
+import { ensureBuilt } from './lib/build';
+import { summariseProfile } from './lib/cpu-profile';
+import { forkHelper, PROJECT_ROOT, stopChild } from './lib/child';
 import { onCleanup } from './lib/cleanup';
-import { prepareCpuSampling, processCpuSeconds, systemBusyCpuSeconds } from './lib/cpu';
+import {
+  containersCpuSeconds,
+  prepareCpuSampling,
+  processCpuSeconds,
+  systemBusyCpuSeconds,
+} from './lib/cpu';
 import { machineInfo } from './lib/machine';
 import type { BenchSettings, Suite } from './lib/suite';
 import { summariseMs, type MsSummary } from './lib/stats';
@@ -45,6 +56,14 @@ import {
   legend,
   REFERENCE_COLOR,
 } from './lib/svg';
+import {
+  FRAME_MS,
+  ONSET_RMS,
+  SILENCE_FRAMES,
+  TONE_FRAMES,
+  type CallerRequest,
+  type CallerStats,
+} from './lib/voice-callers-protocol';
 
 const intEnv = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -73,119 +92,71 @@ const MAX_START_FAILURES = 2;
 
 const AIM_ADDED_P95_MS = 20;
 const AIM_CALLS = 40;
-const FRAME_MS = 20;
-/** Burst cycle: SILENCE_FRAMES of silence, then TONE_FRAMES of tone. */
-const SILENCE_FRAMES = 25;
-const TONE_FRAMES = 10;
-/** Per-frame RMS above which a frame counts as the burst (tone sent at RMS 0.354). */
-const ONSET_RMS = 0.05;
+/** Processes the callers are spread over (round robin), each with its own 20 ms schedule. */
+const CALLER_PROCESSES = intEnv('BENCH_VOICE_CALLER_PROCESSES', 2);
 const WARMUP_S = 2;
-/** Quiet time after a level's tone, so every echoed frame is back before counting. */
+/** Quiet after the tone, so every echo still on its way is back before the counters are read. */
 const DRAIN_MS = 3000;
-/** A tick this long after the previous one makes AudioPeer start a new talkspurt (a gap). */
-const SENDER_GAP_MS = 3 * FRAME_MS;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now();
-const ICE = { additionalHostAddresses: ['127.0.0.1'] };
 
-type Mode = 'silence' | 'tone' | 'bursts' | 'pause';
+/** One process of callers (bench/voice-callers.ts), asked over its IPC pipe. */
+class CallerProcess {
+  private nextId = 1;
+  private readonly waiting = new Map<
+    number,
+    { resolve(v: unknown): void; reject(e: Error): void }
+  >();
 
-/** One caller (or the near end of a direct pair), fed a frame every 20 ms by the Driver. */
-class Caller {
-  mode: Mode = 'silence';
-  private readonly tone = new ToneGenerator(440, 0.5);
-  private readonly silence = silentFrame();
-  private frame = 0;
-  private pendingBurstAt: number | undefined;
-  readonly roundTrips: number[] = [];
-  missed = 0;
-  sessionId: string | undefined;
-  containerName: string | undefined;
-  /** The far end of a direct pair. */
-  far: AudioPeer | undefined;
-
-  constructor(readonly peer: AudioPeer) {
-    peer.onAudioFrame((f) => {
-      if (this.pendingBurstAt !== undefined && rms(f.pcm) > ONSET_RMS) {
-        this.roundTrips.push(now() - this.pendingBurstAt);
-        this.pendingBurstAt = undefined;
-      }
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
+      const w = this.waiting.get(m.id);
+      this.waiting.delete(m.id);
+      if (m.ok) w?.resolve(m.result);
+      else w?.reject(new Error(m.error));
+    });
+    child.once('exit', (code: number | null) => {
+      for (const w of this.waiting.values()) w.reject(new Error(`the callers exited (${code})`));
+      this.waiting.clear();
     });
   }
 
-  /** Starts `n` burst cycles; resolves when they are done. */
-  async bursts(n: number): Promise<void> {
-    this.frame = 0;
-    this.mode = 'bursts';
-    await sleep(n * (SILENCE_FRAMES + TONE_FRAMES) * FRAME_MS + 500);
-    if (this.pendingBurstAt !== undefined) this.missed++;
-    this.pendingBurstAt = undefined;
-    this.mode = 'silence';
-  }
-
-  tick(): void {
-    if (this.mode === 'pause' || this.peer.connectionState !== 'connected') return;
-    if (this.mode === 'silence') {
-      this.peer.sendAudioFrame(this.silence);
-      return;
-    }
-    if (this.mode === 'tone') {
-      this.peer.sendAudioFrame(this.tone.next());
-      return;
-    }
-    const pos = this.frame++ % (SILENCE_FRAMES + TONE_FRAMES);
-    if (pos < SILENCE_FRAMES) {
-      this.peer.sendAudioFrame(this.silence);
-      return;
-    }
-    if (pos === SILENCE_FRAMES) {
-      if (this.pendingBurstAt !== undefined) this.missed++;
-      this.pendingBurstAt = now();
-    }
-    this.peer.sendAudioFrame(this.tone.next());
-  }
-
-  async close(): Promise<void> {
-    await this.peer.close().catch(() => undefined);
-    await this.far?.close().catch(() => undefined);
+  ask<T>(req: CallerRequest, timeoutMs = 60_000): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new Error(`the callers did not answer ${req.op} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.child.send({ id, ...req });
+    });
   }
 }
 
-/**
- * Sends one frame for every live caller every 20 ms, on a drift-free schedule (browsers send
- * 50 packets a second, silence included). Records how late each tick ran.
- */
-class Driver {
-  readonly callers = new Set<Caller>();
-  private running = true;
-  private readonly done: Promise<void>;
-  lateMs: number[] = [];
-  /** Ticks more than SENDER_GAP_MS after the previous one: the sender fell behind real time. */
-  gaps = 0;
+/** A call's caller: which process holds it, its number there, and the bridge's session. */
+interface Caller {
+  farm: CallerProcess;
+  caller: number;
+  sessionId?: string;
+  containerName?: string;
+}
 
-  constructor() {
-    this.done = (async () => {
-      let due = now();
-      let last = due;
-      while (this.running) {
-        const t = now();
-        this.lateMs.push(t - due);
-        if (t - last > SENDER_GAP_MS) this.gaps++;
-        last = t;
-        for (const c of this.callers) c.tick();
-        due += FRAME_MS;
-        // More than 10 frames behind: the process cannot keep up; do not burst to catch up.
-        if (now() - due > 10 * FRAME_MS) due = now();
-        await sleep(Math.max(0, due - now()));
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.done;
-  }
+/** One group of a CPU profile (lib/cpu-profile.ts): its share of the busy time and of a core. */
+interface ProfileShare {
+  group: string;
+  pct_of_busy: number;
+  pct_of_core: number;
 }
 
 interface StartedCall {
@@ -200,7 +171,12 @@ interface LevelResult {
   bridge_cpu_s: number;
   bridge_cpu_pct: number;
   bridge_cpu_pct_per_call: number;
+  /** The callers' processes and the suite's own. */
   bench_process_cpu_pct: number;
+  /** Every agent container of the calls (their cgroups). */
+  agents_cpu_pct?: number | null;
+  /** The bridge's embedded Temporal dev server. */
+  temporal_cpu_pct?: number | null;
   machine_busy_pct: number | null;
   frames_sent: number;
   frames_received: number;
@@ -237,8 +213,13 @@ export const voice: Suite = {
     await ensureAgentImage();
     const machine = machineInfo(PROJECT_ROOT);
     const stops: Array<() => Promise<void>> = [];
-    const driver = new Driver();
-    stops.push(onCleanup(() => driver.stop()));
+    const farms = Array.from(
+      { length: Math.max(1, CALLER_PROCESSES) },
+      () => new CallerProcess(forkHelper('voice-callers.ts')),
+    );
+    stops.push(onCleanup(() => Promise.all(farms.map((f) => stopChild(f.child))).then(() => {})));
+    let nextFarm = 0;
+    const everyFarm = <T>(req: CallerRequest) => Promise.all(farms.map((f) => f.ask<T>(req)));
     const live = new Set<Caller>();
     try {
       console.log('starting Synapse...');
@@ -259,7 +240,22 @@ export const voice: Suite = {
       });
       stops.push(onCleanup(() => removeDir(slot.dir)));
       console.log('starting the bridge (embedded Temporal, Matrix login, Docker)...');
-      const bridge: BridgeProcess = await startBridge(slot);
+      // As `npm start` runs it (compiled), with the profile probe preloaded: it names the
+      // bridge's pid (npm and sh sit between) and profiles its main thread on request.
+      ensureBuilt();
+      const profileFile = path.join(slot.dir, 'bridge.cpuprofile');
+      const bridge: BridgeProcess = await spawnBridge({
+        dir: slot.dir,
+        temporalPort: slot.temporalPort,
+        uiPort: slot.uiPort,
+        command: NPM_START,
+        env: {
+          ...slot.env,
+          NODE_OPTIONS: `--require ${path.join(__dirname, 'lib', 'profile-probe.js')}`,
+          ARMORCLAW_PROFILE_FILE: profileFile,
+        },
+      });
+      await waitForStatus(bridge.socketPath, 'connected', 60_000);
       stops.push(
         onCleanup(async () => {
           // End what is still live, stop the bridge, then remove anything its host id labels.
@@ -280,7 +276,7 @@ export const voice: Suite = {
           if (ids.length > 0) await docker(['rm', '-f', ...ids]);
         }),
       );
-      const pid = bridge.child.pid!;
+      const pid = Number(readFileSync(`${profileFile}.pid`, 'utf8'));
       const call = (method: string, params?: unknown) =>
         rpc(bridge.socketPath, method, params, 120_000);
       const keyId = 'bench-voice';
@@ -288,8 +284,9 @@ export const voice: Suite = {
       if (stored.error) throw new Error(`store_key: ${JSON.stringify(stored.error)}`);
 
       const startCall = async (): Promise<StartedCall> => {
-        const { peer, offerSdp } = await AudioPeer.offer(ICE);
-        const caller = new Caller(peer);
+        const farm = farms[nextFarm++ % farms.length]!;
+        const offered = await farm.ask<{ caller: number; offerSdp: string }>({ op: 'offer' });
+        const caller: Caller = { farm, caller: offered.caller };
         live.add(caller);
         const t0 = now();
         const res = await call('webrtc.start', {
@@ -297,56 +294,51 @@ export const voice: Suite = {
           user_id: w.alice.userId,
           key_id: keyId,
           ttl: '1h',
-          sdp_offer: offerSdp,
+          sdp_offer: offered.offerSdp,
         });
         const rpcMs = now() - t0;
         if (res.error) {
           live.delete(caller);
-          await caller.close();
+          await farm.ask({ op: 'close', caller: caller.caller }).catch(() => undefined);
           throw new Error(`webrtc.start: ${JSON.stringify(res.error)}`);
         }
         caller.sessionId = res.result.session_id;
         caller.containerName = res.result.container_name;
-        await peer.acceptAnswer(res.result.sdp_answer);
-        await peer.waitConnected(30_000);
+        await farm.ask({ op: 'connect', caller: caller.caller, answerSdp: res.result.sdp_answer });
         const connectMs = now() - t0;
-        driver.callers.add(caller);
         return { caller, rpcMs, connectMs };
       };
       const endCall = async (c: Caller): Promise<void> => {
-        driver.callers.delete(c);
         if (c.sessionId) {
           const r = await call('webrtc.end', { session_id: c.sessionId, reason: 'user_hangup' });
           if (r.error) console.warn(`webrtc.end ${c.sessionId}: ${JSON.stringify(r.error)}`);
         }
         live.delete(c);
-        await c.close();
+        await c.farm.ask({ op: 'close', caller: c.caller });
       };
       const startDirect = async (): Promise<StartedCall> => {
-        const { peer, offerSdp } = await AudioPeer.offer(ICE);
-        const caller = new Caller(peer);
-        const t0 = now();
-        const { peer: far, answerSdp } = await AudioPeer.answer(offerSdp, ICE);
-        caller.far = far;
-        far.onAudioFrame((f) => far.sendAudioFrame(f.pcm));
-        const rpcMs = now() - t0;
-        await peer.acceptAnswer(answerSdp);
-        await peer.waitConnected(30_000);
-        const connectMs = now() - t0;
-        driver.callers.add(caller);
-        return { caller, rpcMs, connectMs };
+        const farm = farms[0]!;
+        const d = await farm.ask<{ caller: number; rpcMs: number; connectMs: number }>({
+          op: 'direct',
+        });
+        return { caller: { farm, caller: d.caller }, rpcMs: d.rpcMs, connectMs: d.connectMs };
       };
+      const bursts = (c: Caller, n: number) =>
+        c.farm.ask<{ roundTrips: number[]; missed: number }>(
+          { op: 'bursts', caller: c.caller, n },
+          n * 35 * FRAME_MS + 30_000,
+        );
+      const closeDirect = (c: Caller) => c.farm.ask({ op: 'close', caller: c.caller });
 
       // --- warmup: one call each way, unrecorded (image, workflow bundle, codec JIT) -------
       console.log('warmup: one bridge call, one direct pair...');
       {
         const b = await startCall();
-        await b.caller.bursts(3);
+        await bursts(b.caller, 3);
         await endCall(b.caller);
         const d = await startDirect();
-        await d.caller.bursts(3);
-        driver.callers.delete(d.caller);
-        await d.caller.close();
+        await bursts(d.caller, 3);
+        await closeDirect(d.caller);
       }
 
       // --- connect time and round trip ------------------------------------------------------
@@ -377,16 +369,13 @@ export const voice: Suite = {
           p.rpc.push(s.rpcMs);
           if (i < LATENCY_CALLS) {
             await sleep(500);
-            await s.caller.bursts(BURSTS_PER_CALL);
-            p.rtt.push(...s.caller.roundTrips);
-            p.byCall.push(s.caller.roundTrips);
-            p.missed += s.caller.missed;
+            const heard = await bursts(s.caller, BURSTS_PER_CALL);
+            p.rtt.push(...heard.roundTrips);
+            p.byCall.push(heard.roundTrips);
+            p.missed += heard.missed;
           }
           if (which === 'bridge') await endCall(s.caller);
-          else {
-            driver.callers.delete(s.caller);
-            await s.caller.close();
-          }
+          else await closeDirect(s.caller);
         }
       }
       const rtt = { bridge: summariseMs(paths.bridge.rtt), direct: summariseMs(paths.direct.rtt) };
@@ -401,20 +390,42 @@ export const voice: Suite = {
       );
 
       // --- idle bridge CPU ------------------------------------------------------------------
+      const devServerPid = Number(
+        readFileSync(path.join(bridge.stateDir, 'temporal', 'dev-server.pid'), 'utf8'),
+      );
+      const agentIds = async () =>
+        (
+          await docker(['ps', '-q', '--no-trunc', '--filter', `label=armorclaw.host=${hostId}`])
+        ).stdout
+          .split('\n')
+          .filter(Boolean);
+      const cpuOf = (pids: number[]) =>
+        pids.reduce((sum, p) => sum + (processCpuSeconds(p) ?? 0), 0);
+      /** CPU over `seconds`, as cores used: the bridge, the callers, the agents, Temporal. */
       const measureCpu = async (seconds: number) => {
+        const ids = await agentIds();
+        const farmPids = farms.map((f) => f.child.pid!);
         const b0 = processCpuSeconds(pid);
         const m0 = systemBusyCpuSeconds();
-        const u0 = process.cpuUsage();
+        const c0 =
+          cpuOf(farmPids) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
+        const a0 = containersCpuSeconds(ids);
+        const t0cpu = processCpuSeconds(devServerPid);
         const t0 = now();
         await sleep(seconds * 1e3);
         const elapsed = (now() - t0) / 1e3;
         const b1 = processCpuSeconds(pid);
         const m1 = systemBusyCpuSeconds();
-        const u1 = process.cpuUsage(u0);
+        const c1 =
+          cpuOf(farmPids) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
+        const a1 = containersCpuSeconds(ids);
+        const t1cpu = processCpuSeconds(devServerPid);
         return {
           elapsed,
           bridge: (b1! - b0!) / elapsed,
-          bench: (u1.user + u1.system) / 1e6 / elapsed,
+          bench: (c1 - c0) / elapsed,
+          agents: a0 !== null && a1 !== null ? (a1 - a0) / elapsed : null,
+          temporal: t0cpu !== null && t1cpu !== null ? (t1cpu - t0cpu) / elapsed : null,
           machine: m0 !== null && m1 !== null ? (m1 - m0) / elapsed / machine.nproc : null,
         };
       };
@@ -453,29 +464,39 @@ export const voice: Suite = {
         }
         await sleep(1000);
         // Quiet (nothing in flight), count, stream a tone, quiet again, count.
-        for (const c of calls) c.mode = 'pause';
+        await everyFarm({ op: 'mode', mode: 'pause' });
         await sleep(1000);
-        const before = calls.map((c) => c.peer.stats);
-        for (const c of calls) c.mode = 'tone';
-        driver.lateMs = [];
-        driver.gaps = 0;
+        const statsNow = async () =>
+          new Map(
+            (await everyFarm<CallerStats[]>({ op: 'stats' })).flatMap((list, f) =>
+              list.map((c): [string, CallerStats] => [`${f}:${c.caller}`, c]),
+            ),
+          );
+        const before = await statsNow();
+        await everyFarm({ op: 'mode', mode: 'tone' });
+        await everyFarm({ op: 'driver', reset: true });
         await sleep(WARMUP_S * 1e3);
         const cpu = await measureCpu(WINDOW_S);
-        const lateness = summariseMs(driver.lateMs);
-        const senderGaps = driver.gaps;
-        for (const c of calls) c.mode = 'pause';
+        const schedules = await everyFarm<{ lateMs: number[]; gaps: number }>({
+          op: 'driver',
+          reset: false,
+        });
+        const lateness = summariseMs(schedules.flatMap((d) => d.lateMs));
+        const senderGaps = schedules.reduce((n, d) => n + d.gaps, 0);
+        await everyFarm({ op: 'mode', mode: 'pause' });
         await sleep(DRAIN_MS);
-        const after = calls.map((c) => c.peer.stats);
-        for (const c of calls) c.mode = 'silence';
+        const afterAll = await statsNow();
+        await everyFarm({ op: 'mode', mode: 'silence' });
+        const after = [...afterAll.values()].map((c) => c.stats);
         const delta = sumStats(
-          after.map((a, i) => {
-            const b = before[i]!;
-            const d = { ...a };
-            for (const k of Object.keys(d) as Array<keyof AudioPeerStats>) d[k] -= b[k];
+          [...afterAll].map(([k, a]) => {
+            const b = before.get(k)?.stats ?? emptyAudioPeerStats();
+            const d = { ...a.stats };
+            for (const key of Object.keys(d) as Array<keyof AudioPeerStats>) d[key] -= b[key];
             return d;
           }),
         );
-        const disconnected = calls.filter((c) => c.peer.connectionState !== 'connected').length;
+        const disconnected = [...afterAll.values()].filter((c) => c.state !== 'connected').length;
         const listed = (await call('webrtc.list')).result?.sessions as
           Array<{ session_id: string }> | undefined;
         const ids = new Set((listed ?? []).map((x) => x.session_id));
@@ -500,6 +521,8 @@ export const voice: Suite = {
           bridge_cpu_pct: cpu.bridge * 100,
           bridge_cpu_pct_per_call: bridgePct / level,
           bench_process_cpu_pct: cpu.bench * 100,
+          agents_cpu_pct: cpu.agents === null ? null : cpu.agents * 100,
+          temporal_cpu_pct: cpu.temporal === null ? null : cpu.temporal * 100,
           machine_busy_pct: cpu.machine === null ? null : cpu.machine * 100,
           frames_sent: delta.framesSent,
           frames_received: delta.framesDecoded,
@@ -531,6 +554,31 @@ export const voice: Suite = {
           break;
         }
       }
+      // --- where the bridge's time goes at the highest level: its main thread, profiled -------
+      let bridgeProfile: ProfileShare[] | null = null;
+      if (calls.length > 0) {
+        console.log(`profiling the bridge at ${calls.length} calls for ${WINDOW_S} s...`);
+        rmSync(profileFile, { force: true });
+        await everyFarm({ op: 'mode', mode: 'tone' });
+        await sleep(WARMUP_S * 1e3);
+        process.kill(pid, 'SIGUSR2');
+        await sleep(WINDOW_S * 1e3);
+        process.kill(pid, 'SIGUSR2');
+        for (let i = 0; i < 100 && !existsSync(profileFile); i++) await sleep(100);
+        await everyFarm({ op: 'mode', mode: 'silence' });
+        if (existsSync(profileFile)) {
+          const groups = summariseProfile(JSON.parse(readFileSync(profileFile, 'utf8')));
+          const busy = groups.filter((g) => g.group !== 'idle').reduce((n, g) => n + g.ms, 0);
+          const total = groups.reduce((n, g) => n + g.ms, 0);
+          bridgeProfile = groups
+            .filter((g) => g.group !== 'idle')
+            .map((g) => ({
+              group: g.group,
+              pct_of_busy: (g.ms / busy) * 100,
+              pct_of_core: (g.ms / total) * 100,
+            }));
+        }
+      }
       const concurrentCalls = calls.length;
       console.log(`ending ${calls.length} calls...`);
       const tEnd = now();
@@ -556,6 +604,7 @@ export const voice: Suite = {
           warmup_s: WARMUP_S,
           drain_ms: DRAIN_MS,
           levels: LEVELS,
+          caller_processes: farms.length,
         },
         round_trip_ms: {
           bridge: rtt.bridge,
@@ -576,6 +625,9 @@ export const voice: Suite = {
         idle_machine_busy_pct: idle.machine === null ? null : idle.machine * 100,
         levels,
         most_loss_free_calls: clean,
+        bridge_profile: bridgeProfile
+          ? { calls: concurrentCalls, window_s: WINDOW_S, groups: bridgeProfile }
+          : null,
         highest_loss_free_level: best,
         concurrent_calls_reached: concurrentCalls,
         stop_reason: stopReason || null,
@@ -692,6 +744,7 @@ export interface VoiceResult extends SvgInput {
     warmup_s: number;
     drain_ms?: number;
     levels: number[];
+    caller_processes?: number;
   };
   round_trip_ms: SvgInput['round_trip_ms'] & {
     added_p50: number;
@@ -705,6 +758,8 @@ export interface VoiceResult extends SvgInput {
   };
   idle_machine_busy_pct: number | null;
   most_loss_free_calls: number;
+  /** The bridge's main thread, profiled at the highest level reached. */
+  bridge_profile?: { calls: number; window_s: number; groups: ProfileShare[] } | null;
   concurrent_calls_reached: number;
   stop_reason: string | null;
   aim_calls: number;
@@ -734,7 +789,7 @@ export function renderVoiceMarkdown(r: VoiceResult): string {
   const levelRows = r.levels
     .map(
       (l) =>
-        `| ${l.calls} | ${f1(l.bridge_cpu_pct)} | ${l.bridge_cpu_pct_per_call.toFixed(2)} | ${l.frames_sent} | ${l.frames_received} | ${l.frames_missing} | ${l.packets_lost} | ${l.calls_disconnected + (l.calls_ended_by_bridge ?? 0)} | ${l.sender_gaps ?? 'n/a'} | ${l.start_failures ?? 'n/a'} | ${f1(l.driver_late_ms.p95)} | ${f0(l.bench_process_cpu_pct)} | ${f0(l.machine_busy_pct)} | ${l.loss_free ? 'yes' : '**no**'} |`,
+        `| ${l.calls} | ${f1(l.bridge_cpu_pct)} | ${l.bridge_cpu_pct_per_call.toFixed(2)} | ${l.frames_sent} | ${l.frames_received} | ${l.frames_missing} | ${l.packets_lost} | ${l.calls_disconnected + (l.calls_ended_by_bridge ?? 0)} | ${l.sender_gaps ?? 'n/a'} | ${l.start_failures ?? 'n/a'} | ${f1(l.driver_late_ms.p95)} | ${f0(l.bench_process_cpu_pct)} | ${f0(l.agents_cpu_pct)} | ${f0(l.temporal_cpu_pct)} | ${f0(l.machine_busy_pct)} | ${l.loss_free ? 'yes' : '**no**'} |`,
     )
     .join('\n');
   const busy = (m.loadAverage[0] ?? 0) > m.nproc * 0.5;
@@ -743,9 +798,9 @@ export function renderVoiceMarkdown(r: VoiceResult): string {
 
 Generated by \`BENCH_SUITES=voice npm run bench\` (bench/voice.ts) on ${m.date}: ${m.nproc} CPUs (${m.cpuModel}), ${(m.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB, Node ${m.node}, ${m.platform} ${m.kernel}, commit ${m.gitCommit?.slice(0, 12) ?? 'n/a'}, 1-minute load ${m.loadAverage[0]?.toFixed(2)} at start. Raw numbers: [voice.json](voice.json).
 
-Run: \`BENCH_SUITES=voice npm run bench\` (needs Docker, the reference agent image \`armorclaw/agent:v1\`, built if missing, and Synapse from \`bash scripts/setup.sh --test\`; about 5–8 minutes). Knobs: \`BENCH_VOICE_CONNECT_CALLS\` (10), \`BENCH_VOICE_LATENCY_CALLS\` (10), \`BENCH_VOICE_BURSTS\` per call (3), \`BENCH_VOICE_WINDOW_SECONDS\` (10), \`BENCH_VOICE_LEVELS\` (\`1,10,20,30,40\`, at most 50), \`BENCH_VOICE_START_BATCH\` (1). The ramp always measures up to 20 calls (for CPU), then stops at the first level with loss.
+Run: \`BENCH_SUITES=voice npm run bench\` (needs Docker, the reference agent image \`armorclaw/agent:v1\`, built if missing, and Synapse from \`bash scripts/setup.sh --test\`; about 5–8 minutes). Knobs: \`BENCH_VOICE_CONNECT_CALLS\` (10), \`BENCH_VOICE_LATENCY_CALLS\` (10), \`BENCH_VOICE_BURSTS\` per call (3), \`BENCH_VOICE_WINDOW_SECONDS\` (10), \`BENCH_VOICE_LEVELS\` (\`1,10,20,30,40\`, at most 50), \`BENCH_VOICE_START_BATCH\` (1), \`BENCH_VOICE_CALLER_PROCESSES\` (2). The ramp always measures up to 20 calls (for CPU), then stops at the first level with loss.
 
-Everything real: a private Synapse, the bridge process exactly as \`npm start\` runs it (embedded Temporal, Docker) with \`ARMORCLAW_VOICE_ICE_HOST_ADDRESSES=127.0.0.1\`, room checks relaxed (\`REQUIRE_ENCRYPTED_ROOM\`/\`REQUIRE_MEMBERSHIP\` false, rate and concurrency limits raised) so the bench measures media, not policy. Each call is \`webrtc.start\` with \`key_id\`, so **each call gets its own agent container** (the reference agent, echoing the caller's PCM), as a deployment runs them. The caller is a werift \`AudioPeer\` in the bench process over loopback UDP. The **baseline**, measured in the same run, is two \`AudioPeer\`s in the bench process, the far one sending every decoded frame straight back (\`sendAudioFrame\`): the same two Opus encodes and two decodes as the bridge path, without the bridge, the agent socket and the container.
+Everything real: a private Synapse, the bridge process exactly as \`npm start\` runs it (embedded Temporal, Docker) with \`ARMORCLAW_VOICE_ICE_HOST_ADDRESSES=127.0.0.1\`, room checks relaxed (\`REQUIRE_ENCRYPTED_ROOM\`/\`REQUIRE_MEMBERSHIP\` false, rate and concurrency limits raised) so the bench measures media, not policy. Each call is \`webrtc.start\` with \`key_id\`, so **each call gets its own agent container** (the reference agent, echoing the caller's PCM), as a deployment runs them. ${r.settings.caller_processes ? `The callers are werift \`AudioPeer\`s over loopback UDP in ${r.settings.caller_processes} processes of their own (bench/voice-callers.ts, calls spread round robin), each with its own 20 ms send schedule, so the load generator shares no event loop with the suite or the bridge.` : 'The caller is a werift `AudioPeer` in the bench process over loopback UDP.'} The **baseline**, measured in the same run, is two \`AudioPeer\`s in one caller process, the far one sending every decoded frame straight back (\`sendAudioFrame\`): the same two Opus encodes and two decodes as the bridge path, without the bridge, the agent socket and the container.
 
 ${busy ? `> **The machine was shared** (1-minute load ${m.loadAverage[0]?.toFixed(2)} on ${m.nproc} CPUs at start; other work was running on it). The bench process, the bridge, Temporal, Synapse and every agent container share these ${m.nproc} CPUs. Absolute numbers are inflated; the concurrency ramp in particular is limited by the machine (see the notes).\n\n` : ''}## Aims
 
@@ -783,14 +838,14 @@ ${row('… of which the far peer answered', ct.direct_answer_made)}
 
 Calls are added ${START_BATCH === 1 ? 'one after another' : `${START_BATCH} at a time`} up to each level (a failed \`webrtc.start\` is retried; ${MAX_START_FAILURES + 1} failures at a level stop the ramp, and any failure makes the level not loss-free) and kept (one container each). At each level all callers go quiet for 1 s, their counters are read, every call streams a 440 Hz tone both ways (caller → bridge → agent → bridge → caller) for ${r.settings.warmup_s} s + a ${r.settings.window_s} s window over which the bridge process's CPU (\`/proc/<pid>/stat\` utime + stime, all threads) is read, then the callers go quiet for ${((r.settings.drain_ms ?? 1500) / 1e3).toFixed(1)} s so every echo is back, and the counters are read again. **Frames missing** = frames the callers sent − frames they decoded back over the calls' whole lives, read after the drain (the echo answers one frame per frame; the window columns are the counts between the two reads); **packets lost** = RTP sequence gaps on the bridge → caller leg (AudioPeer \`stats\`). A level is loss-free when both are 0, no decode error, no failed start, every caller still \`connected\` and every call still listed by \`webrtc.list\`. **Sender gaps**: ticks of the bench's 20 ms send schedule that came more than 60 ms after the previous one (the load generator itself falling behind real time; AudioPeer then starts a new talkspurt). Idle bridge (no call, Matrix sync and Temporal worker only): **${f1(r.idle_bridge_cpu_pct)}%** of a core${r.idle_machine_busy_pct !== null ? `, machine ${f0(r.idle_machine_busy_pct)}% busy` : ''}. "% per call" is (bridge − idle) / calls.
 
-| calls | bridge CPU, % of a core | % per call | frames sent (window) | frames back (window) | frames missing (calls' lives) | packets lost | calls dropped | sender gaps | failed starts | send tick late p95 ms | bench process % | machine busy % | loss-free |
-| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |
+| calls | bridge CPU, % of a core | % per call | frames sent (window) | frames back (window) | frames missing (calls' lives) | packets lost | calls dropped | sender gaps | failed starts | send tick late p95 ms | callers % | agents % | Temporal % | machine busy % of ${m.nproc} CPUs | loss-free |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |
 ${levelRows}
 
 ${r.stop_reason ? `Ramp stopped: ${r.stop_reason}. ` : ''}Highest level reached: ${r.concurrent_calls_reached} concurrent calls. Ending them all (\`webrtc.end\`, 10 at a time, each stopping its container) took ${f0(r.end_all_calls_ms)} ms.${perCallCpu.length ? ` Bridge CPU per call at 10+ calls: ${perCallCpu.map((l) => `${l.bridge_cpu_pct_per_call.toFixed(1)}% (${l.calls})`).join(', ')} of a core.` : ''}
 
 ![round trip, connect time, bridge CPU by concurrency](voice.svg)
-
+${profileSection(r)}
 ## Notes
 
 ${notes(r, callMedians, directMedians)}
@@ -817,9 +872,7 @@ function notes(r: VoiceResult, callMedians: number[], directMedians: number[]): 
   out.push(
     `- **CPU per call**: the bridge decodes the caller's Opus, writes PCM to the agent, reads its PCM back and encodes it (libopus in WASM), plus SRTP/DTLS in werift, all in its one Node process. ${l1 ? `One call costs ${l1.bridge_cpu_pct_per_call.toFixed(1)}% of a core over idle; ` : ''}${hi.map((l) => `at ${l.calls} calls ${l.bridge_cpu_pct_per_call.toFixed(1)}%`).join(', ')} per call. Per-call cost falls with N partly from shared fixed work (timers, the event loop wakes once for many packets) and partly because a saturated machine starves the bridge (see machine busy %): the high-N figures are floors, not steady-state costs. ${hi.length ? `The media path (werift, SRTP, Opus) runs on the bridge's one Node event loop; at ${Math.min(...hi.map((l) => l.bridge_cpu_pct_per_call)).toFixed(1)}–${Math.max(...hi.map((l) => l.bridge_cpu_pct_per_call)).toFixed(1)}% of a core per call, ${r.aim_calls} calls would need ${Math.round(r.aim_calls * Math.min(...hi.map((l) => l.bridge_cpu_pct_per_call)))}–${Math.round(r.aim_calls * Math.max(...hi.map((l) => l.bridge_cpu_pct_per_call)))}% of a core (the figure counts every thread, GC and Temporal's core included, so the main thread's share is lower, but not by a known amount): the ${r.aim_calls}-call aim is at risk on one bridge process even on an idle machine, and is worth checking there.` : ''} Where the time goes (\`node --cpu-prof --import tsx bench/media-profile.ts 10\`: ten caller/bridge peer pairs with echo agents in one process, 2026-11-22): of the busy time, libopus (WASM) about a third, werift's RTP/SRTP/DTLS about a fifth, ciphers and UDP sends about a tenth, the bridge's own code (peer, PCM chunking, pacer, framing) about 4 %, the rest start-up (module loading). The ways past one core are native Opus (\`@discordjs/opus\`, about 1.5× faster) and media on worker threads.`,
   );
-  out.push(
-    `- **Concurrency on this machine is bounded by the machine, not (yet) by the bridge.** Everything shares ${r.machine.nproc} CPUs: the bench process (every caller's werift, Opus encode and decode), the bridge, one Node agent container per call, Temporal, Synapse, and whatever else ran (other engineers' test suites ran on this machine during the run: see "machine busy %"${r.idle_machine_busy_pct !== null ? `, ${r.idle_machine_busy_pct.toFixed(0)}% with the bridge idle` : ''}). The load generator's own 20 ms schedule slips first ("sender gaps", "send tick late"), so a level with loss here does not show the bridge dropping audio; neither does it show that it would not. The aim of ${r.aim_calls} calls needs a run on an idle host with more cores (or the callers on another host): \`BENCH_SUITES=voice BENCH_VOICE_LEVELS=10,20,30,40,50 npm run bench\`.`,
-  );
+  out.push(concurrencyNote(r));
   out.push(
     `- Where missing frames went cannot be told from outside: packets lost counts only the bridge → caller leg, and the bridge's own counters (frames dropped for an agent not reading, play-out queue drops) are not exposed over RPC. Missing frames with 0 packets lost were lost before the bridge's encoder (caller → bridge leg, the agent socket, or the agent). The window columns can show more frames back than sent: echoes of frames sent before the window were still queued when it opened (the 1 s quiet before it is not always enough on a starved machine); the lifetime count has no such edge.`,
   );
@@ -827,4 +880,45 @@ function notes(r: VoiceResult, callMedians: number[], directMedians: number[]): 
     `- Round trips are timed in the bench process from the send of a burst's first frame to the decode of the first loud frame back, so both paths include two Opus encodes and decodes and the bench's own event loop; the onset detection is per 20 ms frame, identical for both paths, so it cancels in the difference. Percentiles are nearest-rank over ${r.round_trip_ms.bridge.n} samples per path, so p95 is the second-largest sample: a single slow call moves it.`,
   );
   return out.join('\n');
+}
+
+/** What bounded the ramp: where the machine's CPU went at the highest level measured. */
+function concurrencyNote(r: VoiceResult): string {
+  const top = r.levels.at(-1);
+  if (!top) return '- No concurrency level was measured.';
+  const pct = (v: number | null | undefined) =>
+    v === null || v === undefined ? 'n/a' : `${v.toFixed(0)}%`;
+  const cores = r.machine.nproc * 100;
+  const accounted =
+    top.bridge_cpu_pct +
+    top.bench_process_cpu_pct +
+    (top.agents_cpu_pct ?? 0) +
+    (top.temporal_cpu_pct ?? 0);
+  const busy = top.machine_busy_pct === null ? null : (top.machine_busy_pct * cores) / 100;
+  const saturated = top.machine_busy_pct !== null && top.machine_busy_pct >= 90;
+  const bridgeBound = top.bridge_cpu_pct >= 90;
+  const bound = bridgeBound
+    ? `the bridge process itself: ${top.bridge_cpu_pct.toFixed(0)}% of a core, its media on one event loop`
+    : saturated
+      ? `the machine: ${r.machine.nproc} CPUs ${top.machine_busy_pct!.toFixed(0)}% busy, of which the bridge had only ${top.bridge_cpu_pct.toFixed(0)}% of a core`
+      : 'neither the bridge nor the machine was saturated';
+  return `- **What bounds concurrency here: ${bound}.** At ${top.calls} calls, CPU over the window in % of one core (the machine has ${cores}%): bridge ${pct(top.bridge_cpu_pct)}, callers ${pct(top.bench_process_cpu_pct)} (werift, Opus encode and decode for every caller; ${r.settings.caller_processes ?? 1} process(es)), agent containers ${pct(top.agents_cpu_pct)} (one Node echo agent per call), Temporal dev server ${pct(top.temporal_cpu_pct)}, everything else ${busy === null ? 'n/a' : pct(Math.max(0, busy - accounted))} (Synapse, Docker, the kernel's UDP and Unix sockets). The callers and the agents stand for what the callers' browsers and the agents' own hosts would spend in a deployment; here they share the bridge's ${r.machine.nproc} CPUs${saturated ? ', so the ramp measures this machine rather than the bridge' : ''}. ${top.sender_gaps > 0 ? `The callers' 20 ms schedule slipped (${top.sender_gaps} gaps, tick lateness p95 ${top.driver_late_ms.p95.toFixed(0)} ms): part of any loss at this level is the load generator's. ` : 'The callers kept their 20 ms schedule. '}Per call the bridge needs ${top.bridge_cpu_pct_per_call.toFixed(1)}% of a core here, so ${r.aim_calls} calls would take about ${(top.bridge_cpu_pct_per_call * r.aim_calls).toFixed(0)}% of one: on one event loop that is ${top.bridge_cpu_pct_per_call * r.aim_calls > 100 ? 'more than it has' : 'within it'}.`;
+}
+
+/** The bridge's main-thread profile at the highest level, as a results section. */
+function profileSection(r: VoiceResult): string {
+  const p = r.bridge_profile;
+  if (!p) return '';
+  const rows = p.groups
+    .filter((g) => g.pct_of_busy >= 0.5)
+    .map((g) => `| ${g.group} | ${g.pct_of_busy.toFixed(1)} | ${g.pct_of_core.toFixed(1)} |`);
+  return `
+## Where the bridge's main thread spends its time (${p.calls} calls)
+
+A CPU profile of the bridge's main thread (the event loop that runs every call's media) over a further ${p.window_s} s of tone at ${p.calls} calls (\`bench/lib/profile-probe.js\`, preloaded; \`bench/lib/cpu-profile.ts\` groups each sample by the package or folder of the function on top of the stack). The Temporal workflow thread and the SDK's native threads are not in it.
+
+| what ran | % of the busy time | % of a core |
+| --- | ---: | ---: |
+${rows.join('\n')}
+`;
 }

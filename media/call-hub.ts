@@ -101,7 +101,14 @@ export class CallMediaHub implements SignalingBackend {
       );
     }
     this.calls.set(sessionId, { sessionId, containerName, agent, early: [], state: 'Connecting' });
-    this.deps.log.info({ sessionId, containerName }, 'call media prepared');
+    this.deps.log.info(
+      {
+        sessionId,
+        containerName,
+        opus: (require('./opus') as typeof import('./opus')).opusBackend(),
+      },
+      'call media prepared',
+    );
   }
 
   has(sessionId: string): boolean {

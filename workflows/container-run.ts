@@ -63,7 +63,9 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
   const host = proxyActivities<HostContainerActivities>({
     taskQueue: hostTaskQueue(input.hostId),
     scheduleToStartTimeout: graceMs,
-    startToCloseTimeout: '60s',
+    // A launch takes well under a second (seconds in a burst); a bridge killed in the middle of
+    // one is retried this long after, by its next start. (Was 60 s; not part of replay.)
+    startToCloseTimeout: '30s',
     // A stop during Pending cancels the start, and cleanup must not tear down while a Docker
     // create is still in flight (it would create the container after the teardown: an orphan).
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

@@ -57,3 +57,41 @@ export function systemBusyCpuSeconds(): number | null {
     return null;
   }
 }
+
+/**
+ * CPU seconds the Docker containers `ids` (full ids) have used so far, from their cgroups (v1
+ * `cpuacct`, or v2 `cpu.stat`, either of Docker's cgroup drivers); null when none is found.
+ */
+export function containersCpuSeconds(ids: string[]): number | null {
+  let total = 0;
+  let found = 0;
+  for (const id of ids) {
+    const v1 = [
+      `/sys/fs/cgroup/cpuacct/docker/${id}`,
+      `/sys/fs/cgroup/cpuacct/system.slice/docker-${id}.scope`,
+    ];
+    const v2 = [`/sys/fs/cgroup/docker/${id}`, `/sys/fs/cgroup/system.slice/docker-${id}.scope`];
+    const seconds =
+      v1
+        .map((d) => readNumber(`${d}/cpuacct.usage`, (t) => Number(t) / 1e9))
+        .find((v) => v !== null) ??
+      v2
+        .map((d) =>
+          readNumber(`${d}/cpu.stat`, (t) => Number(/^usage_usec (\d+)/m.exec(t)?.[1]) / 1e6),
+        )
+        .find((v) => v !== null);
+    if (seconds === undefined || seconds === null) continue;
+    total += seconds;
+    found++;
+  }
+  return found > 0 ? total : null;
+}
+
+function readNumber(file: string, parse: (text: string) => number): number | null {
+  try {
+    const v = parse(readFileSync(file, 'utf8'));
+    return Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,4 +1,11 @@
-import { OpusCodec, OpusDecoder, OpusEncoder } from '../../media/opus';
+import {
+  OpusCodec,
+  OpusDecoder,
+  OpusEncoder,
+  opusBackend,
+  preferOpusBackend,
+  type OpusBackend,
+} from '../../media/opus';
 import { ToneGenerator } from '../../media/echo';
 import { rms, tonePurity, zeroCrossingFrequency } from '../../media/audio-analysis';
 import { FRAME_BYTES, FRAME_SAMPLES } from '../../media/pcm';
@@ -16,7 +23,23 @@ function roundTrip(
   return Buffer.concat(out.slice(10)); // skip the codec's start-up
 }
 
-describe('Opus wrappers', () => {
+test('the native libopus build is used when it is installed, else the WASM build', () => {
+  let installed = true;
+  try {
+    require.resolve('@discordjs/opus');
+  } catch {
+    installed = false;
+  }
+  expect(opusBackend()).toBe(installed ? 'native' : 'wasm');
+  preferOpusBackend('wasm');
+  expect(opusBackend()).toBe('wasm');
+  preferOpusBackend('native');
+});
+
+describe.each(['native', 'wasm'] as OpusBackend[])('Opus wrappers (%s build)', (backend) => {
+  beforeAll(() => preferOpusBackend(backend));
+  afterAll(() => preferOpusBackend('native'));
+
   it.each([
     ['voip', 440],
     ['audio', 440],
