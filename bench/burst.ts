@@ -4,17 +4,16 @@
  * embedded Temporal dev server and real Docker; and where the time of a start goes, alone and
  * in a burst, read back from each run's workflow history (lib/start-trace.ts).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { containerWorkflowId } from '../workflows/definitions';
-import { NPM_START, spawnBridge, type BridgeProcess } from '../test/support/bridge-process';
+import type { BridgeProcess } from '../test/support/bridge-process';
 import { ensureAgentImage, ensureDocker } from '../test/support/docker';
 import { PROJECT_ROOT } from './lib/child';
-import { ensureBuilt } from './lib/build';
+import { benchSpace, startBenchBridge } from './lib/bench-bridge';
 import { onCleanup } from './lib/cleanup';
-import { bridgeBurst, dockerBurst, removeContainers, rpc, type Burst } from './lib/burst';
+import { bridgeBurst, dockerBurst, rpc, type Burst } from './lib/burst';
 import { machineInfo } from './lib/machine';
 import { meanPhases, tracedStarts, type Phases } from './lib/start-trace';
 import type { BenchSettings, Suite } from './lib/suite';
@@ -58,45 +57,11 @@ export const burst: Suite = {
     await ensureDocker();
     await ensureAgentImage();
     const machine = machineInfo(PROJECT_ROOT);
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'armorclaw-bench-burst-'));
-    const secretsRoot = mkdtempSync(path.join('/dev/shm', 'armorclaw-bench-burst-'));
-    const label = `bench-burst-${process.pid}`;
-    const hostId = label;
-    const stops: Array<() => Promise<void>> = [];
-    stops.push(
-      onCleanup(async () => {
-        await removeContainers(`label=armorclaw.host=${hostId}`);
-        await removeContainers(`label=armorclaw.bench=${label}`);
-        rmSync(dir, { recursive: true, force: true });
-        rmSync(secretsRoot, { recursive: true, force: true });
-      }),
-    );
+    const space = benchSpace('burst');
+    const { dir, secretsRoot, label, stops } = space;
     try {
-      ensureBuilt();
       console.log('starting the bridge (`npm start`, embedded Temporal, real Docker)...');
-      mkdirSync(path.join(dir, 'bridge'));
-      const bridgeSecrets = path.join(secretsRoot, 'bridge');
-      mkdirSync(bridgeSecrets, { mode: 0o700 });
-      const bridge: BridgeProcess = await spawnBridge({
-        dir: path.join(dir, 'bridge'),
-        command: NPM_START,
-        env: {
-          ...(process.env.BENCH_BRIDGE_NODE_OPTIONS
-            ? { NODE_OPTIONS: process.env.BENCH_BRIDGE_NODE_OPTIONS }
-            : {}),
-          ARMORCLAW_MASTER_KEY: 'b2'.repeat(32),
-          ARMORCLAW_SECRETS_DIR: bridgeSecrets,
-          ARMORCLAW_HOST_ID: hostId,
-          ARMORCLAW_LOG_LEVEL: 'warn',
-        },
-      });
-      stops.push(
-        onCleanup(async () => {
-          const killer = setTimeout(() => bridge.child.kill('SIGKILL'), 20_000);
-          await bridge.stop();
-          clearTimeout(killer);
-        }),
-      );
+      const bridge: BridgeProcess = await startBenchBridge(space, {});
       const connection = await Connection.connect({
         address: `127.0.0.1:${bridge.temporalPort}`,
       });

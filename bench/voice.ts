@@ -309,12 +309,15 @@ export const voice: Suite = {
         return { caller, rpcMs, connectMs };
       };
       const endCall = async (c: Caller): Promise<void> => {
-        if (c.sessionId) {
-          const r = await call('webrtc.end', { session_id: c.sessionId, reason: 'user_hangup' });
-          if (r.error) console.warn(`webrtc.end ${c.sessionId}: ${JSON.stringify(r.error)}`);
+        try {
+          if (c.sessionId) {
+            const r = await call('webrtc.end', { session_id: c.sessionId, reason: 'user_hangup' });
+            if (r.error) console.warn(`webrtc.end ${c.sessionId}: ${JSON.stringify(r.error)}`);
+          }
+        } finally {
+          live.delete(c);
+          await c.farm.ask({ op: 'close', caller: c.caller }).catch(() => undefined);
         }
-        live.delete(c);
-        await c.farm.ask({ op: 'close', caller: c.caller });
       };
       const startDirect = async (): Promise<StartedCall> => {
         const farm = farms[0]!;
@@ -457,10 +460,13 @@ export const voice: Suite = {
             }
           }
         }
-        if (calls.length < level) {
-          stopReason = `at ${level} calls, ${startFailures} starts failed (last: ${failure?.message.slice(0, 300)})`;
+        // Calls that would not start end the ramp, but the calls that did are still measured
+        // (the level is then not loss-free: its starts failed).
+        const shortOfLevel = calls.length < level;
+        if (shortOfLevel) {
+          stopReason = `at ${level} calls, ${startFailures} starts failed (last: ${failure?.message.slice(0, 300)}); ${calls.length} calls measured`;
           console.warn(`level ${level}: ${stopReason}`);
-          break;
+          if (calls.length === (levels.at(-1)?.calls ?? 0)) break;
         }
         await sleep(1000);
         // Quiet (nothing in flight), count, stream a tone, quiet again, count.
@@ -515,11 +521,11 @@ export const voice: Suite = {
           ended === 0;
         const bridgePct = (cpu.bridge - idle.bridge) * 100;
         const r: LevelResult = {
-          calls: level,
+          calls: calls.length,
           window_s: cpu.elapsed,
           bridge_cpu_s: cpu.bridge * cpu.elapsed,
           bridge_cpu_pct: cpu.bridge * 100,
-          bridge_cpu_pct_per_call: bridgePct / level,
+          bridge_cpu_pct_per_call: bridgePct / calls.length,
           bench_process_cpu_pct: cpu.bench * 100,
           agents_cpu_pct: cpu.agents === null ? null : cpu.agents * 100,
           temporal_cpu_pct: cpu.temporal === null ? null : cpu.temporal * 100,
@@ -545,6 +551,7 @@ export const voice: Suite = {
         console.log(
           `level ${level}: bridge ${r.bridge_cpu_pct.toFixed(1)}% of a core (${r.bridge_cpu_pct_per_call.toFixed(2)}%/call over idle), frames ${r.frames_received}/${r.frames_sent}, packets lost ${r.packets_lost}, bench process ${r.bench_process_cpu_pct.toFixed(0)}%, machine ${r.machine_busy_pct?.toFixed(0)}%, driver late p95 ${lateness.p95.toFixed(1)} ms, sender gaps ${senderGaps}`,
         );
+        if (shortOfLevel) break;
         if (!lossFree && level >= CPU_LEVELS) {
           stopReason = `loss at ${level} calls`;
           break;
@@ -581,10 +588,22 @@ export const voice: Suite = {
       }
       const concurrentCalls = calls.length;
       console.log(`ending ${calls.length} calls...`);
+      // The callers stop sending first: ending calls is timed without the others' media.
+      await everyFarm({ op: 'mode', mode: 'pause' });
       const tEnd = now();
-      for (let i = 0; i < calls.length; i += 10)
-        await Promise.all(calls.slice(i, i + 10).map((c) => endCall(c)));
+      const endFailures: string[] = [];
+      for (let i = 0; i < calls.length; i += 10) {
+        await Promise.all(
+          calls.slice(i, i + 10).map((c) =>
+            endCall(c).catch((err: Error) => {
+              endFailures.push(`${c.sessionId}: ${err.message.slice(0, 200)}`);
+            }),
+          ),
+        );
+      }
       const endAllMs = now() - tEnd;
+      if (endFailures.length > 0)
+        console.warn(`${endFailures.length} calls did not end cleanly: ${endFailures[0]}`);
 
       const best = levels.filter((l) => l.loss_free).reduce((m, l) => Math.max(m, l.calls), 0);
       // The highest level counts only if every level below it was loss-free too.
@@ -634,6 +653,7 @@ export const voice: Suite = {
         aim_calls: AIM_CALLS,
         aim_calls_met: clean >= AIM_CALLS,
         end_all_calls_ms: endAllMs,
+        end_failures: endFailures,
         samples: {
           round_trip: { bridge: paths.bridge.rtt, direct: paths.direct.rtt },
           round_trip_by_call: { bridge: paths.bridge.byCall, direct: paths.direct.byCall },
@@ -765,6 +785,8 @@ export interface VoiceResult extends SvgInput {
   aim_calls: number;
   aim_calls_met: boolean;
   end_all_calls_ms: number;
+  /** `webrtc.end` calls that failed or timed out (session: reason). */
+  end_failures?: string[];
   samples: {
     round_trip: { bridge: number[]; direct: number[] };
     round_trip_by_call?: { bridge: number[][]; direct: number[][] };
@@ -842,7 +864,7 @@ Calls are added ${START_BATCH === 1 ? 'one after another' : `${START_BATCH} at a
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |
 ${levelRows}
 
-${r.stop_reason ? `Ramp stopped: ${r.stop_reason}. ` : ''}Highest level reached: ${r.concurrent_calls_reached} concurrent calls. Ending them all (\`webrtc.end\`, 10 at a time, each stopping its container) took ${f0(r.end_all_calls_ms)} ms.${perCallCpu.length ? ` Bridge CPU per call at 10+ calls: ${perCallCpu.map((l) => `${l.bridge_cpu_pct_per_call.toFixed(1)}% (${l.calls})`).join(', ')} of a core.` : ''}
+${r.stop_reason ? `Ramp stopped: ${r.stop_reason}. ` : ''}Highest level reached: ${r.concurrent_calls_reached} concurrent calls. Ending them all (\`webrtc.end\`, 10 at a time, each stopping its container; the callers silent by then) took ${f0(r.end_all_calls_ms)} ms${r.end_failures?.length ? `; ${r.end_failures.length} did not answer within 120 s (first: ${r.end_failures[0]})` : ''}.${perCallCpu.length ? ` Bridge CPU per call at 10+ calls: ${perCallCpu.map((l) => `${l.bridge_cpu_pct_per_call.toFixed(1)}% (${l.calls})`).join(', ')} of a core.` : ''}
 
 ![round trip, connect time, bridge CPU by concurrency](voice.svg)
 ${profileSection(r)}
@@ -870,7 +892,7 @@ function notes(r: VoiceResult, callMedians: number[], directMedians: number[]): 
   const l1 = r.levels.find((l) => l.calls === 1);
   const hi = r.levels.filter((l) => l.calls >= 10);
   out.push(
-    `- **CPU per call**: the bridge decodes the caller's Opus, writes PCM to the agent, reads its PCM back and encodes it (libopus in WASM), plus SRTP/DTLS in werift, all in its one Node process. ${l1 ? `One call costs ${l1.bridge_cpu_pct_per_call.toFixed(1)}% of a core over idle; ` : ''}${hi.map((l) => `at ${l.calls} calls ${l.bridge_cpu_pct_per_call.toFixed(1)}%`).join(', ')} per call. Per-call cost falls with N partly from shared fixed work (timers, the event loop wakes once for many packets) and partly because a saturated machine starves the bridge (see machine busy %): the high-N figures are floors, not steady-state costs. ${hi.length ? `The media path (werift, SRTP, Opus) runs on the bridge's one Node event loop; at ${Math.min(...hi.map((l) => l.bridge_cpu_pct_per_call)).toFixed(1)}–${Math.max(...hi.map((l) => l.bridge_cpu_pct_per_call)).toFixed(1)}% of a core per call, ${r.aim_calls} calls would need ${Math.round(r.aim_calls * Math.min(...hi.map((l) => l.bridge_cpu_pct_per_call)))}–${Math.round(r.aim_calls * Math.max(...hi.map((l) => l.bridge_cpu_pct_per_call)))}% of a core (the figure counts every thread, GC and Temporal's core included, so the main thread's share is lower, but not by a known amount): the ${r.aim_calls}-call aim is at risk on one bridge process even on an idle machine, and is worth checking there.` : ''} Where the time goes (\`node --cpu-prof --import tsx bench/media-profile.ts 10\`: ten caller/bridge peer pairs with echo agents in one process, 2026-11-22): of the busy time, libopus (WASM) about a third, werift's RTP/SRTP/DTLS about a fifth, ciphers and UDP sends about a tenth, the bridge's own code (peer, PCM chunking, pacer, framing) about 4 %, the rest start-up (module loading). The ways past one core are native Opus (\`@discordjs/opus\`, about 1.5× faster) and media on worker threads.`,
+    `- **CPU per call**: the bridge decodes the caller's Opus, writes PCM to the agent, reads its PCM back and encodes it (libopus, native when \`@discordjs/opus\` built at install, else WASM), plus SRTP/DTLS in werift, all on its main thread. ${l1 ? `One call costs ${l1.bridge_cpu_pct_per_call.toFixed(1)}% of a core over idle; ` : ''}${hi.map((l) => `at ${l.calls} calls ${l.bridge_cpu_pct_per_call.toFixed(1)}%`).join(', ')} per call. Per-call cost falls with N partly from shared fixed work (timers, the event loop wakes once for many packets) and partly because a saturated machine starves the bridge (see machine busy %): the high-N figures are floors, not steady-state costs. ${hi.length ? `The media path (werift, SRTP, Opus) runs on the bridge's one Node event loop; at ${Math.min(...hi.map((l) => l.bridge_cpu_pct_per_call)).toFixed(1)}–${Math.max(...hi.map((l) => l.bridge_cpu_pct_per_call)).toFixed(1)}% of a core per call, ${r.aim_calls} calls would need ${Math.round(r.aim_calls * Math.min(...hi.map((l) => l.bridge_cpu_pct_per_call)))}–${Math.round(r.aim_calls * Math.max(...hi.map((l) => l.bridge_cpu_pct_per_call)))}% of a core (every thread counted: GC, the Temporal workflow thread and its native core included). How much of it is the main thread, and on what, is in the profile section above.` : ''}`,
   );
   out.push(concurrencyNote(r));
   out.push(
@@ -915,7 +937,7 @@ function profileSection(r: VoiceResult): string {
   return `
 ## Where the bridge's main thread spends its time (${p.calls} calls)
 
-A CPU profile of the bridge's main thread (the event loop that runs every call's media) over a further ${p.window_s} s of tone at ${p.calls} calls (\`bench/lib/profile-probe.js\`, preloaded; \`bench/lib/cpu-profile.ts\` groups each sample by the package or folder of the function on top of the stack). The Temporal workflow thread and the SDK's native threads are not in it.
+A CPU profile of the bridge's main thread (the event loop that runs every call's media) over a further ${p.window_s} s of tone at ${p.calls} calls (\`bench/lib/profile-probe.js\`, preloaded; \`bench/lib/cpu-profile.ts\` groups each sample by the package or folder of the function on top of the stack). The Temporal workflow thread and the SDK's native threads are not in it. Native frames carry the nearest symbol V8 found, which can be wrong: time under a Temporal core symbol is native time on the main thread it could not place (libuv, the profiler itself); the window's CPU above, from /proc, is the reliable total.
 
 | what ran | % of the busy time | % of a core |
 | --- | ---: | ---: |

@@ -4,16 +4,14 @@
  * `start` that creates its container, BENCH_POOL_RUNS (20) of each, alternating, on one bridge
  * as `npm start` runs it (embedded Temporal dev server, real Docker).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { containerWorkflowId } from '../workflows/definitions';
-import { NPM_START, spawnBridge, type BridgeProcess } from '../test/support/bridge-process';
 import { docker, ensureAgentImage, ensureDocker } from '../test/support/docker';
-import { ensureBuilt } from './lib/build';
-import { rawRunArgs, removeContainers, rpc, since } from './lib/burst';
+import { rawRunArgs, rpc, since } from './lib/burst';
 import { PROJECT_ROOT } from './lib/child';
+import { benchSpace, startBenchBridge } from './lib/bench-bridge';
 import { onCleanup } from './lib/cleanup';
 import { machineInfo } from './lib/machine';
 import { meanPhases, tracedStarts } from './lib/start-trace';
@@ -58,42 +56,13 @@ export const warmPool: Suite = {
     await ensureDocker();
     await ensureAgentImage();
     const machine = machineInfo(PROJECT_ROOT);
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'armorclaw-bench-pool-'));
-    const secretsRoot = mkdtempSync(path.join('/dev/shm', 'armorclaw-bench-pool-'));
-    const label = `bench-pool-${process.pid}`;
-    const stops: Array<() => Promise<void>> = [];
-    stops.push(
-      onCleanup(async () => {
-        await removeContainers(`label=armorclaw.host=${label}`);
-        await removeContainers(`label=armorclaw.bench=${label}`);
-        rmSync(dir, { recursive: true, force: true });
-        rmSync(secretsRoot, { recursive: true, force: true });
-      }),
-    );
+    const space = benchSpace('pool');
+    const { dir, secretsRoot, label, stops } = space;
     try {
-      ensureBuilt();
       console.log('starting the bridge (`npm start`, warm pool of 3, real Docker)...');
-      mkdirSync(path.join(dir, 'bridge'));
-      const bridgeSecrets = path.join(secretsRoot, 'bridge');
-      mkdirSync(bridgeSecrets, { mode: 0o700 });
-      const bridge: BridgeProcess = await spawnBridge({
-        dir: path.join(dir, 'bridge'),
-        command: NPM_START,
-        env: {
-          ARMORCLAW_MASTER_KEY: 'b4'.repeat(32),
-          ARMORCLAW_SECRETS_DIR: bridgeSecrets,
-          ARMORCLAW_HOST_ID: label,
-          ARMORCLAW_LOG_LEVEL: 'warn',
-          ARMORCLAW_WARM_POOL: JSON.stringify({ [POOLED_TYPE]: POOL }),
-        },
+      const bridge = await startBenchBridge(space, {
+        ARMORCLAW_WARM_POOL: JSON.stringify({ [POOLED_TYPE]: POOL }),
       });
-      stops.push(
-        onCleanup(async () => {
-          const killer = setTimeout(() => bridge.child.kill('SIGKILL'), 20_000);
-          await bridge.stop();
-          clearTimeout(killer);
-        }),
-      );
       const socketPath = bridge.socketPath;
       const stored = await rpc(
         socketPath,

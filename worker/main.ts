@@ -45,6 +45,8 @@ export interface RunningBridge {
   containerSockets: ContainerSocketHub;
   /** Stops accepting requests, finishes those in flight, stops what the bridge started. */
   stop(): Promise<void>;
+  /** Settles when a Temporal worker stopped by itself (RunningWorkers.failed). */
+  failed: Promise<Error>;
 }
 
 /**
@@ -394,6 +396,7 @@ export async function start(
       temporal,
       containerSockets: sockets,
       stop: () => (stopped ??= cleanup()),
+      failed: workers.failed,
     };
   } catch (err) {
     await cleanup();
@@ -464,6 +467,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  // Without its workers the bridge would answer requests it cannot carry out (a start or an end
+  // that never happens): it exits instead, and its supervisor (systemd, compose) starts it again;
+  // the runs live on in Temporal.
+  void bridge.failed.then((err) => {
+    log.fatal(
+      { err: err.message },
+      'a Temporal worker stopped: exiting so the bridge is restarted',
+    );
+    const killer = setTimeout(() => process.exit(1), 10_000);
+    killer.unref();
+    void bridge.stop().finally(() => process.exit(1));
+  });
 }
 
 if (require.main === module) {

@@ -40,6 +40,11 @@ export interface WorkersOptions {
 export interface RunningWorkers {
   /** Stops polling, lets running activities finish, closes the connection. */
   stop(): Promise<void>;
+  /**
+   * Settles with the error when a worker stops by itself (not through `stop`): the bridge then
+   * serves requests it can no longer carry out, so it exits and its supervisor restarts it.
+   */
+  failed: Promise<Error>;
 }
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
@@ -52,7 +57,10 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
 
 let runtimeInstalled = false;
 
-/** The SDK's own logs (workers, activities) go through our logger, warnings and up. */
+/**
+ * The SDK's own logs (workers, activities) go through our logger, warnings and up; signals are
+ * the bridge's to handle.
+ */
 function routeSdkLogs(log: Logger): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
@@ -61,6 +69,10 @@ function routeSdkLogs(log: Logger): void {
       logger: new DefaultLogger('WARN', ({ level, message, meta }) => {
         log[PINO_LEVEL[level]]({ ...meta, sdk: true }, message);
       }),
+      // The SDK would shut the workers down on SIGINT, SIGTERM, SIGQUIT and SIGUSR2 by itself,
+      // leaving a bridge that answers but runs nothing (SIGUSR2 is a profiler's or a heap
+      // dump's signal). The bridge's own shutdown stops them.
+      shutdownSignals: [],
     });
   } catch {
     // Already installed (several bridges in one test process): keep the first logger.
@@ -135,11 +147,24 @@ export async function startWorkers(opts: WorkersOptions): Promise<RunningWorkers
     ...POLLERS,
   });
   const runs = [shared.run(), host.run()];
-  for (const run of runs) {
-    run.catch((err) => opts.log.fatal({ err }, 'a Temporal worker stopped unexpectedly'));
-  }
+  let stopping = false;
+  const failed = new Promise<Error>((resolve) => {
+    for (const run of runs) {
+      run.then(
+        () => {
+          if (!stopping) resolve(new Error('a Temporal worker stopped by itself'));
+        },
+        (err: Error) => {
+          opts.log.fatal({ err }, 'a Temporal worker stopped unexpectedly');
+          resolve(err);
+        },
+      );
+    }
+  });
   return {
+    failed,
     async stop() {
+      stopping = true;
       for (const w of [shared, host]) {
         if (w.getState() === 'RUNNING') w.shutdown();
       }
