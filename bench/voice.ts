@@ -43,6 +43,7 @@ import {
   containersCpuSeconds,
   prepareCpuSampling,
   processCpuSeconds,
+  threadCpuSeconds,
   systemBusyCpuSeconds,
 } from './lib/cpu';
 import { machineInfo } from './lib/machine';
@@ -94,6 +95,10 @@ const AIM_ADDED_P95_MS = 20;
 const AIM_CALLS = 40;
 /** Processes the callers are spread over (round robin), each with its own 20 ms schedule. */
 const CALLER_PROCESSES = intEnv('BENCH_VOICE_CALLER_PROCESSES', 2);
+/** The bridge's `voice.media_threads` (unset: its default, one per CPU; 0: media on the main thread). */
+const MEDIA_THREADS = process.env.BENCH_VOICE_MEDIA_THREADS?.trim() || undefined;
+if (MEDIA_THREADS !== undefined && !/^\d+$/.test(MEDIA_THREADS))
+  throw new Error('BENCH_VOICE_MEDIA_THREADS must be a whole number');
 const WARMUP_S = 2;
 /** Quiet after the tone, so every echo still on its way is back before the counters are read. */
 const DRAIN_MS = 3000;
@@ -171,6 +176,8 @@ interface LevelResult {
   bridge_cpu_s: number;
   bridge_cpu_pct: number;
   bridge_cpu_pct_per_call: number;
+  /** The bridge's main thread alone (its event loop). */
+  bridge_main_cpu_pct?: number | null;
   /** The callers' processes and the suite's own. */
   bench_process_cpu_pct: number;
   /** Every agent container of the calls (their cgroups). */
@@ -237,6 +244,7 @@ export const voice: Suite = {
         ARMORCLAW_VOICE_MAX_CONCURRENT_CALLS: '1000',
         ARMORCLAW_VOICE_MAX_CALL_DURATION: '1h',
         ARMORCLAW_VOICE_ICE_HOST_ADDRESSES: '127.0.0.1',
+        ...(MEDIA_THREADS !== undefined ? { ARMORCLAW_VOICE_MEDIA_THREADS: MEDIA_THREADS } : {}),
       });
       stops.push(onCleanup(() => removeDir(slot.dir)));
       console.log('starting the bridge (embedded Temporal, Matrix login, Docker)...');
@@ -409,6 +417,7 @@ export const voice: Suite = {
         const ids = await agentIds();
         const farmPids = farms.map((f) => f.child.pid!);
         const b0 = processCpuSeconds(pid);
+        const main0 = threadCpuSeconds(pid, pid);
         const m0 = systemBusyCpuSeconds();
         const c0 =
           cpuOf(farmPids) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
@@ -418,6 +427,7 @@ export const voice: Suite = {
         await sleep(seconds * 1e3);
         const elapsed = (now() - t0) / 1e3;
         const b1 = processCpuSeconds(pid);
+        const main1 = threadCpuSeconds(pid, pid);
         const m1 = systemBusyCpuSeconds();
         const c1 =
           cpuOf(farmPids) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
@@ -426,6 +436,7 @@ export const voice: Suite = {
         return {
           elapsed,
           bridge: (b1! - b0!) / elapsed,
+          bridgeMain: main0 !== null && main1 !== null ? (main1 - main0) / elapsed : null,
           bench: (c1 - c0) / elapsed,
           agents: a0 !== null && a1 !== null ? (a1 - a0) / elapsed : null,
           temporal: t0cpu !== null && t1cpu !== null ? (t1cpu - t0cpu) / elapsed : null,
@@ -526,6 +537,7 @@ export const voice: Suite = {
           bridge_cpu_s: cpu.bridge * cpu.elapsed,
           bridge_cpu_pct: cpu.bridge * 100,
           bridge_cpu_pct_per_call: bridgePct / calls.length,
+          bridge_main_cpu_pct: cpu.bridgeMain === null ? null : cpu.bridgeMain * 100,
           bench_process_cpu_pct: cpu.bench * 100,
           agents_cpu_pct: cpu.agents === null ? null : cpu.agents * 100,
           temporal_cpu_pct: cpu.temporal === null ? null : cpu.temporal * 100,
@@ -624,6 +636,7 @@ export const voice: Suite = {
           drain_ms: DRAIN_MS,
           levels: LEVELS,
           caller_processes: farms.length,
+          media_threads: MEDIA_THREADS === undefined ? ('default' as const) : Number(MEDIA_THREADS),
         },
         round_trip_ms: {
           bridge: rtt.bridge,
@@ -765,6 +778,8 @@ export interface VoiceResult extends SvgInput {
     drain_ms?: number;
     levels: number[];
     caller_processes?: number;
+    /** The bridge's voice.media_threads: `default` (one per CPU) or the number set. */
+    media_threads?: number | 'default';
   };
   round_trip_ms: SvgInput['round_trip_ms'] & {
     added_p50: number;
@@ -811,7 +826,7 @@ export function renderVoiceMarkdown(r: VoiceResult): string {
   const levelRows = r.levels
     .map(
       (l) =>
-        `| ${l.calls} | ${f1(l.bridge_cpu_pct)} | ${l.bridge_cpu_pct_per_call.toFixed(2)} | ${l.frames_sent} | ${l.frames_received} | ${l.frames_missing} | ${l.packets_lost} | ${l.calls_disconnected + (l.calls_ended_by_bridge ?? 0)} | ${l.sender_gaps ?? 'n/a'} | ${l.start_failures ?? 'n/a'} | ${f1(l.driver_late_ms.p95)} | ${f0(l.bench_process_cpu_pct)} | ${f0(l.agents_cpu_pct)} | ${f0(l.temporal_cpu_pct)} | ${f0(l.machine_busy_pct)} | ${l.loss_free ? 'yes' : '**no**'} |`,
+        `| ${l.calls} | ${f1(l.bridge_cpu_pct)} | ${f1(l.bridge_main_cpu_pct)} | ${l.bridge_cpu_pct_per_call.toFixed(2)} | ${l.frames_sent} | ${l.frames_received} | ${l.frames_missing} | ${l.packets_lost} | ${l.calls_disconnected + (l.calls_ended_by_bridge ?? 0)} | ${l.sender_gaps ?? 'n/a'} | ${l.start_failures ?? 'n/a'} | ${f1(l.driver_late_ms.p95)} | ${f0(l.bench_process_cpu_pct)} | ${f0(l.agents_cpu_pct)} | ${f0(l.temporal_cpu_pct)} | ${f0(l.machine_busy_pct)} | ${l.loss_free ? 'yes' : '**no**'} |`,
     )
     .join('\n');
   const busy = (m.loadAverage[0] ?? 0) > m.nproc * 0.5;
@@ -820,7 +835,7 @@ export function renderVoiceMarkdown(r: VoiceResult): string {
 
 Generated by \`BENCH_SUITES=voice npm run bench\` (bench/voice.ts) on ${m.date}: ${m.nproc} CPUs (${m.cpuModel}), ${(m.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB, Node ${m.node}, ${m.platform} ${m.kernel}, commit ${m.gitCommit?.slice(0, 12) ?? 'n/a'}, 1-minute load ${m.loadAverage[0]?.toFixed(2)} at start. Raw numbers: [voice.json](voice.json).
 
-Run: \`BENCH_SUITES=voice npm run bench\` (needs Docker, the reference agent image \`armorclaw/agent:v1\`, built if missing, and Synapse from \`bash scripts/setup.sh --test\`; about 5–8 minutes). Knobs: \`BENCH_VOICE_CONNECT_CALLS\` (10), \`BENCH_VOICE_LATENCY_CALLS\` (10), \`BENCH_VOICE_BURSTS\` per call (3), \`BENCH_VOICE_WINDOW_SECONDS\` (10), \`BENCH_VOICE_LEVELS\` (\`1,10,20,30,40\`, at most 50), \`BENCH_VOICE_START_BATCH\` (1), \`BENCH_VOICE_CALLER_PROCESSES\` (2). The ramp always measures up to 20 calls (for CPU), then stops at the first level with loss.
+Run: \`BENCH_SUITES=voice npm run bench\` (needs Docker, the reference agent image \`armorclaw/agent:v1\`, built if missing, and Synapse from \`bash scripts/setup.sh --test\`; about 5–8 minutes). Knobs: \`BENCH_VOICE_CONNECT_CALLS\` (10), \`BENCH_VOICE_LATENCY_CALLS\` (10), \`BENCH_VOICE_BURSTS\` per call (3), \`BENCH_VOICE_WINDOW_SECONDS\` (10), \`BENCH_VOICE_LEVELS\` (\`1,10,20,30,40\`, at most 50), \`BENCH_VOICE_START_BATCH\` (1), \`BENCH_VOICE_CALLER_PROCESSES\` (2), \`BENCH_VOICE_MEDIA_THREADS\` (the bridge's \`voice.media_threads\`; unset: its default; 0: media on the main thread). The ramp always measures up to 20 calls (for CPU), then stops at the first level with loss.
 
 Everything real: a private Synapse, the bridge process exactly as \`npm start\` runs it (embedded Temporal, Docker) with \`ARMORCLAW_VOICE_ICE_HOST_ADDRESSES=127.0.0.1\`, room checks relaxed (\`REQUIRE_ENCRYPTED_ROOM\`/\`REQUIRE_MEMBERSHIP\` false, rate and concurrency limits raised) so the bench measures media, not policy. Each call is \`webrtc.start\` with \`key_id\`, so **each call gets its own agent container** (the reference agent, echoing the caller's PCM), as a deployment runs them. ${r.settings.caller_processes ? `The callers are werift \`AudioPeer\`s over loopback UDP in ${r.settings.caller_processes} processes of their own (bench/voice-callers.ts, calls spread round robin), each with its own 20 ms send schedule, so the load generator shares no event loop with the suite or the bridge.` : 'The caller is a werift `AudioPeer` in the bench process over loopback UDP.'} The **baseline**, measured in the same run, is two \`AudioPeer\`s in one caller process, the far one sending every decoded frame straight back (\`sendAudioFrame\`): the same two Opus encodes and two decodes as the bridge path, without the bridge, the agent socket and the container.
 
@@ -858,10 +873,10 @@ ${row('… of which the far peer answered', ct.direct_answer_made)}
 
 ## Concurrent calls: bridge CPU and loss
 
-Calls are added ${START_BATCH === 1 ? 'one after another' : `${START_BATCH} at a time`} up to each level (a failed \`webrtc.start\` is retried; ${MAX_START_FAILURES + 1} failures at a level stop the ramp, and any failure makes the level not loss-free) and kept (one container each). At each level all callers go quiet for 1 s, their counters are read, every call streams a 440 Hz tone both ways (caller → bridge → agent → bridge → caller) for ${r.settings.warmup_s} s + a ${r.settings.window_s} s window over which the bridge process's CPU (\`/proc/<pid>/stat\` utime + stime, all threads) is read, then the callers go quiet for ${((r.settings.drain_ms ?? 1500) / 1e3).toFixed(1)} s so every echo is back, and the counters are read again. **Frames missing** = frames the callers sent − frames they decoded back over the calls' whole lives, read after the drain (the echo answers one frame per frame; the window columns are the counts between the two reads); **packets lost** = RTP sequence gaps on the bridge → caller leg (AudioPeer \`stats\`). A level is loss-free when both are 0, no decode error, no failed start, every caller still \`connected\` and every call still listed by \`webrtc.list\`. **Sender gaps**: ticks of the bench's 20 ms send schedule that came more than 60 ms after the previous one (the load generator itself falling behind real time; AudioPeer then starts a new talkspurt). Idle bridge (no call, Matrix sync and Temporal worker only): **${f1(r.idle_bridge_cpu_pct)}%** of a core${r.idle_machine_busy_pct !== null ? `, machine ${f0(r.idle_machine_busy_pct)}% busy` : ''}. "% per call" is (bridge − idle) / calls.
+Calls are added ${START_BATCH === 1 ? 'one after another' : `${START_BATCH} at a time`} up to each level (a failed \`webrtc.start\` is retried; ${MAX_START_FAILURES + 1} failures at a level stop the ramp, and any failure makes the level not loss-free) and kept (one container each). At each level all callers go quiet for 1 s, their counters are read, every call streams a 440 Hz tone both ways (caller → bridge → agent → bridge → caller) for ${r.settings.warmup_s} s + a ${r.settings.window_s} s window over which the bridge process's CPU (\`/proc/<pid>/stat\` utime + stime, all threads) is read (and its main thread's alone, \`/proc/<pid>/task/<pid>/stat\`), then the callers go quiet for ${((r.settings.drain_ms ?? 1500) / 1e3).toFixed(1)} s so every echo is back, and the counters are read again. **Frames missing** = frames the callers sent − frames they decoded back over the calls' whole lives, read after the drain (the echo answers one frame per frame; the window columns are the counts between the two reads); **packets lost** = RTP sequence gaps on the bridge → caller leg (AudioPeer \`stats\`). A level is loss-free when both are 0, no decode error, no failed start, every caller still \`connected\` and every call still listed by \`webrtc.list\`. **Sender gaps**: ticks of the bench's 20 ms send schedule that came more than 60 ms after the previous one (the load generator itself falling behind real time; AudioPeer then starts a new talkspurt). Idle bridge (no call, Matrix sync and Temporal worker only): **${f1(r.idle_bridge_cpu_pct)}%** of a core${r.idle_machine_busy_pct !== null ? `, machine ${f0(r.idle_machine_busy_pct)}% busy` : ''}. "% per call" is (bridge − idle) / calls.
 
-| calls | bridge CPU, % of a core | % per call | frames sent (window) | frames back (window) | frames missing (calls' lives) | packets lost | calls dropped | sender gaps | failed starts | send tick late p95 ms | callers % | agents % | Temporal % | machine busy % of ${m.nproc} CPUs | loss-free |
-| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |
+| calls | bridge CPU, % of a core | main thread % | % per call | frames sent (window) | frames back (window) | frames missing (calls' lives) | packets lost | calls dropped | sender gaps | failed starts | send tick late p95 ms | callers % | agents % | Temporal % | machine busy % of ${m.nproc} CPUs | loss-free |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |
 ${levelRows}
 
 ${r.stop_reason ? `Ramp stopped: ${r.stop_reason}. ` : ''}Highest level reached: ${r.concurrent_calls_reached} concurrent calls. Ending them all (\`webrtc.end\`, 10 at a time, each stopping its container; the callers silent by then) took ${f0(r.end_all_calls_ms)} ms${r.end_failures?.length ? `; ${r.end_failures.length} did not answer within 120 s (first: ${r.end_failures[0]})` : ''}.${perCallCpu.length ? ` Bridge CPU per call at 10+ calls: ${perCallCpu.map((l) => `${l.bridge_cpu_pct_per_call.toFixed(1)}% (${l.calls})`).join(', ')} of a core.` : ''}
@@ -892,7 +907,7 @@ function notes(r: VoiceResult, callMedians: number[], directMedians: number[]): 
   const l1 = r.levels.find((l) => l.calls === 1);
   const hi = r.levels.filter((l) => l.calls >= 10);
   out.push(
-    `- **CPU per call**: the bridge decodes the caller's Opus, writes PCM to the agent, reads its PCM back and encodes it (libopus, native when \`@discordjs/opus\` built at install, else WASM), plus SRTP/DTLS in werift, all on its main thread. ${l1 ? `One call costs ${l1.bridge_cpu_pct_per_call.toFixed(1)}% of a core over idle; ` : ''}${hi.map((l) => `at ${l.calls} calls ${l.bridge_cpu_pct_per_call.toFixed(1)}%`).join(', ')} per call. Per-call cost falls with N partly from shared fixed work (timers, the event loop wakes once for many packets) and partly because a saturated machine starves the bridge (see machine busy %): the high-N figures are floors, not steady-state costs. ${hi.length ? `The media path (werift, SRTP, Opus) runs on the bridge's one Node event loop; at ${Math.min(...hi.map((l) => l.bridge_cpu_pct_per_call)).toFixed(1)}–${Math.max(...hi.map((l) => l.bridge_cpu_pct_per_call)).toFixed(1)}% of a core per call, ${r.aim_calls} calls would need ${Math.round(r.aim_calls * Math.min(...hi.map((l) => l.bridge_cpu_pct_per_call)))}–${Math.round(r.aim_calls * Math.max(...hi.map((l) => l.bridge_cpu_pct_per_call)))}% of a core (every thread counted: GC, the Temporal workflow thread and its native core included). How much of it is the main thread, and on what, is in the profile section above.` : ''}`,
+    `- **CPU per call**: the bridge decodes the caller's Opus, writes PCM to the agent, reads its PCM back and encodes it (libopus, native when \`@discordjs/opus\` built at install, else WASM), plus SRTP/DTLS in werift, ${mediaWhere(r)}. ${l1 ? `One call costs ${l1.bridge_cpu_pct_per_call.toFixed(1)}% of a core over idle; ` : ''}${hi.map((l) => `at ${l.calls} calls ${l.bridge_cpu_pct_per_call.toFixed(1)}%`).join(', ')} per call. Per-call cost falls with N partly from shared fixed work (timers, the event loop wakes once for many packets) and partly because a saturated machine starves the bridge (see machine busy %): the high-N figures are floors, not steady-state costs. ${hi.length ? `At ${Math.min(...hi.map((l) => l.bridge_cpu_pct_per_call)).toFixed(1)}–${Math.max(...hi.map((l) => l.bridge_cpu_pct_per_call)).toFixed(1)}% of a core per call, ${r.aim_calls} calls would need ${Math.round(r.aim_calls * Math.min(...hi.map((l) => l.bridge_cpu_pct_per_call)))}–${Math.round(r.aim_calls * Math.max(...hi.map((l) => l.bridge_cpu_pct_per_call)))}% of a core (every thread counted: GC, the Temporal workflow thread and its native core included). How much of it is the main thread, and on what, is in the profile section above.` : ''}`,
   );
   out.push(concurrencyNote(r));
   out.push(
@@ -902,6 +917,14 @@ function notes(r: VoiceResult, callMedians: number[], directMedians: number[]): 
     `- Round trips are timed in the bench process from the send of a burst's first frame to the decode of the first loud frame back, so both paths include two Opus encodes and decodes and the bench's own event loop; the onset detection is per 20 ms frame, identical for both paths, so it cancels in the difference. Percentiles are nearest-rank over ${r.round_trip_ms.bridge.n} samples per path, so p95 is the second-largest sample: a single slow call moves it.`,
   );
   return out.join('\n');
+}
+
+/** Where the bridge ran the calls' media in this run. */
+function mediaWhere(r: VoiceResult): string {
+  const t = r.settings.media_threads;
+  if (t === undefined || t === 0) return 'all on its main thread';
+  const n = t === 'default' ? r.machine.nproc : t;
+  return `on ${n} media thread${n === 1 ? '' : 's'} (worker threads, \`voice.media_threads\`, 10 calls a thread before the next starts), the main thread only passing PCM between each call's thread and its agent's socket`;
 }
 
 /** What bounded the ramp: where the machine's CPU went at the highest level measured. */
@@ -920,11 +943,11 @@ function concurrencyNote(r: VoiceResult): string {
   const saturated = top.machine_busy_pct !== null && top.machine_busy_pct >= 90;
   const bridgeBound = top.bridge_cpu_pct >= 90;
   const bound = bridgeBound
-    ? `the bridge process itself: ${top.bridge_cpu_pct.toFixed(0)}% of a core, its media on one event loop`
+    ? `the bridge process itself: ${top.bridge_cpu_pct.toFixed(0)}% of a core`
     : saturated
       ? `the machine: ${r.machine.nproc} CPUs ${top.machine_busy_pct!.toFixed(0)}% busy, of which the bridge had only ${top.bridge_cpu_pct.toFixed(0)}% of a core`
       : 'neither the bridge nor the machine was saturated';
-  return `- **What bounds concurrency here: ${bound}.** At ${top.calls} calls, CPU over the window in % of one core (the machine has ${cores}%): bridge ${pct(top.bridge_cpu_pct)}, callers ${pct(top.bench_process_cpu_pct)} (werift, Opus encode and decode for every caller; ${r.settings.caller_processes ?? 1} process(es)), agent containers ${pct(top.agents_cpu_pct)} (one Node echo agent per call), Temporal dev server ${pct(top.temporal_cpu_pct)}, everything else ${busy === null ? 'n/a' : pct(Math.max(0, busy - accounted))} (Synapse, Docker, the kernel's UDP and Unix sockets). The callers and the agents stand for what the callers' browsers and the agents' own hosts would spend in a deployment; here they share the bridge's ${r.machine.nproc} CPUs${saturated ? ', so the ramp measures this machine rather than the bridge' : ''}. ${top.sender_gaps > 0 ? `The callers' 20 ms schedule slipped (${top.sender_gaps} gaps, tick lateness p95 ${top.driver_late_ms.p95.toFixed(0)} ms): part of any loss at this level is the load generator's. ` : 'The callers kept their 20 ms schedule. '}Per call the bridge needs ${top.bridge_cpu_pct_per_call.toFixed(1)}% of a core here, so ${r.aim_calls} calls would take about ${(top.bridge_cpu_pct_per_call * r.aim_calls).toFixed(0)}% of one: on one event loop that is ${top.bridge_cpu_pct_per_call * r.aim_calls > 100 ? 'more than it has' : 'within it'}.`;
+  return `- **What bounds concurrency here: ${bound}.** At ${top.calls} calls, CPU over the window in % of one core (the machine has ${cores}%): bridge ${pct(top.bridge_cpu_pct)}, callers ${pct(top.bench_process_cpu_pct)} (werift, Opus encode and decode for every caller; ${r.settings.caller_processes ?? 1} process(es)), agent containers ${pct(top.agents_cpu_pct)} (one Node echo agent per call), Temporal dev server ${pct(top.temporal_cpu_pct)}, everything else ${busy === null ? 'n/a' : pct(Math.max(0, busy - accounted))} (Synapse, Docker, the kernel's UDP and Unix sockets). The callers and the agents stand for what the callers' browsers and the agents' own hosts would spend in a deployment; here they share the bridge's ${r.machine.nproc} CPUs${saturated ? ', so the ramp measures this machine rather than the bridge' : ''}. ${top.sender_gaps > 0 ? `The callers' 20 ms schedule slipped (${top.sender_gaps} gaps, tick lateness p95 ${top.driver_late_ms.p95.toFixed(0)} ms): part of any loss at this level is the load generator's. ` : 'The callers kept their 20 ms schedule. '}Per call the bridge needs ${top.bridge_cpu_pct_per_call.toFixed(1)}% of a core here, so ${r.aim_calls} calls would take about ${(top.bridge_cpu_pct_per_call * r.aim_calls).toFixed(0)}% of one; its main thread had ${pct(top.bridge_main_cpu_pct)} of a core (${mediaWhere(r)}).`;
 }
 
 /** The bridge's main-thread profile at the highest level, as a results section. */
@@ -937,7 +960,7 @@ function profileSection(r: VoiceResult): string {
   return `
 ## Where the bridge's main thread spends its time (${p.calls} calls)
 
-A CPU profile of the bridge's main thread (the event loop that runs every call's media) over a further ${p.window_s} s of tone at ${p.calls} calls (\`bench/lib/profile-probe.js\`, preloaded; \`bench/lib/cpu-profile.ts\` groups each sample by the package or folder of the function on top of the stack). The Temporal workflow thread and the SDK's native threads are not in it. Native frames carry the nearest symbol V8 found, which can be wrong: time under a Temporal core symbol is native time on the main thread it could not place (libuv, the profiler itself); the window's CPU above, from /proc, is the reliable total.
+A CPU profile of the bridge's main thread (its event loop; ${mediaWhere(r)}) over a further ${p.window_s} s of tone at ${p.calls} calls (\`bench/lib/profile-probe.js\`, preloaded; \`bench/lib/cpu-profile.ts\` groups each sample by the package or folder of the function on top of the stack). The Temporal workflow thread and the SDK's native threads are not in it. Native frames carry the nearest symbol V8 found, which can be wrong: time under a Temporal core symbol is native time on the main thread it could not place (libuv, the profiler itself); the window's CPU above, from /proc, is the reliable total.
 
 | what ran | % of the busy time | % of a core |
 | --- | ---: | ---: |

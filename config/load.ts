@@ -555,6 +555,8 @@ function assemble(
       turnUrls: read('voice.turn_urls'),
       turnSecret: read('voice.turn_secret'),
       iceHostAddresses: read('voice.ice_host_addresses'),
+      mediaThreads: read('voice.media_threads'),
+      callsPerMediaThread: read('voice.calls_per_media_thread'),
       allowedRooms: read('voice.allowed_rooms'),
       blockedRooms: read('voice.blocked_rooms'),
       requireEncryptedRoom: read('voice.require_encrypted_room'),

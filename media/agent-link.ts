@@ -189,8 +189,11 @@ export interface AgentLink {
   close(): void;
 }
 
+/** Bytes buffered for an agent that is not reading before caller frames are dropped: ≈1 s. */
+export const MAX_BUFFERED_TO_AGENT = 50 * (HEADER_BYTES + FRAME_BYTES);
+
 export interface LinkOptions extends PacerOptions {
-  /** Bytes buffered for an agent that is not reading before caller frames are dropped. Default ≈1 s of frames. */
+  /** Bytes buffered for an agent that is not reading before caller frames are dropped. Default MAX_BUFFERED_TO_AGENT. */
   maxBufferedToAgent?: number;
 }
 
@@ -200,7 +203,7 @@ export function linkAgent(
   stream: Duplex,
   options: LinkOptions = {},
 ): AgentLink {
-  const maxBuffered = options.maxBufferedToAgent ?? 50 * (HEADER_BYTES + FRAME_BYTES);
+  const maxBuffered = options.maxBufferedToAgent ?? MAX_BUFFERED_TO_AGENT;
   const writer = new PcmFrameWriter();
   const decoder = new PcmFrameDecoder();
   const out = new FramePacer((pcm) => peer.sendAudioFrame(pcm), options);

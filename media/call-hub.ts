@@ -1,6 +1,6 @@
 /**
- * The calls whose media this bridge process holds: one werift `AudioPeer` per call, linked to
- * its agent's audio socket. Durable state lives in `voiceCallWorkflow`; this is the live,
+ * The calls whose media this bridge process holds: one `CallPeer` per call (a werift peer on a
+ * media thread, or on this one), linked to its agent's audio socket. Durable state lives in `voiceCallWorkflow`; this is the live,
  * process-bound part it drives through the host's activities (prepare, restart ICE, check,
  * close) and that the signaling server and `webrtc.*` RPCs negotiate with.
  *
@@ -11,9 +11,8 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RTCIceCandidateInit } from 'werift';
-import type { UserCallState } from '../machines/voice-call.machine';
-import { linkAgent, type AgentLink } from './agent-link';
-import type { AudioPeer, AudioPeerOptions, PeerConnectionState } from './peer';
+import type { PeerConnectionState, UserCallState } from '../machines/voice-call.machine';
+import type { CallPeer, CallPeers } from './call-peer';
 import type { ServerMessage, SignalingBackend, SignalingSink } from './signaling-types';
 
 /** The agent end of a call: its audio socket, handed over by the container socket hub. */
@@ -35,8 +34,8 @@ export interface CallEvents {
 export interface CallMediaHubDeps {
   agents: AgentAudio;
   events: CallEvents;
-  /** werift options for every peer (ICE servers, extra host addresses). */
-  peerOptions: AudioPeerOptions;
+  /** Where the calls' peers run: this thread or media threads. */
+  peers: CallPeers;
   log: Logger;
 }
 
@@ -54,21 +53,13 @@ interface Call {
   sessionId: string;
   containerName: string;
   agent: Duplex;
-  peer?: AudioPeer;
-  link?: AgentLink;
+  peer?: CallPeer;
   sink?: SignalingSink;
   /** Candidates that arrived before the offer. */
   early: RTCIceCandidateInit[];
   state: UserCallState;
   negotiating?: Promise<unknown>;
 }
-
-let loadedPeer: typeof import('./peer') | undefined;
-/**
- * werift and the Opus codec load with the first call, not with the bridge: an idle bridge does
- * not hold them (tens of MB).
- */
-const peerModule = () => (loadedPeer ??= require('./peer') as typeof import('./peer'));
 
 export class CallMediaHub implements SignalingBackend {
   private readonly calls = new Map<string, Call>();
@@ -101,14 +92,7 @@ export class CallMediaHub implements SignalingBackend {
       );
     }
     this.calls.set(sessionId, { sessionId, containerName, agent, early: [], state: 'Connecting' });
-    this.deps.log.info(
-      {
-        sessionId,
-        containerName,
-        opus: (require('./opus') as typeof import('./opus')).opusBackend(),
-      },
-      'call media prepared',
-    );
+    this.deps.log.info({ sessionId, containerName }, 'call media prepared');
   }
 
   has(sessionId: string): boolean {
@@ -130,9 +114,9 @@ export class CallMediaHub implements SignalingBackend {
     const call = this.get(sessionId);
     return this.serially(call, async () => {
       if (call.peer) return call.peer.acceptOffer(sdp); // a re-offer: the caller restarts ICE
-      let created: { peer: AudioPeer; answerSdp: string };
+      let created: { peer: CallPeer; answerSdp: string };
       try {
-        created = await peerModule().AudioPeer.answer(sdp, this.deps.peerOptions);
+        created = await this.deps.peers.answer(sdp, call.agent);
       } catch (err) {
         throw new CallMediaError('bad_sdp', `offer refused: ${(err as Error).message}`);
       }
@@ -142,6 +126,7 @@ export class CallMediaHub implements SignalingBackend {
         throw new CallMediaError('not_found', `call ${sessionId} has ended`);
       }
       this.wire(call, created.peer);
+      this.deps.log.info({ sessionId, media: this.deps.peers.describe() }, 'call media answered');
       return created.answerSdp;
     });
   }
@@ -193,7 +178,6 @@ export class CallMediaHub implements SignalingBackend {
     this.calls.delete(sessionId);
     call.state = end.state;
     this.send(call, { type: 'bye', session_id: sessionId, payload: end });
-    call.link?.close();
     await call.peer?.close().catch(() => undefined);
     this.deps.agents.detachAudio(call.containerName, sessionId);
     call.agent.destroy();
@@ -206,9 +190,10 @@ export class CallMediaHub implements SignalingBackend {
     await Promise.all(
       ids.map((id) => this.close(id, { reason: 'bridge_stopped', state: 'Failed' })),
     );
+    await this.deps.peers.close();
   }
 
-  private wire(call: Call, peer: AudioPeer): void {
+  private wire(call: Call, peer: CallPeer): void {
     call.peer = peer;
     const { sessionId } = call;
     peer.onIceCandidate((candidate) =>
@@ -229,8 +214,7 @@ export class CallMediaHub implements SignalingBackend {
           );
       }
     });
-    call.link = linkAgent(peer, call.agent);
-    call.link.done.catch((err) =>
+    peer.agentDone.catch((err) =>
       this.deps.log.warn({ err: (err as Error).message, sessionId }, 'agent audio stream broke'),
     );
     for (const candidate of call.early.splice(0)) {

@@ -9,6 +9,8 @@ import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { BridgeConfig } from '../config/load';
 import { CallMediaHub, type AgentAudio } from '../media/call-hub';
+import { InProcessPeers, type CallPeers } from '../media/call-peer';
+import { MediaThreads } from '../media/media-threads';
 import { SignalingServer, signalingUrl, CALL_PAGE_PATH } from '../media/signaling-server';
 import type { AuditLog } from '../services/audit-log';
 import type { Keystore } from '../services/keystore';
@@ -61,7 +63,7 @@ export function createVoice(deps: {
         await signal(sessionId).signal(callHangupSignal, { reason });
       },
     },
-    peerOptions: { iceServers: [], additionalHostAddresses: voice.iceHostAddresses },
+    peers: callPeers(voice, log),
     log: log.child({ component: 'call-media' }),
   });
 
@@ -145,6 +147,19 @@ export function createVoice(deps: {
       await hub.closeAll();
     },
   };
+}
+
+/** Where calls' media runs: media threads, or the main thread when `voice.media_threads` is 0. */
+function callPeers(voice: BridgeConfig['voice'], log: Logger): CallPeers {
+  const peerOptions = { iceServers: [], additionalHostAddresses: voice.iceHostAddresses };
+  if (voice.mediaThreads === 0) return new InProcessPeers(peerOptions);
+  return new MediaThreads({
+    peerOptions,
+    maxThreads: voice.mediaThreads,
+    callsPerThread: voice.callsPerMediaThread,
+    onThreadExit: ({ calls, error }) =>
+      log.error({ calls, err: error }, 'a media thread stopped; its calls failed'),
+  });
 }
 
 /** The call-token signing key: random, made once, kept encrypted in the keystore. */

@@ -21,8 +21,17 @@ function clockTicks(): number {
  * there is no /proc or the process is gone. Its waited-for children are not included.
  */
 export function processCpuSeconds(pid: number): number | null {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** CPU seconds one thread of a process has used (`tid` = `pid`: its main thread), from /proc. */
+export function threadCpuSeconds(pid: number, tid: number): number | null {
+  return statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
+}
+
+function statCpuSeconds(file: string): number | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(file, 'utf8');
     // The command name (field 2) may hold spaces and parentheses: fields count from the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const utime = Number(fields[11]);
