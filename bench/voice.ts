@@ -954,15 +954,17 @@ function concurrencyNote(r: VoiceResult): string {
 function profileSection(r: VoiceResult): string {
   const p = r.bridge_profile;
   if (!p) return '';
+  const pct = (v: number | null | undefined) =>
+    v === null || v === undefined ? 'n/a' : `${v.toFixed(0)}%`;
   const rows = p.groups
     .filter((g) => g.pct_of_busy >= 0.5)
     .map((g) => `| ${g.group} | ${g.pct_of_busy.toFixed(1)} | ${g.pct_of_core.toFixed(1)} |`);
   return `
 ## Where the bridge's main thread spends its time (${p.calls} calls)
 
-A CPU profile of the bridge's main thread (its event loop; ${mediaWhere(r)}) over a further ${p.window_s} s of tone at ${p.calls} calls (\`bench/lib/profile-probe.js\`, preloaded; \`bench/lib/cpu-profile.ts\` groups each sample by the package or folder of the function on top of the stack). The Temporal workflow thread and the SDK's native threads are not in it. Native frames carry the nearest symbol V8 found, which can be wrong: time under a Temporal core symbol is native time on the main thread it could not place (libuv, the profiler itself); the window's CPU above, from /proc, is the reliable total.
+A CPU profile of the bridge's main thread (its event loop; ${mediaWhere(r)}) over a further ${p.window_s} s of tone at ${p.calls} calls (\`bench/lib/profile-probe.js\`, preloaded; \`bench/lib/cpu-profile.ts\` groups each sample by the package or folder of the function on top of the stack). The Temporal workflow thread and the SDK's native threads are not in it. Native frames carry the nearest symbol V8 found, which can be wrong: time under a Temporal core symbol is native time on the main thread it could not place (libuv, the profiler itself). Node does not tell the profiler when its event loop waits, so time in libuv's poll (\`native: run\`, mostly) counts as busy here: the main thread's CPU from /proc in the table above (${pct(r.levels.find((l) => l.calls === p.calls)?.bridge_main_cpu_pct)} of a core at ${p.calls} calls) is the real figure, and the shares below are of the sampled time.
 
-| what ran | % of the busy time | % of a core |
+| what ran | % of the sampled time | % of the window |
 | --- | ---: | ---: |
 ${rows.join('\n')}
 `;
