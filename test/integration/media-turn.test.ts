@@ -5,18 +5,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import {
-  MediaStreamTrack,
-  RTCPeerConnection,
-  RTCRtpCodecParameters,
-  RtpHeader,
-  RtpPacket,
-} from 'werift';
+import { MediaStreamTrack, RtpHeader, RtpPacket } from 'werift';
 import { ToneGenerator } from '../../media/echo';
 import { rms, zeroCrossingFrequency } from '../../media/audio-analysis';
 import { OpusEncoder } from '../../media/opus';
 import { AudioPeer, type TurnServer } from '../../media/peer';
 import { startCoturn, type Coturn } from '../support/coturn';
+import { callerPeerConnection } from '../support/media-client';
 import { issueTurnCredentials } from '../../services/turn-credentials';
 
 const hasCoturn =
@@ -50,22 +45,7 @@ function restCredentials(
 
 /** A werift caller (all candidate types) offering Opus audio. */
 async function caller() {
-  const pc = new RTCPeerConnection({
-    iceServers: [],
-    iceAdditionalHostAddresses: ['127.0.0.1'],
-    iceUseIpv6: false,
-    codecs: {
-      audio: [
-        new RTCRtpCodecParameters({
-          mimeType: 'audio/opus',
-          clockRate: 48_000,
-          channels: 2,
-          payloadType: 111,
-        }),
-      ],
-      video: [],
-    },
-  });
+  const pc = callerPeerConnection();
   const track = new MediaStreamTrack({ kind: 'audio' });
   pc.addTransceiver(track, { direction: 'sendrecv' });
   await pc.setLocalDescription(await pc.createOffer());

@@ -16,9 +16,9 @@ import {
 import { OpusDecoder, OpusEncoder } from '../../media/opus';
 import { FRAME_MS, FRAME_SAMPLES } from '../../media/pcm';
 
-/** A werift peer standing in for the browser: sends frames you give it, decodes what it gets. */
-export class Client {
-  readonly pc = new RTCPeerConnection({
+/** A werift peer connection as a browser caller's: loopback host candidates, Opus only. */
+export function callerPeerConnection(): RTCPeerConnection {
+  return new RTCPeerConnection({
     iceServers: [],
     iceAdditionalHostAddresses: ['127.0.0.1'],
     iceUseIpv6: false,
@@ -34,6 +34,11 @@ export class Client {
       video: [],
     },
   });
+}
+
+/** A werift peer standing in for the browser: sends frames you give it, decodes what it gets. */
+export class Client {
+  readonly pc = callerPeerConnection();
   private readonly track = new MediaStreamTrack({ kind: 'audio' });
   private readonly encoder = new OpusEncoder();
   private readonly decoder = new OpusDecoder();
