@@ -34,6 +34,10 @@ COPY . .
 RUN node --import tsx scripts/build.ts \
  && npm prune --omit=dev --no-audit --no-fund --loglevel=error \
  && npm cache clean --force
+# malloc_trim for the bridge (worker/malloc-trim.ts), as scripts/setup.sh builds it.
+RUN mkdir -p .tools \
+ && cc -shared -fPIC -O2 -Wall -Wextra -I/usr/local/include/node native/malloc-trim.c \
+      -o .tools/malloc-trim.node
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM ${NODE_IMAGE}
@@ -53,10 +57,12 @@ COPY --from=build /opt/temporal/bin/temporal /opt/temporal/bin/temporal
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/.tools/malloc-trim.node ./.tools/malloc-trim.node
 COPY package.json ./
 
 # Memory: two malloc arenas and a small young generation keep an idle bridge's RSS about 60 MB
-# lower (docs/benchmarks/lean.md); the same settings as `npm start`.
+# lower, and the bridge hands malloc's free memory back itself (docs/benchmarks/lean.md); the
+# same settings as `npm start`.
 ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
     PATH=/opt/temporal/bin:$PATH \

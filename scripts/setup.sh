@@ -13,7 +13,8 @@ WITH_TEST=0
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
-APT_PACKAGES=(python3-venv)
+# gcc, libc6-dev: native/malloc-trim.c (and node-gyp's native modules).
+APT_PACKAGES=(python3-venv gcc libc6-dev)
 # chromium: the e2e tier's browser (driven by playwright-core at /usr/bin/chromium).
 # postgresql-15, curl: the production-shaped Temporal cluster (scripts/temporal-cluster.sh).
 if (( WITH_TEST )); then APT_PACKAGES+=(socat netcat-openbsd docker-compose coturn chromium postgresql-15 curl); fi
@@ -90,6 +91,21 @@ if [[ ! -f "$py_stamp" || "$(cat "$py_stamp")" != "$want_py" || ! -x "$VENV/bin/
   # shellcheck disable=SC2086
   "$VENV/bin/pip" install --quiet --disable-pip-version-check $want_py
   echo "$want_py" >"$py_stamp"
+fi
+
+# --- malloc_trim for the bridge (native/malloc-trim.c → .tools/malloc-trim.node) --------------
+# Optional: without a C compiler or node's headers the bridge runs without it (and keeps the
+# memory glibc holds free). Rebuilt when the source or node changes.
+if command -v cc >/dev/null && [[ -f "$NODE_PREFIX/include/node/node_api.h" ]]; then
+  trim_key="$(cat native/malloc-trim.c | sha256sum | cut -d' ' -f1)-$(node -p process.version)"
+  if [[ ! -f "$TOOLS/malloc-trim.node" || "$(cat "$TOOLS/malloc-trim.key" 2>/dev/null)" != "$trim_key" ]]; then
+    log "building .tools/malloc-trim.node"
+    mkdir -p "$TOOLS"
+    cc -shared -fPIC -O2 -Wall -Wextra -I"$NODE_PREFIX/include/node" native/malloc-trim.c \
+      -o "$TOOLS/malloc-trim.node.tmp"
+    mv "$TOOLS/malloc-trim.node.tmp" "$TOOLS/malloc-trim.node"
+    echo "$trim_key" >"$TOOLS/malloc-trim.key"
+  fi
 fi
 
 # --- The compiled bridge `npm start` runs (dist/): rebuilt only when its sources changed -------

@@ -30,6 +30,7 @@ import { checkGateway, startGateway, type RunningGateway } from './gateway';
 import { GatewayTokenStore, gatewayTokensPath } from '../services/gateway-tokens';
 import { DeviceHub } from './devices';
 import { connectTemporal, type TemporalHandle } from './temporal';
+import { startMallocTrim } from './malloc-trim';
 import { createVoice } from './voice';
 import { createAgentRunActivities, createVoiceHostActivities } from '../activities/voice';
 import { createAdmissionActivities } from '../activities/admission';
@@ -389,6 +390,8 @@ export async function start(
         `, voice signaling ${voice.signalingUrl()}` +
         (gateway ? `, gateway ${gateway.url}` : ''),
     );
+    const trim = startMallocTrim({ log: log.child({ component: 'memory' }) });
+    cleanups.push(() => trim.stop());
     let stopped: Promise<void> | undefined;
     return {
       config,
