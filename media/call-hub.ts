@@ -1,8 +1,9 @@
 /**
  * The calls whose media this bridge process holds: one `CallPeer` per call (a werift peer on a
- * media thread, or on this one), linked to its agent's audio socket. Durable state lives in `voiceCallWorkflow`; this is the live,
- * process-bound part it drives through the host's activities (prepare, restart ICE, check,
- * close) and that the signaling server and `webrtc.*` RPCs negotiate with.
+ * media thread, or on this one), linked to its agent's audio socket. Durable state lives in
+ * `voiceCallWorkflow`; this is the live, process-bound part it drives through the host's
+ * activities (prepare, restart ICE, check, close) and that the signaling server and `webrtc.*`
+ * RPCs negotiate with.
  *
  * Peer facts flow back to the workflow through `events` (signals): connected, disconnected,
  * failed, hangup. SDP, candidates and the agent's audio never leave this process except to the

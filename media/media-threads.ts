@@ -71,6 +71,8 @@ interface RemoteCall {
   settleDone?: (error?: string) => void;
   detachAgent?: () => void;
   closed: boolean;
+  /** Its thread died: it failed. */
+  lost?: boolean;
 }
 
 interface Thread {
@@ -120,7 +122,8 @@ export class MediaThreads implements CallPeers {
       throw err;
     }
     thread.opus = answered.opus;
-    call.detachAgent = this.pipeAgent(call);
+    // The thread may have died since it answered (the call is then closed and failed).
+    if (!call.closed) call.detachAgent = this.pipeAgent(call);
     const op = (name: PeerOp, arg?: unknown) =>
       call.closed
         ? Promise.reject(new Error('the call is closed'))
@@ -130,7 +133,10 @@ export class MediaThreads implements CallPeers {
       acceptAnswer: async (sdp) => void (await op('acceptAnswer', sdp)),
       addIceCandidate: async (candidate) => void (await op('addIceCandidate', candidate)),
       restartIce: () => op('restartIce') as Promise<string>,
-      onStateChange: (fn) => void call.stateFns.push(fn),
+      onStateChange: (fn) => {
+        call.stateFns.push(fn);
+        if (call.lost) fn(FAILED); // its thread died before anyone listened
+      },
       onIceCandidate: (fn) => void call.candidateFns.push(fn),
       agentDone,
       close: async () => {
@@ -196,7 +202,8 @@ export class MediaThreads implements CallPeers {
       const lost = [...thread.calls.values()];
       for (const call of lost) {
         this.forget(call, reason);
-        for (const fn of call.stateFns) fn({ connectionState: 'failed', userState: 'Failed' });
+        call.lost = true;
+        for (const fn of call.stateFns) fn(FAILED);
       }
       if (!thread.stopping) this.options.onThreadExit?.({ calls: lost.length, error: reason });
     });
@@ -294,5 +301,7 @@ export class MediaThreads implements CallPeers {
     await thread.worker.terminate();
   }
 }
+
+const FAILED: PeerStateChange = { connectionState: 'failed', userState: 'Failed' };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

@@ -134,6 +134,10 @@ describe('media threads', () => {
     expect(dead.states.at(-1)).toBe('Failed');
     expect(alive.states).not.toContain('Failed');
     await expect(dead.peer.agentDone).rejects.toThrow(/media thread/);
+    // A listener that comes after the death still learns of it.
+    const late: UserCallState[] = [];
+    dead.peer.onStateChange(({ userState }) => late.push(userState));
+    expect(late).toEqual(['Failed']);
     await expect(dead.peer.restartIce()).rejects.toThrow();
 
     // The other call goes on echoing.
