@@ -82,10 +82,12 @@ export async function containerRunWorkflow(input: ContainerRunInput): Promise<Co
     startToCloseTimeout: '60s',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
   });
+  // The machine waits for the removal (an unlink), so a host killed in the middle of one is lost
+  // this long plus its grace after (was 60 s; not part of replay).
   const secrets = proxyActivities<HostContainerActivities>({
     taskQueue: hostTaskQueue(input.hostId),
     scheduleToStartTimeout: graceMs,
-    startToCloseTimeout: '60s',
+    startToCloseTimeout: '10s',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
   });
   const health = proxyActivities<HostContainerActivities>({

@@ -30,6 +30,7 @@ export type RecordedCall = RecordedActivity<HostActivityName | 'recordAudit'>;
 export interface FakeBehaviour {
   writeSecretsFile?: (attempt: number) => Promise<void> | void;
   startContainer?: (attempt: number, args: StartContainerArgs) => Promise<void> | void;
+  removeSecretsFile?: (attempt: number) => Promise<void> | void;
   inspectContainer?: (
     attempt: number,
     current: ContainerInspection,
@@ -105,6 +106,7 @@ export class FakeContainerHost {
       }),
     removeSecretsFile: (args) =>
       this.record('removeSecretsFile', args, async () => {
+        await this.behaviour.removeSecretsFile?.(Context.current().info.attempt);
         this.secretsFiles.delete(args.containerName);
       }),
     inspectContainer: (args) =>

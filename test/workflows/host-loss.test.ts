@@ -3,6 +3,9 @@
  * timers run late while activities wait, see createDevServerEnv). The host is a worker on the
  * run's host queue, stopped to play a dead bridge and started again to play its return.
  */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { containerRunWorkflow } from '../../workflows';
@@ -18,6 +21,7 @@ import {
 import { FakeContainerHost, KEY_ID } from '../support/fake-container-activities';
 import { bundleWorkflows, createDevServerEnv } from '../support/temporal';
 import { eventually, settleAbandonedChecks } from '../support/activity-recorder';
+import { PROJECT_ROOT, TSX_ARGS } from '../support/bridge-process';
 
 const SECOND = 1_000;
 const GRACE_MS = 3 * SECOND;
@@ -165,3 +169,72 @@ test(
     }),
   60_000,
 );
+
+test("a host killed with -9 in the middle of removing the secrets file: the run is lost within the removal's 10 s and the grace, not a minute later", async () => {
+  seq += 1;
+  const input: ContainerRunInput = {
+    containerName: `armorclaw-hostloss-${seq}`,
+    keyId: KEY_ID,
+    agentType: 'test',
+    image: 'armorclaw/agent:v1',
+    hostId: `killed-host-${seq}-${Date.now()}`,
+    ttlMs: 3_600 * SECOND,
+    secretsDeadlineMs: 1 * SECOND,
+    healthCheckIntervalMs: 1 * SECOND,
+    network: 'none',
+    hostGraceMs: GRACE_MS,
+  };
+  // The host's worker in a process of its own: its secrets-file removal never finishes.
+  const child = spawn(
+    process.execPath,
+    [
+      ...TSX_ARGS,
+      path.join(PROJECT_ROOT, 'test/support/host-process.ts'),
+      env.address,
+      input.hostId,
+    ],
+    { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-5_000)));
+  const lines: string[] = [];
+  readline.createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
+  const saw = (what: string) =>
+    eventually(() => {
+      if (child.exitCode !== null) throw new Error(`host process exited: ${stderr}`);
+      expect(lines).toContain(what);
+    }, 60_000);
+  const fake = new FakeContainerHost();
+  const shared = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: SHARED_TASK_QUEUE,
+    workflowBundle,
+    activities: fake.sharedActivities,
+  });
+  try {
+    await shared.runUntil(async () => {
+      await saw('{"ready":true}');
+      const handle = await env.client.workflow.start(containerRunWorkflow, {
+        taskQueue: SHARED_TASK_QUEUE,
+        workflowId: containerWorkflowId(input.containerName),
+        args: [input],
+      });
+      await handle.executeUpdate(waitActiveUpdate);
+      await saw('{"started":"removeSecretsFile"}');
+      child.kill('SIGKILL');
+      const killedAt = Date.now();
+      // The run waits for the removal (its machine is mid-step): the removal's start-to-close,
+      // a retry that no worker takes within the grace, then lost.
+      await eventually(async () => {
+        const s = await handle.query(containerStatusQuery);
+        expect(s).toMatchObject({ state: 'Failed', end_reason: 'host_lost' });
+        expect(s.end_detail).toBe(`host ${input.hostId} did not come back within 3s`);
+      }, 40_000);
+      expect(Date.now() - killedAt).toBeLessThan(25 * SECOND);
+      await handle.signal(hostReapedSignal, { detail: 'reaped' });
+      expect(await handle.result()).toMatchObject({ state: 'Failed', end_reason: 'host_lost' });
+    });
+  } finally {
+    child.kill('SIGKILL');
+  }
+}, 120_000);
