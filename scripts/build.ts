@@ -10,6 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { transformSync } from 'esbuild';
+import { byLine, type SourceMap } from './lib/source-map';
 
 const ROOT = path.join(__dirname, '..');
 const DIST = path.join(ROOT, 'dist');
@@ -38,20 +40,27 @@ function sourceKey(folders: string[]): string {
   return hash.digest('hex');
 }
 
-const INLINE_MAP = '//# sourceMappingURL=data:';
-
 /**
- * The bundle with its inline source map's copies of the sources left out. The worker parses
- * the map in its workflow thread (for stack traces, which still name our files and lines);
- * without the sources that costs about 12 MB less, for as long as the bridge runs.
+ * The bundle minified, with a source map at the grain of source lines (esbuild composes its map
+ * with the bundler's, so frames still lead to our TypeScript and the SDK's sources) and no
+ * copies of the sources. The worker keeps the code, and its workflow thread parses the whole
+ * map (it maps a stack for every promise a workflow makes) and keeps it for as long as the
+ * bridge runs: this bundle and map cost about 10 MB less there than webpack's
+ * (docs/benchmarks/lean.md). Names are kept: error classes and workflow functions are known by
+ * them.
  */
-function withoutSourcesContent(code: string): string {
-  const at = code.lastIndexOf(INLINE_MAP);
-  const data = code.indexOf('base64,', at) + 'base64,'.length;
-  if (at < 0 || data < at) throw new Error('the workflow bundle has no inline source map');
-  const map = JSON.parse(Buffer.from(code.slice(data), 'base64').toString());
-  delete map.sourcesContent;
-  return code.slice(0, data) + Buffer.from(JSON.stringify(map)).toString('base64');
+function minified(code: string, file: string): string {
+  const out = transformSync(code, {
+    loader: 'js',
+    minify: true,
+    keepNames: true,
+    sourcemap: 'external',
+    sourcesContent: false,
+    sourcefile: file,
+  });
+  const map = byLine(JSON.parse(out.map) as SourceMap);
+  const data = Buffer.from(JSON.stringify(map)).toString('base64');
+  return `${out.code}//# sourceMappingURL=data:application/json;base64,${data}\n`;
 }
 
 async function main(): Promise<void> {
@@ -85,7 +94,8 @@ async function main(): Promise<void> {
   const { createWorkflowBundle, WORKFLOW_BUNDLE_FILE } =
     require('../worker/workers') as typeof import('../worker/workers');
   const bundle = await createWorkflowBundle();
-  writeFileSync(path.join(DIST, WORKFLOW_BUNDLE_FILE), withoutSourcesContent(bundle.code));
+  const file = path.join(DIST, WORKFLOW_BUNDLE_FILE);
+  writeFileSync(file, minified(bundle.code, file));
   writeFileSync(KEY_FILE, key);
   console.error(`[build] dist/ built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }

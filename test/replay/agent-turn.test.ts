@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import { workflowBundle } from '../../worker/workers';
+import { replayBundle, withBundles } from '../support/replay';
 import { TURN_WORKFLOW_PREFIX } from '../../workflows/definitions';
 
 const HISTORIES = path.join(__dirname, 'histories');
@@ -61,10 +61,10 @@ test.each(files)('%s carries no token in any payload', (file) => {
   expect(text).not.toMatch(/acgw_|sk-recording-only/);
 });
 
-test.each(files)('%s replays against the current workflow code', async (file) => {
+test.each(withBundles(files))('%s replays against the %s workflow code', async (file, kind) => {
   const history = load(file);
   await Worker.runReplayHistory(
-    { workflowBundle: await workflowBundle() },
+    { workflowBundle: await replayBundle(kind) },
     history,
     workflowIdOf(history),
   );

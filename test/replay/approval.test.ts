@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
-import { workflowBundle } from '../../worker/workers';
+import { replayBundle, withBundles } from '../support/replay';
 import { INCIDENT_WORKFLOW_ID } from '../../workflows/definitions';
 
 const HISTORIES = path.join(__dirname, 'histories');
@@ -23,7 +23,7 @@ test('every ending of a request and a lifted incident are recorded', () => {
   expect(files.some((f) => f.startsWith('incident-lifted-v'))).toBe(true);
 });
 
-test.each(files)('%s replays against the current workflow code', async (file) => {
+test.each(withBundles(files))('%s replays against the %s workflow code', async (file, kind) => {
   const history = JSON.parse(readFileSync(path.join(HISTORIES, file), 'utf8'));
   const text = JSON.stringify(history);
   // Hashes only: a gateway token or the recording's key never reaches history.
@@ -32,5 +32,5 @@ test.each(files)('%s replays against the current workflow code', async (file) =>
   const workflowId = file.startsWith('incident-')
     ? INCIDENT_WORKFLOW_ID
     : /approval-[0-9a-f]{12}/.exec(text)![0];
-  await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
+  await Worker.runReplayHistory({ workflowBundle: await replayBundle(kind) }, history, workflowId);
 });

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
-import { workflowBundle } from '../../worker/workers';
+import { replayBundle, withBundles } from '../support/replay';
 import { BUDGET_WORKFLOW_ID } from '../../workflows/definitions';
 
 const HISTORIES = path.join(__dirname, 'histories');
@@ -18,10 +18,10 @@ test('there is a recorded budget history', () => {
   expect(files.length).toBeGreaterThan(0);
 });
 
-test.each(files)('%s replays against the current workflow code', async (file) => {
+test.each(withBundles(files))('%s replays against the %s workflow code', async (file, kind) => {
   const history = JSON.parse(readFileSync(path.join(HISTORIES, file), 'utf8'));
   await Worker.runReplayHistory(
-    { workflowBundle: await workflowBundle() },
+    { workflowBundle: await replayBundle(kind) },
     history,
     BUDGET_WORKFLOW_ID, // alert ids derive from it
   );

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import { workflowBundle } from '../../worker/workers';
+import { replayBundle, withBundles } from '../support/replay';
 
 const HISTORIES = path.join(__dirname, 'histories');
 const files = readdirSync(HISTORIES).filter(
@@ -22,9 +22,9 @@ test('there is a recorded history for every terminal state', () => {
   }
 });
 
-test.each(files)('%s replays against the current workflow code', async (file) => {
+test.each(withBundles(files))('%s replays against the %s workflow code', async (file, kind) => {
   await Worker.runReplayHistory(
-    { workflowBundle: await workflowBundle() },
+    { workflowBundle: await replayBundle(kind) },
     load(file),
     `replay-${file}`,
   );

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import { workflowBundle } from '../../worker/workers';
+import { replayBundle, withBundles } from '../support/replay';
 import { callWorkflowId, type VoiceCallInput } from '../../workflows/definitions';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -74,11 +74,11 @@ test.each(files)('%s carries no call token or SDP in any payload', (file) => {
   }
 });
 
-test.each(files)('%s replays against the current workflow code', async (file) => {
+test.each(withBundles(files))('%s replays against the %s workflow code', async (file, kind) => {
   const history = load(file);
   expect(workflowIdOf(history)).toMatch(/^call-/);
   await Worker.runReplayHistory(
-    { workflowBundle: await workflowBundle() },
+    { workflowBundle: await replayBundle(kind) },
     history,
     workflowIdOf(history),
   );
