@@ -1,9 +1,10 @@
 /**
  * Gives the memory glibc's malloc holds free back to the kernel, once start-up has settled and
- * then every minute. What the process allocates and frees with malloc (start-up, the Temporal
- * core, V8's compiler, SQLite, Matrix's first syncs) stays in malloc's arenas in pieces too
- * fragmented for free() to return: measured at about 20–40 MB of an idle bridge's RSS
- * (docs/benchmarks/lean.md). `malloc_trim(0)` returns all of it; Node cannot call it, so setup
+ * then whenever the process has grown by a few MB since the last time (checked every 10 s). What
+ * the process allocates and frees with malloc (start-up, the Temporal core, V8's compiler,
+ * SQLite, Matrix's syncs) stays in malloc's arenas in pieces too fragmented for free() to
+ * return: measured at about 20–40 MB of an idle bridge's RSS after start, and bursts of 10–16 MB
+ * minutes later (docs/benchmarks/lean.md). `malloc_trim(0)` returns all of it; Node cannot call it, so setup
  * builds a one-function native module (native/malloc-trim.c → .tools/malloc-trim.node). Without
  * it (no C compiler, or not glibc) the bridge runs as before.
  */
@@ -35,12 +36,18 @@ export interface TrimSchedule {
   stop(): void;
 }
 
-/** Trims `firstMs` after the call, then every `everyMs`; logs what each trim returned. */
+/**
+ * Trims `firstMs` after the call; then, every `checkMs`, once the resident set has grown by
+ * `growthBytes` since the last trim (a trim that finds little free moves that mark up, so a
+ * process that grows by use is not trimmed in vain every time). Logs what each trim returned.
+ */
 export function startMallocTrim(opts: {
   log: Logger;
   binding?: MallocTrim;
   firstMs?: number;
-  everyMs?: number;
+  checkMs?: number;
+  growthBytes?: number;
+  resident?: () => number;
 }): TrimSchedule {
   let binding: MallocTrim | undefined;
   try {
@@ -50,15 +57,18 @@ export function startMallocTrim(opts: {
   }
   if (!binding) return { stop: () => undefined };
   const trim = binding.trim;
+  const resident = opts.resident ?? residentBytes;
+  const growth = opts.growthBytes ?? 4 * 2 ** 20;
+  let mark = 0;
   const run = () => {
-    const before = residentBytes();
+    const before = resident();
     const released = trim();
-    const after = residentBytes();
+    mark = resident();
     opts.log.debug(
       {
         released,
-        rssMb: Math.round(after / 2 ** 20),
-        freedMb: Math.round((before - after) / 2 ** 20),
+        rssMb: Math.round(mark / 2 ** 20),
+        freedMb: Math.round((before - mark) / 2 ** 20),
       },
       'malloc trimmed',
     );
@@ -66,7 +76,9 @@ export function startMallocTrim(opts: {
   let every: NodeJS.Timeout | undefined;
   const first = setTimeout(() => {
     run();
-    every = setInterval(run, opts.everyMs ?? 60_000);
+    every = setInterval(() => {
+      if (resident() - mark >= growth) run();
+    }, opts.checkMs ?? 10_000);
     every.unref();
   }, opts.firstMs ?? 15_000);
   first.unref();

@@ -50,23 +50,55 @@ describe('startMallocTrim', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
-  it('trims once start-up has settled, then on schedule, until stopped', () => {
-    const trim = jest.fn(() => true);
+  it('trims once start-up has settled, then whenever the process has grown, until stopped', () => {
+    const MB = 2 ** 20;
+    let rss = 200 * MB;
+    // Each trim hands back all but 150 MB.
+    const trim = jest.fn(() => {
+      const released = rss > 150 * MB;
+      rss = Math.min(rss, 150 * MB);
+      return released;
+    });
     const debug = jest.fn();
     const log = { debug, warn: jest.fn() } as unknown as Parameters<
       typeof startMallocTrim
     >[0]['log'];
-    const schedule = startMallocTrim({ log, binding: { trim }, firstMs: 1000, everyMs: 5000 });
+    const schedule = startMallocTrim({
+      log,
+      binding: { trim },
+      firstMs: 1000,
+      checkMs: 5000,
+      growthBytes: 4 * MB,
+      resident: () => rss,
+    });
     jest.advanceTimersByTime(999);
     expect(trim).not.toHaveBeenCalled();
     jest.advanceTimersByTime(1);
     expect(trim).toHaveBeenCalledTimes(1);
     expect(debug).toHaveBeenCalledWith(
-      expect.objectContaining({ released: true }),
+      { released: true, rssMb: 150, freedMb: 50 },
       'malloc trimmed',
     );
+    // Grown by less than the mark: no trim.
+    rss += 3 * MB;
     jest.advanceTimersByTime(10_000);
+    expect(trim).toHaveBeenCalledTimes(1);
+    // Grown by 4 MB since the last trim: the next check trims.
+    rss += 1 * MB;
+    jest.advanceTimersByTime(5000);
+    expect(trim).toHaveBeenCalledTimes(2);
+    expect(debug).toHaveBeenLastCalledWith(
+      { released: true, rssMb: 150, freedMb: 4 },
+      'malloc trimmed',
+    );
+    // Growth the trim cannot return (memory in use) moves the mark: no trim in vain each check.
+    trim.mockImplementation(() => false);
+    rss += 10 * MB;
+    jest.advanceTimersByTime(5000);
     expect(trim).toHaveBeenCalledTimes(3);
+    jest.advanceTimersByTime(20_000);
+    expect(trim).toHaveBeenCalledTimes(3);
+    rss += 5 * MB;
     schedule.stop();
     jest.advanceTimersByTime(60_000);
     expect(trim).toHaveBeenCalledTimes(3);
