@@ -55,6 +55,42 @@ async function startHost(hostId: string, fake: FakeContainerHost) {
   };
 }
 
+/** A run on a host of its own (`<prefix>-<n>-<time>`), its secrets gone after a second. */
+function runInput(hostPrefix: string): ContainerRunInput {
+  seq += 1;
+  return {
+    containerName: `armorclaw-hostloss-${seq}`,
+    keyId: KEY_ID,
+    agentType: 'test',
+    image: 'armorclaw/agent:v1',
+    hostId: `${hostPrefix}-${seq}-${Date.now()}`,
+    ttlMs: 3_600 * SECOND,
+    secretsDeadlineMs: 1 * SECOND,
+    healthCheckIntervalMs: 1 * SECOND,
+    network: 'none',
+    hostGraceMs: GRACE_MS,
+  };
+}
+
+/** The shared queue's worker: the workflows, and the audit. */
+const sharedWorker = (fake: FakeContainerHost) =>
+  Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: SHARED_TASK_QUEUE,
+    workflowBundle,
+    activities: fake.sharedActivities,
+  });
+
+async function startActiveRun(input: ContainerRunInput) {
+  const handle = await env.client.workflow.start(containerRunWorkflow, {
+    taskQueue: SHARED_TASK_QUEUE,
+    workflowId: containerWorkflowId(input.containerName),
+    args: [input],
+  });
+  await handle.executeUpdate(waitActiveUpdate);
+  return handle;
+}
+
 async function withLostHost(
   fn: (t: {
     handle: ReturnType<typeof env.client.workflow.getHandle>;
@@ -62,34 +98,12 @@ async function withLostHost(
     input: ContainerRunInput;
   }) => Promise<void>,
 ): Promise<void> {
-  seq += 1;
-  const input: ContainerRunInput = {
-    containerName: `armorclaw-hostloss-${seq}`,
-    keyId: KEY_ID,
-    agentType: 'test',
-    image: 'armorclaw/agent:v1',
-    hostId: `lost-host-${seq}-${Date.now()}`,
-    ttlMs: 3_600 * SECOND,
-    secretsDeadlineMs: 1 * SECOND,
-    healthCheckIntervalMs: 1 * SECOND,
-    network: 'none',
-    hostGraceMs: GRACE_MS,
-  };
+  const input = runInput('lost-host');
   const fake = new FakeContainerHost();
-  const shared = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue: SHARED_TASK_QUEUE,
-    workflowBundle,
-    activities: fake.sharedActivities,
-  });
+  const shared = await sharedWorker(fake);
   await shared.runUntil(async () => {
     const host = await startHost(input.hostId, fake);
-    const handle = await env.client.workflow.start(containerRunWorkflow, {
-      taskQueue: SHARED_TASK_QUEUE,
-      workflowId: containerWorkflowId(input.containerName),
-      args: [input],
-    });
-    await handle.executeUpdate(waitActiveUpdate);
+    const handle = await startActiveRun(input);
     // The secrets file goes first (its deadline is a second), so only the teardown is left.
     await eventually(() => expect(fake.secretsFiles.size).toBe(0), 10_000);
     await host.stop();
@@ -171,19 +185,7 @@ test(
 );
 
 test("a host killed with -9 in the middle of removing the secrets file: the run is lost within the removal's 10 s and the grace, not a minute later", async () => {
-  seq += 1;
-  const input: ContainerRunInput = {
-    containerName: `armorclaw-hostloss-${seq}`,
-    keyId: KEY_ID,
-    agentType: 'test',
-    image: 'armorclaw/agent:v1',
-    hostId: `killed-host-${seq}-${Date.now()}`,
-    ttlMs: 3_600 * SECOND,
-    secretsDeadlineMs: 1 * SECOND,
-    healthCheckIntervalMs: 1 * SECOND,
-    network: 'none',
-    hostGraceMs: GRACE_MS,
-  };
+  const input = runInput('killed-host');
   // The host's worker in a process of its own: its secrets-file removal never finishes.
   const child = spawn(
     process.execPath,
@@ -205,21 +207,11 @@ test("a host killed with -9 in the middle of removing the secrets file: the run 
       expect(lines).toContain(what);
     }, 60_000);
   const fake = new FakeContainerHost();
-  const shared = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue: SHARED_TASK_QUEUE,
-    workflowBundle,
-    activities: fake.sharedActivities,
-  });
+  const shared = await sharedWorker(fake);
   try {
     await shared.runUntil(async () => {
       await saw('{"ready":true}');
-      const handle = await env.client.workflow.start(containerRunWorkflow, {
-        taskQueue: SHARED_TASK_QUEUE,
-        workflowId: containerWorkflowId(input.containerName),
-        args: [input],
-      });
-      await handle.executeUpdate(waitActiveUpdate);
+      const handle = await startActiveRun(input);
       await saw('{"started":"removeSecretsFile"}');
       child.kill('SIGKILL');
       const killedAt = Date.now();
