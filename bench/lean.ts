@@ -17,11 +17,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NPM_START, spawnBridge } from '../test/support/bridge-process';
+import { buildDist, NPM_START, spawnBridge } from '../test/support/bridge-process';
 import { call } from '../test/support/socket-clients';
 import { startSynapse } from '../test/support/synapse';
 import { PROJECT_ROOT } from './lib/child';
-import { ensureBuilt } from './lib/build';
 import { onCleanup } from './lib/cleanup';
 import { machineInfo } from './lib/machine';
 import type { BenchSettings, Suite } from './lib/suite';
@@ -263,7 +262,7 @@ export const lean: Suite = {
     stops.push(onCleanup(() => rmSync(dir, { recursive: true, force: true })));
     try {
       console.log('building dist/ (quick when current)...');
-      ensureBuilt();
+      buildDist();
 
       console.log('starting Synapse...');
       const syn = await startSynapse();

@@ -20,6 +20,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { emptyAudioPeerStats, type AudioPeerStats } from '../media/peer';
 import {
+  buildDist,
   NPM_START,
   removeDir,
   spawnBridge,
@@ -35,7 +36,6 @@ import {
   type BridgeSlot,
   type MatrixWorld,
 } from '../test/support/matrix-scenario';
-import { ensureBuilt } from './lib/build';
 import { summariseProfile } from './lib/cpu-profile';
 import { forkHelper, PROJECT_ROOT, stopChild } from './lib/child';
 import { onCleanup } from './lib/cleanup';
@@ -250,7 +250,7 @@ export const voice: Suite = {
       console.log('starting the bridge (embedded Temporal, Matrix login, Docker)...');
       // As `npm start` runs it (compiled), with the profile probe preloaded: it names the
       // bridge's pid (npm and sh sit between) and profiles its main thread on request.
-      ensureBuilt();
+      buildDist();
       const profileFile = path.join(slot.dir, 'bridge.cpuprofile');
       const bridge: BridgeProcess = await spawnBridge({
         dir: slot.dir,

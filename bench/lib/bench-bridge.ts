@@ -6,8 +6,12 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NPM_START, spawnBridge, type BridgeProcess } from '../../test/support/bridge-process';
-import { ensureBuilt } from './build';
+import {
+  buildDist,
+  NPM_START,
+  spawnBridge,
+  type BridgeProcess,
+} from '../../test/support/bridge-process';
 import { removeContainers } from './burst';
 import { onCleanup } from './cleanup';
 
@@ -46,7 +50,7 @@ export async function startBenchBridge(
   space: BenchSpace,
   env: NodeJS.ProcessEnv,
 ): Promise<BridgeProcess> {
-  ensureBuilt();
+  buildDist();
   mkdirSync(path.join(space.dir, 'bridge'));
   const secrets = path.join(space.secretsRoot, 'bridge');
   mkdirSync(secrets, { mode: 0o700 });

@@ -3,14 +3,13 @@
  * settings, and what an idle bridge has loaded. Neither the build tools nor what waits for its
  * first use: Matrix's SDK without a homeserver, call media before a call, Docker's SSH transport.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  buildDist,
   NPM_START,
   PROJECT_ROOT,
-  TSX_ARGS,
   spawnBridge,
   type BridgeProcess,
 } from '../support/bridge-process';
@@ -33,13 +32,7 @@ let pid: number;
 let report: ProbeReport;
 
 beforeAll(async () => {
-  // What setup does; quick when dist/ is current.
-  const build = spawnSync(
-    process.execPath,
-    [...TSX_ARGS, path.join(PROJECT_ROOT, 'scripts', 'build.ts')],
-    { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 240_000 },
-  );
-  if (build.status !== 0) throw new Error(`the build failed:\n${build.stderr}`);
+  buildDist();
   dir = mkdtempSync(path.join(os.tmpdir(), 'armorclaw-compiled-'));
   const probeFile = path.join(dir, 'modules.json');
   bridge = await spawnBridge({

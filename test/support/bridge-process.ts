@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -52,6 +52,16 @@ export interface SpawnOptions {
 
 /** `npm start` as users run it: the compiled bridge in dist/ with its memory settings. */
 export const NPM_START = ['npm', 'start', '--silent', '--prefix', PROJECT_ROOT];
+
+/** Builds dist/ as setup does (quick when it is current), for what runs `npm start` or its bundle. */
+export function buildDist(): void {
+  const build = spawnSync(
+    process.execPath,
+    [...TSX_ARGS, path.join(PROJECT_ROOT, 'scripts', 'build.ts')],
+    { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 300_000 },
+  );
+  if (build.status !== 0) throw new Error(`the build failed:\n${build.stderr}`);
+}
 
 /**
  * Runs the real bridge as a child process with its state, socket and ports private to the test:

@@ -3,11 +3,10 @@
  * tests and `npm run dev` run it), and the minified file in dist/ that `npm start` loads
  * (scripts/build.ts; built here if it is not current, quick when it is).
  */
-import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import type { WorkflowBundle, WorkflowBundlePath } from '@temporalio/worker';
 import { WORKFLOW_BUNDLE_FILE, workflowBundle } from '../../worker/workers';
-import { PROJECT_ROOT, TSX_ARGS } from './bridge-process';
+import { buildDist, PROJECT_ROOT } from './bridge-process';
 
 export type BundleKind = 'source' | 'built';
 export const BUNDLE_KINDS: BundleKind[] = ['source', 'built'];
@@ -18,12 +17,7 @@ let built = false;
 /** Builds dist/ once per test file (what setup does). */
 export function ensureBuilt(): void {
   if (built) return;
-  const build = spawnSync(
-    process.execPath,
-    [...TSX_ARGS, path.join(PROJECT_ROOT, 'scripts', 'build.ts')],
-    { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 200_000 },
-  );
-  if (build.status !== 0) throw new Error(`the build failed:\n${build.stderr}`);
+  buildDist();
   built = true;
 }
 
