@@ -4,9 +4,9 @@
  * the process allocates and frees with malloc (start-up, the Temporal core, V8's compiler,
  * SQLite, Matrix's syncs) stays in malloc's arenas in pieces too fragmented for free() to
  * return: measured at about 20–40 MB of an idle bridge's RSS after start, and bursts of 10–16 MB
- * minutes later (docs/benchmarks/lean.md). `malloc_trim(0)` returns all of it; Node cannot call it, so setup
- * builds a one-function native module (native/malloc-trim.c → .tools/malloc-trim.node). Without
- * it (no C compiler, or not glibc) the bridge runs as before.
+ * minutes later (docs/benchmarks/lean.md). `malloc_trim(0)` returns all of it; Node cannot call
+ * it, so setup builds a one-function native module (native/malloc-trim.c →
+ * .tools/malloc-trim.node). Without it (no C compiler, or not glibc) the bridge runs as before.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
