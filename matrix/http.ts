@@ -1,9 +1,14 @@
 /**
- * The bridge's HTTP client of the Matrix client-server API: fetch, the access token, JSON, a
- * local timeout and the homeserver's error answers. All the bridge asks of a homeserver is a
+ * The bridge's HTTP client of the Matrix client-server API: the access token, JSON, a local
+ * timeout, redirects and the homeserver's error answers. All the bridge asks of a homeserver is a
  * handful of requests (login, /sync, send, join, room state, the E2EE key requests), so it does
- * not carry a client SDK for them (matrix-js-sdk held about 30 MB for as long as it ran).
+ * not carry a client SDK for them (matrix-js-sdk held about 30 MB for as long as it ran), nor
+ * `fetch`: Node's fetch loads its own HTTP stack (undici and web streams) beside the one the
+ * bridge already runs for its gateway and signaling, a few MB held for the life of the process.
+ * Requests go through Node's http/https with their default keep-alive agents.
  */
+import http from 'node:http';
+import https from 'node:https';
 
 export type HttpMethod = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
@@ -20,6 +25,8 @@ export interface RequestOpts {
 
 const DEFAULT_PREFIX = '/_matrix/client/v3';
 const DEFAULT_TIMEOUT_MS = 60_000;
+/** Redirects followed before a request gives up (fetch follows 20; a homeserver needs few). */
+const MAX_REDIRECTS = 5;
 
 /** A definite answer from the homeserver: its HTTP status and Matrix error code. */
 export class MatrixHttpError extends Error {
@@ -83,17 +90,17 @@ export class MatrixHttp {
     if (json) headers.Accept ??= 'application/json';
     const timeout = AbortSignal.timeout(opts.localTimeoutMs ?? DEFAULT_TIMEOUT_MS);
     const signal = opts.abortSignal ? AbortSignal.any([timeout, opts.abortSignal]) : timeout;
-    let res: Response;
+    let res: { status: number; text: string };
     try {
-      res = await fetch(url, { method, headers, body: payload, signal, redirect: 'follow' });
+      res = await send(url, { method, headers, body: payload, signal });
     } catch (err) {
       // The caller's own abort stays an abort; a timeout or a network failure is a connection error.
       if (opts.abortSignal?.aborted) throw err;
       const why = timeout.aborted ? 'no answer in time' : (err as Error).message;
       throw new MatrixConnectionError(`${method} ${url.pathname}: ${why}`, { cause: err });
     }
-    const text = await res.text();
-    if (!res.ok) {
+    const { text } = res;
+    if (res.status < 200 || res.status > 299) {
       let data: Record<string, unknown> = {};
       try {
         const parsed: unknown = JSON.parse(text);
@@ -115,4 +122,62 @@ export class MatrixHttp {
     const path = `/rooms/${encodeURIComponent(roomId)}/state/${encodeURIComponent(type)}/${encodeURIComponent(stateKey)}`;
     return this.authedRequest('GET', path);
   }
+}
+
+interface Outgoing {
+  method: string;
+  headers: Record<string, string>;
+  body?: string;
+  signal: AbortSignal;
+}
+
+/**
+ * One request and its whole answer as text, following redirects as fetch does: 307 and 308
+ * repeat the request, the others become a GET without a body, and the token is not carried to
+ * another origin.
+ */
+async function send(url: URL, req: Outgoing): Promise<{ status: number; text: string }> {
+  for (let redirects = 0; ; redirects++) {
+    const res = await once(url, req);
+    const location = res.location;
+    if (res.status < 300 || res.status > 399 || res.status === 304 || !location) return res;
+    if (redirects === MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
+    const next = new URL(location, url);
+    if (next.protocol !== 'http:' && next.protocol !== 'https:')
+      throw new Error(`redirected to ${next.protocol}`);
+    const headers = { ...req.headers };
+    if (next.origin !== url.origin) delete headers.Authorization;
+    if (res.status === 307 || res.status === 308) req = { ...req, headers };
+    else {
+      delete headers['Content-Type'];
+      req = { method: req.method === 'HEAD' ? 'HEAD' : 'GET', headers, signal: req.signal };
+    }
+    url = next;
+  }
+}
+
+function once(
+  url: URL,
+  req: Outgoing,
+): Promise<{ status: number; text: string; location?: string }> {
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const headers = { ...req.headers };
+    if (req.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(req.body));
+    const request = transport.request(url, { method: req.method, headers, signal: req.signal });
+    request.on('error', reject);
+    request.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          text: Buffer.concat(chunks).toString('utf8'),
+          location: res.headers.location,
+        }),
+      );
+    });
+    request.end(req.body);
+  });
 }

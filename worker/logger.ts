@@ -6,7 +6,6 @@
  */
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
 import type { LogFormat } from '../config/settings';
 import type { LeakGuard } from '../services/leak-guard';
 
@@ -117,6 +116,8 @@ export function createLogger(options: LoggerOptions): Logger {
 }
 
 function prettyStream(out: pino.DestinationStream & { isTTY?: boolean }): pino.DestinationStream {
+  // Loaded only for readable lines: a bridge logging JSON does not carry it.
+  const pretty = require('pino-pretty') as typeof import('pino-pretty');
   return pretty({
     destination: out,
     // Colours only where a terminal shows them (a forced `pretty` into a pipe stays plain).

@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { MALLOC_TRIM_MODULE, startMallocTrim } from '../../worker/malloc-trim';
+import { fullGc, MALLOC_TRIM_MODULE, startMallocTrim } from '../../worker/malloc-trim';
 
 /** Allocates 150 MB in 100 KB buffers, keeps one in eight, frees the rest; RSS before and after the trim. */
 const CHILD = `
@@ -59,6 +59,7 @@ describe('startMallocTrim', () => {
       rss = Math.min(rss, 150 * MB);
       return released;
     });
+    const collect = jest.fn();
     const debug = jest.fn();
     const log = { debug, warn: jest.fn() } as unknown as Parameters<
       typeof startMallocTrim
@@ -66,6 +67,7 @@ describe('startMallocTrim', () => {
     const schedule = startMallocTrim({
       log,
       binding: { trim },
+      collect,
       firstMs: 1000,
       checkMs: 5000,
       growthBytes: 4 * MB,
@@ -102,5 +104,44 @@ describe('startMallocTrim', () => {
     schedule.stop();
     jest.advanceTimersByTime(60_000);
     expect(trim).toHaveBeenCalledTimes(3);
+    // Each trim came right after a full collection.
+    expect(collect).toHaveBeenCalledTimes(3);
+    for (let i = 0; i < 3; i++) {
+      expect(collect.mock.invocationCallOrder[i]).toBeLessThan(trim.mock.invocationCallOrder[i]!);
+    }
+  });
+
+  it('still collects without the native module', () => {
+    const collect = jest.fn();
+    const log = { debug: jest.fn(), warn: jest.fn() } as unknown as Parameters<
+      typeof startMallocTrim
+    >[0]['log'];
+    const schedule = startMallocTrim({
+      log,
+      binding: undefined,
+      collect,
+      firstMs: 1000,
+      resident: () => 100,
+    });
+    // `binding: undefined` asks for the module setup builds; none is loaded here.
+    jest.advanceTimersByTime(1000);
+    expect(collect).toHaveBeenCalledTimes(1);
+    schedule.stop();
+  });
+});
+
+describe('fullGc', () => {
+  it('collects what nothing refers to any more, without a global gc left behind', async () => {
+    const gc = fullGc();
+    let garbage: object | undefined = { big: new Array(1000).fill('x') };
+    const ref = new WeakRef(garbage);
+    garbage = undefined;
+    // A WeakRef's target is kept until the end of the job that made or last read it.
+    expect(ref.deref()).toBeDefined();
+    await new Promise((r) => setImmediate(r));
+    gc();
+    expect(ref.deref()).toBeUndefined();
+    expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
+    expect(require('node:vm').runInNewContext('typeof gc')).toBe('undefined');
   });
 });

@@ -128,6 +128,69 @@ describe('MatrixHttp: the bridge’s client of the client-server API', () => {
     expect((err as Error).name).toBe('AbortError');
   });
 
+  test('307/308 repeat the request at the new place; 301–303 become a GET without a body', async () => {
+    const client = new MatrixHttp(base, 't');
+    answer = (req, res) => {
+      if (req.url!.startsWith('/_matrix/client/v3/old')) {
+        const code = Number(new URL(req.url!, base).searchParams.get('code'));
+        res.writeHead(code, { Location: '/moved' });
+        return res.end();
+      }
+      json(200, { at: req.url })(req, res);
+    };
+    for (const [code, method, body] of [
+      [307, 'PUT', '{"a":1}'],
+      [308, 'PUT', '{"a":1}'],
+      [301, 'GET', ''],
+      [302, 'GET', ''],
+      [303, 'GET', ''],
+    ] as const) {
+      seen.length = 0;
+      const res = await client.authedRequest('PUT', '/old', { code: String(code) }, { a: 1 });
+      expect(res).toEqual({ at: '/moved' });
+      expect(seen.map((r) => r.url)).toEqual([`/_matrix/client/v3/old?code=${code}`, '/moved']);
+      expect(seen[1]).toMatchObject({ method, body, auth: 'Bearer t' });
+    }
+  });
+
+  test('a redirect to another origin does not carry the token; a loop of redirects gives up', async () => {
+    const other = http.createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ auth: req.headers.authorization ?? null }));
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    try {
+      const port = (other.address() as AddressInfo).port;
+      answer = (_, res) => {
+        res.writeHead(302, { Location: `http://localhost:${port}/elsewhere` });
+        res.end();
+      };
+      expect(await new MatrixHttp(base, 't').authedRequest('GET', '/x')).toEqual({ auth: null });
+    } finally {
+      other.closeAllConnections();
+      await new Promise<void>((r) => other.close(() => r()));
+    }
+    answer = (_, res) => {
+      res.writeHead(307, { Location: '/again' });
+      res.end();
+    };
+    const loop = await new MatrixHttp(base, 't').authedRequest('GET', '/x').catch((e) => e);
+    expect(loop).toBeInstanceOf(MatrixConnectionError);
+    expect((loop as Error).message).toMatch(/more than 5 redirects/);
+  });
+
+  test('an answer whose UTF-8 is split across chunks arrives whole', async () => {
+    const bytes = Buffer.from(JSON.stringify({ body: 'héllo wörld ✓ 🐙' }));
+    answer = (_, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      for (const b of bytes) res.write(Buffer.from([b]));
+      res.end();
+    };
+    expect(await new MatrixHttp(base, 't').authedRequest('GET', '/x')).toEqual({
+      body: 'héllo wörld ✓ 🐙',
+    });
+  });
+
   test('getStateEvent reads one state event by type and key', async () => {
     answer = json(200, { join_rule: 'invite' });
     const ev = await new MatrixHttp(base, 't').getStateEvent('!r:x', 'm.room.join_rules', '');
