@@ -57,8 +57,10 @@ export interface TrimSchedule {
 /**
  * Collects and trims `firstMs` after the call; then, every `checkMs`, once the resident set has
  * grown by `growthBytes` since the last trim (a trim that finds little free moves that mark up,
- * so a process that grows by use is not trimmed in vain every time). Logs what each returned.
- * Without the native module it still collects.
+ * so a process that grows by use is not trimmed in vain every time) and the process is at rest:
+ * it used less than `busyShare` of a core (all its threads) since the last check. Under load the
+ * memory freed is soon taken again, and a full collection would only cost the calls and runs
+ * in progress their time. Logs what each returned. Without the native module it still collects.
  */
 export function startMallocTrim(opts: {
   log: Logger;
@@ -68,7 +70,11 @@ export function startMallocTrim(opts: {
   firstMs?: number;
   checkMs?: number;
   growthBytes?: number;
+  /** At most this share of one core used since the last check counts as at rest (0.1). */
+  busyShare?: number;
   resident?: () => number;
+  /** CPU time the process has used so far, in microseconds (all threads). */
+  cpuMicros?: () => number;
 }): TrimSchedule {
   let binding: MallocTrim | undefined;
   try {
@@ -80,6 +86,13 @@ export function startMallocTrim(opts: {
   const collect = opts.collect ?? fullGc();
   const resident = opts.resident ?? residentBytes;
   const growth = opts.growthBytes ?? 4 * 2 ** 20;
+  const checkMs = opts.checkMs ?? 10_000;
+  const cpuMicros =
+    opts.cpuMicros ??
+    (() => {
+      const used = process.cpuUsage();
+      return used.user + used.system;
+    });
   let mark = 0;
   const run = () => {
     const before = resident();
@@ -98,9 +111,13 @@ export function startMallocTrim(opts: {
   let every: NodeJS.Timeout | undefined;
   const first = setTimeout(() => {
     run();
+    let cpuMark = cpuMicros();
     every = setInterval(() => {
-      if (resident() - mark >= growth) run();
-    }, opts.checkMs ?? 10_000);
+      const used = cpuMicros();
+      const busy = (used - cpuMark) / (checkMs * 1000);
+      cpuMark = used;
+      if (busy < (opts.busyShare ?? 0.1) && resident() - mark >= growth) run();
+    }, checkMs);
     every.unref();
   }, opts.firstMs ?? 15_000);
   first.unref();

@@ -72,6 +72,7 @@ describe('startMallocTrim', () => {
       checkMs: 5000,
       growthBytes: 4 * MB,
       resident: () => rss,
+      cpuMicros: () => 0,
     });
     jest.advanceTimersByTime(999);
     expect(trim).not.toHaveBeenCalled();
@@ -109,6 +110,43 @@ describe('startMallocTrim', () => {
     for (let i = 0; i < 3; i++) {
       expect(collect.mock.invocationCallOrder[i]).toBeLessThan(trim.mock.invocationCallOrder[i]!);
     }
+  });
+
+  it('leaves a busy process alone until it is at rest again', () => {
+    const MB = 2 ** 20;
+    let rss = 200 * MB;
+    let cpu = 0;
+    const trim = jest.fn(() => {
+      rss = 150 * MB;
+      return true;
+    });
+    const log = { debug: jest.fn(), warn: jest.fn() } as unknown as Parameters<
+      typeof startMallocTrim
+    >[0]['log'];
+    const schedule = startMallocTrim({
+      log,
+      binding: { trim },
+      collect: jest.fn(),
+      firstMs: 1000,
+      checkMs: 10_000,
+      growthBytes: 4 * MB,
+      resident: () => rss,
+      cpuMicros: () => cpu,
+    });
+    jest.advanceTimersByTime(1000);
+    expect(trim).toHaveBeenCalledTimes(1);
+    // Grown, but half a core busy over each check: no trim.
+    rss += 20 * MB;
+    for (let i = 0; i < 3; i++) {
+      cpu += 5_000_000;
+      jest.advanceTimersByTime(10_000);
+    }
+    expect(trim).toHaveBeenCalledTimes(1);
+    // Just under a tenth of a core: at rest, trimmed.
+    cpu += 999_000;
+    jest.advanceTimersByTime(10_000);
+    expect(trim).toHaveBeenCalledTimes(2);
+    schedule.stop();
   });
 
   it('still collects without the native module', () => {
