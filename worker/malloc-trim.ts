@@ -1,14 +1,14 @@
 /**
  * Gives the memory the main thread holds free back to the kernel, once start-up has settled and
- * then whenever the process has grown by a few MB since the last time (checked every 10 s): a
- * full garbage collection first (at rest V8 collects rarely and keeps the pages its last
- * allocations grew into, 3–5 MB of an idle bridge with Matrix), then glibc's trim. What
+ * then whenever the process has grown by a few MB since the last time and is at rest (checked
+ * every 10 s): a full garbage collection first (at rest V8 collects rarely and keeps the pages
+ * its last allocations grew into, 3–5 MB of an idle bridge with Matrix), then glibc's trim. What
  * the process allocates and frees with malloc (start-up, the Temporal core, V8's compiler,
  * SQLite, Matrix's syncs) stays in malloc's arenas in pieces too fragmented for free() to
  * return: measured at about 20–40 MB of an idle bridge's RSS after start, and bursts of 10–16 MB
  * minutes later (docs/benchmarks/lean.md). `malloc_trim(0)` returns all of it; Node cannot call
  * it, so setup builds a one-function native module (native/malloc-trim.c →
- * .tools/malloc-trim.node). Without it (no C compiler, or not glibc) the bridge runs as before.
+ * .tools/malloc-trim.node). Without it (no C compiler, or not glibc) the bridge only collects.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -70,7 +70,7 @@ export function startMallocTrim(opts: {
   firstMs?: number;
   checkMs?: number;
   growthBytes?: number;
-  /** At most this share of one core used since the last check counts as at rest (0.1). */
+  /** Less than this share of one core used since the last check counts as at rest (0.1). */
   busyShare?: number;
   resident?: () => number;
   /** CPU time the process has used so far, in microseconds (all threads). */
