@@ -1,6 +1,6 @@
 /**
  * Gives the memory the main thread holds free back to the kernel, once start-up has settled and
- * then whenever the process has grown by a few MB since the last time and is at rest (checked
+ * then whenever the process has grown by a megabyte since the last time and is at rest (checked
  * every 10 s): a full garbage collection first (at rest V8 collects rarely and keeps the pages
  * its last allocations grew into, 3–5 MB of an idle bridge with Matrix), then glibc's trim. What
  * the process allocates and frees with malloc (start-up, the Temporal core, V8's compiler,
@@ -9,6 +9,10 @@
  * minutes later (docs/benchmarks/lean.md). `malloc_trim(0)` returns all of it; Node cannot call
  * it, so setup builds a one-function native module (native/malloc-trim.c →
  * .tools/malloc-trim.node). Without it (no C compiler, or not glibc) the bridge only collects.
+ * The mark is a megabyte because each Matrix sync at rest allocates and frees a few (the
+ * request, the crypto, a workflow task): with 4 MB an idle bridge with Matrix sat about 4 MB
+ * above its trimmed size between trims. A collection and trim of an idle bridge takes tens of
+ * milliseconds of the main thread, at most every 10 s and never under load.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -85,7 +89,7 @@ export function startMallocTrim(opts: {
   const trim = binding?.trim ?? (() => false);
   const collect = opts.collect ?? fullGc();
   const resident = opts.resident ?? residentBytes;
-  const growth = opts.growthBytes ?? 4 * 2 ** 20;
+  const growth = opts.growthBytes ?? 2 ** 20;
   const checkMs = opts.checkMs ?? 10_000;
   const cpuMicros =
     opts.cpuMicros ??
@@ -96,12 +100,14 @@ export function startMallocTrim(opts: {
   let mark = 0;
   const run = () => {
     const before = resident();
+    const t0 = performance.now();
     collect();
     const released = trim();
     mark = resident();
     opts.log.debug(
       {
         released,
+        ms: Math.round(performance.now() - t0),
         rssMb: Math.round(mark / 2 ** 20),
         freedMb: Math.round((before - mark) / 2 ** 20),
       },

@@ -79,7 +79,7 @@ describe('startMallocTrim', () => {
     jest.advanceTimersByTime(1);
     expect(trim).toHaveBeenCalledTimes(1);
     expect(debug).toHaveBeenCalledWith(
-      { released: true, rssMb: 150, freedMb: 50 },
+      { released: true, ms: expect.any(Number), rssMb: 150, freedMb: 50 },
       'malloc trimmed',
     );
     // Grown by less than the mark: no trim.
@@ -91,7 +91,7 @@ describe('startMallocTrim', () => {
     jest.advanceTimersByTime(5000);
     expect(trim).toHaveBeenCalledTimes(2);
     expect(debug).toHaveBeenLastCalledWith(
-      { released: true, rssMb: 150, freedMb: 4 },
+      { released: true, ms: expect.any(Number), rssMb: 150, freedMb: 4 },
       'malloc trimmed',
     );
     // Growth the trim cannot return (memory in use) moves the mark: no trim in vain each check.
@@ -145,6 +145,34 @@ describe('startMallocTrim', () => {
     // Just under a tenth of a core: at rest, trimmed.
     cpu += 999_000;
     jest.advanceTimersByTime(10_000);
+    expect(trim).toHaveBeenCalledTimes(2);
+    schedule.stop();
+  });
+
+  it('by default trims at rest after a megabyte of growth, checked every 10 s', () => {
+    const MB = 2 ** 20;
+    let rss = 150 * MB;
+    const trim = jest.fn(() => true);
+    const log = { debug: jest.fn(), warn: jest.fn() } as unknown as Parameters<
+      typeof startMallocTrim
+    >[0]['log'];
+    const schedule = startMallocTrim({
+      log,
+      binding: { trim },
+      collect: jest.fn(),
+      firstMs: 1000,
+      resident: () => rss,
+      cpuMicros: () => 0,
+    });
+    jest.advanceTimersByTime(1000);
+    expect(trim).toHaveBeenCalledTimes(1);
+    rss += MB - 1;
+    jest.advanceTimersByTime(10_000);
+    expect(trim).toHaveBeenCalledTimes(1);
+    rss += 1;
+    jest.advanceTimersByTime(9_999);
+    expect(trim).toHaveBeenCalledTimes(1);
+    jest.advanceTimersByTime(1);
     expect(trim).toHaveBeenCalledTimes(2);
     schedule.stop();
   });
