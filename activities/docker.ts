@@ -9,6 +9,12 @@ import type {
 } from './container-types';
 import { secretsDirFor } from './secrets';
 
+/**
+ * A teardown step taking longer than this is logged while it waits (Docker's stop gives the
+ * agent 5 s before it kills; the whole attempt may take 60 s).
+ */
+const SLOW_TEARDOWN_STEP_MS = 15_000;
+
 export interface ContainerPolicy {
   network: string;
   memoryBytes: number;
@@ -246,10 +252,28 @@ export function createDockerActivities(deps: DockerActivitiesDeps) {
   }
 
   async function teardownContainer(args: { containerName: string }): Promise<void> {
+    const { containerName } = args;
+    // Each step's time goes in the log line; one that takes long is told at once, so a
+    // teardown that never finishes (the attempt times out) still says where it waits.
+    const ms: Record<string, number> = {};
+    const step = async (name: string, fn: () => Promise<unknown>): Promise<void> => {
+      const t0 = Date.now();
+      const slow = setTimeout(
+        () => log.warn({ containerName, step: name }, 'teardown step slow'),
+        SLOW_TEARDOWN_STEP_MS,
+      );
+      try {
+        await fn();
+      } finally {
+        clearTimeout(slow);
+        ms[name] = Date.now() - t0;
+      }
+    };
     // The model first: an ending run spends nothing more, even in its stop grace period.
-    await deps.providers.close(args.containerName);
-    const info = await inspectByName(args.containerName);
-    if (info) {
+    await step('providers', () => deps.providers.close(containerName));
+    await step('container', async () => {
+      const info = await inspectByName(containerName);
+      if (!info) return;
       const c = docker.getContainer(info.Id);
       if (info.State.Running) {
         await c.stop({ t: 5 }).catch((err) => {
@@ -259,10 +283,10 @@ export function createDockerActivities(deps: DockerActivitiesDeps) {
       await c.remove({ force: true, v: true }).catch((err) => {
         if (statusCode(err) !== 404) throw err;
       });
-    }
-    await deps.removeSecretsFile({ containerName: args.containerName });
-    await sockets.close(args.containerName);
-    log.info({ containerName: args.containerName }, 'container torn down');
+    });
+    await step('secrets', () => deps.removeSecretsFile({ containerName }));
+    await step('sockets', () => sockets.close(containerName));
+    log.info({ containerName, ms }, 'container torn down');
   }
 
   return { openEndpoints, startContainer, inspectContainer, teardownContainer };

@@ -796,6 +796,11 @@ describe('container runs: a storm of 50 starts', () => {
 
     const left = await docker(['ps', '-a', '--format', '{{.Names}}']);
     const leftNames = left.stdout.split('\n').filter((n) => h.names.has(n));
+    if (leftNames.length > 0) {
+      // What the bridge said about them: which teardown step they wait in.
+      const said = bridgeLogLines(h).filter((l) => leftNames.includes(l.containerName));
+      console.log(`left after stop:\n${said.map((l) => JSON.stringify(l)).join('\n')}`);
+    }
     expect(leftNames).toEqual([]);
     const after = await statusListing(h, (r) => r.containers === 0);
     expect(after.containers).toBe(0);
