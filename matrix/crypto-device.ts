@@ -11,6 +11,7 @@ import type { IncomingEvent } from '../services/matrix-store';
 import type { CryptoSyncResponse, HttpApi } from './crypto-rooms';
 import type { HttpMethod, RequestOpts } from './http';
 import { CryptoStoreFile, deriveStoreKeys, installIndexedDb } from './crypto-store';
+import { initCryptoWasm } from './crypto-wasm';
 
 const MEGOLM = 'm.megolm.v1.aes-sha2';
 
@@ -52,7 +53,7 @@ export class DeviceCrypto {
     report: (problem: string, detail: string) => void;
   }): Promise<{ crypto: DeviceCrypto; identity: 'restored' | 'new' | 'replaced' }> {
     installIndexedDb();
-    await Rust.initAsync();
+    await initCryptoWasm();
     const { storeKey, fileKey } = deriveStoreKeys(opts.secret);
     const prefix = `armorclaw-${createHash('sha256')
       .update(`${opts.userId}|${opts.deviceId}`)
