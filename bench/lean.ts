@@ -443,7 +443,7 @@ The largest mappings of the process (resident MB):
 | --- | ---: |
 ${b.mappings.map(([m, bytes]) => `| \`${m}\` | ${f1(mb(bytes))} |`).join('\n')}
 
-File-backed pages (the node binary, the Temporal core's native library) are shared with every other process that maps them and are dropped first under memory pressure. The anonymous part is the heaps: the main thread's V8 heap, the workflow thread's (the Temporal worker runs workflow code in a worker thread with its own isolate and the workflow bundle loaded), the C allocator's (the Rust core, V8's compiler, SQLite, Node itself), and WebAssembly (the end-to-end encryption's crypto module: its 5.4 MB of code is kept and compiled). No other thread runs at rest: media threads start with calls, the audit log's writer thread with the HTTP gateway.
+File-backed pages (the node binary, the Temporal core's native library) are shared with every other process that maps them and are dropped first under memory pressure. The anonymous part is the heaps: the main thread's V8 heap, the workflow thread's (the Temporal worker runs workflow code in a worker thread with its own isolate and the workflow bundle loaded), the C allocator's (the Rust core, V8's compiler, SQLite, Node itself), and WebAssembly (the end-to-end encryption's crypto module: its 5.4 MB of code is kept and compiled). No other JavaScript thread runs at rest: media threads start with calls and end with them; the gateway's audit writer thread starts with its first request and ends a minute after its last (it ran from start-up before, about 8 MB at rest: services/audit-log-thread.ts).
 ${
   after.trimmed_rss_mb
     ? `

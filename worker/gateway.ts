@@ -135,7 +135,8 @@ export async function startGateway(parts: GatewayParts): Promise<RunningGateway 
   const methods = new GatewayMethods();
   registerGatewayMethods(methods, parts);
   const gatewayLog: Logger = log.child({ component: 'gateway' });
-  // One entry per request: written from a worker thread, off the requests' event loop.
+  // One entry per request: written from a worker thread, off the requests' event loop; the
+  // thread runs only while requests come.
   const auditThread = new AuditLogThread(auditLogPath(config.stateDir), (message, entries) =>
     gatewayLog.warn({ err: message, entries }, 'gateway audit write failed'),
   );

@@ -55,4 +55,33 @@ describe('AuditLogThread', () => {
     expect(log.list({ limit: 10 }).map((e) => e.event_type)).toEqual(['fine']);
     log.close();
   });
+
+  it('runs a thread only while there is writing: none before the first batch, none after idling', async () => {
+    const dbPath = path.join(dir, 'audit.db');
+    const errors: string[] = [];
+    const thread = new AuditLogThread(dbPath, (message) => errors.push(message), 300);
+    expect(thread.running).toBe(false);
+    thread.appendMany([{ event_type: 'first', details: { n: 1 } }]);
+    thread.appendMany([{ event_type: 'first', details: { n: 2 } }]);
+    await until(() => thread.running);
+    await until(() => !thread.running);
+    // Handed over while the idle thread may still be ending: written after it, in order.
+    for (let n = 3; n <= 6; n++) thread.appendMany([{ event_type: 'later', details: { n } }]);
+    await thread.close();
+    expect(thread.running).toBe(false);
+    thread.appendMany([{ event_type: 'after close', details: {} }]);
+    expect(errors).toEqual(['the audit log writer is closed']);
+
+    const log = AuditLog.open({ path: dbPath });
+    const entries = log.list({ limit: 10 }).sort((a, b) => a.seq - b.seq);
+    expect(entries.map((e) => (e.details as { n: number }).n)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(log.verify()).toMatchObject({ ok: true });
+    log.close();
+  });
 });
+
+async function until(check: () => boolean): Promise<void> {
+  for (const t0 = Date.now(); !check(); await new Promise((r) => setTimeout(r, 10))) {
+    if (Date.now() - t0 > 10_000) throw new Error('timed out');
+  }
+}
