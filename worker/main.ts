@@ -308,6 +308,7 @@ export async function start(
     await startMatrix(config, matrix, temporal, log);
     const replica = new MatrixReplica({
       client: temporal.client,
+      hostId: config.hostId,
       matrix,
       store: matrixStore,
       inbox,
