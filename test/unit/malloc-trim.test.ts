@@ -46,6 +46,10 @@ describe('malloc_trim module', () => {
   });
 });
 
+/** A logger for startMallocTrim whose calls the test can read (`debug` and `warn` mocks). */
+const stubLog = (debug = jest.fn()) =>
+  ({ debug, warn: jest.fn() }) as unknown as Parameters<typeof startMallocTrim>[0]['log'];
+
 describe('startMallocTrim', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
@@ -61,9 +65,7 @@ describe('startMallocTrim', () => {
     });
     const collect = jest.fn();
     const debug = jest.fn();
-    const log = { debug, warn: jest.fn() } as unknown as Parameters<
-      typeof startMallocTrim
-    >[0]['log'];
+    const log = stubLog(debug);
     const schedule = startMallocTrim({
       log,
       binding: { trim },
@@ -120,9 +122,7 @@ describe('startMallocTrim', () => {
       rss = 150 * MB;
       return true;
     });
-    const log = { debug: jest.fn(), warn: jest.fn() } as unknown as Parameters<
-      typeof startMallocTrim
-    >[0]['log'];
+    const log = stubLog();
     const schedule = startMallocTrim({
       log,
       binding: { trim },
@@ -153,9 +153,7 @@ describe('startMallocTrim', () => {
     const MB = 2 ** 20;
     let rss = 150 * MB;
     const trim = jest.fn(() => true);
-    const log = { debug: jest.fn(), warn: jest.fn() } as unknown as Parameters<
-      typeof startMallocTrim
-    >[0]['log'];
+    const log = stubLog();
     const schedule = startMallocTrim({
       log,
       binding: { trim },
@@ -179,9 +177,7 @@ describe('startMallocTrim', () => {
 
   it('still collects without the native module', () => {
     const collect = jest.fn();
-    const log = { debug: jest.fn(), warn: jest.fn() } as unknown as Parameters<
-      typeof startMallocTrim
-    >[0]['log'];
+    const log = stubLog();
     const schedule = startMallocTrim({
       log,
       binding: undefined,
